@@ -1,0 +1,201 @@
+"""The data model shared by every stage: source files, migrations, statements, findings.
+
+Everything here is a frozen dataclass so stages can pass values around without copying and
+without one stage mutating what another produced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Severity = Literal["error", "warning", "info"]
+SEVERITIES: tuple[str, ...] = ("info", "warning", "error")
+
+CATEGORIES: tuple[str, ...] = (
+    "locking",
+    "timeout",
+    "idempotency",
+    "destructive",
+    "compatibility",
+    "backfill",
+    "transaction",
+    "security",
+    "syntax",
+    "style",
+)
+
+
+def severity_rank(sev: str) -> int:
+    return SEVERITIES.index(sev)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A region of a source file. Lines and columns are 1-based and count characters."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    start: int = 0  # character offset of the first character in the file text
+    end: int = 0  # character offset one past the last character
+
+
+@dataclass(frozen=True)
+class Section:
+    """A piece of SQL text taken from a file (a whole file, or one dbmate/goose section).
+
+    ``line_offset`` / ``char_offset`` place the section inside the file so spans can be
+    reported against the file the user edits.
+    """
+
+    path: str  # display path, as the user should see it
+    text: str
+    line_offset: int = 0  # number of lines in the file before the section starts
+    char_offset: int = 0  # number of characters in the file before the section starts
+
+
+@dataclass(frozen=True)
+class Down:
+    path: str
+    abspath: str | None
+    section: Section
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One up migration, in apply order, with its paired down migration if any."""
+
+    path: str  # display path (relative to the directory given, or as given)
+    abspath: str | None  # None for stdin
+    layout: str  # plain | prisma | supabase | flyway | golang-migrate | dbmate | goose | stdin | file
+    version: str | None
+    name: str
+    section: Section
+    kind: Literal["versioned", "repeatable"] = "versioned"
+    # Whether the owning tool wraps the file in one transaction when it applies it.
+    in_transaction: bool = False
+    down: Down | None = None
+    # Raw bytes digest of the whole file (what checksum.txt records).
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    """A path that could not be read as a migration. Reported, never raised."""
+
+    path: str
+    message: str
+    line: int = 0
+    column: int = 0
+
+
+@dataclass(frozen=True)
+class DiscoveryResult:
+    migrations: tuple[Migration, ...]
+    problems: tuple[InputProblem, ...] = ()
+    notes: tuple[str, ...] = ()
+    root: str = "."  # the directory paths are relative to
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A mechanical edit: replace ``[start, end)`` of the file text with ``replacement``."""
+
+    description: str
+    start: int
+    end: int
+    replacement: str
+    safe: bool = True
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    rule: str
+    category: str
+    severity: str
+    path: str
+    span: Span
+    message: str
+    help: str = ""
+    statement: str = ""
+    doc: str = ""
+    fix: Fix | None = None
+    recipe: str = ""  # a multi-step safe recipe shown to the user, never applied
+
+    def sort_key(self) -> tuple[Any, ...]:
+        return (self.path, self.span.line, self.span.column, self.code)
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "code": self.code,
+            "rule": self.rule,
+            "category": self.category,
+            "severity": self.severity,
+            "path": self.path,
+            "line": self.span.line,
+            "column": self.span.column,
+            "end_line": self.span.end_line,
+            "end_column": self.span.end_column,
+            "message": self.message,
+            "help": self.help,
+            "statement": self.statement,
+            "doc": self.doc,
+        }
+        if self.fix is not None:
+            d["fix"] = {
+                "description": self.fix.description,
+                "replacement": self.fix.replacement,
+                "safe": self.fix.safe,
+            }
+        if self.recipe:
+            d["recipe"] = self.recipe
+        return d
+
+
+@dataclass(frozen=True)
+class LockPrediction:
+    relation: str  # schema-qualified
+    mode: str  # pg_locks mode name, e.g. AccessExclusiveLock
+
+
+@dataclass(frozen=True)
+class StatementInfo:
+    """What the static model predicts for one statement (the ``statements`` list of lint JSON)."""
+
+    path: str
+    span: Span
+    sql: str
+    kind: str
+    locks: tuple[LockPrediction, ...] = ()
+    rewrites: tuple[str, ...] = ()
+    in_transaction: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "line": self.span.line,
+            "kind": self.kind,
+            "locks": [{"relation": lk.relation, "mode": lk.mode} for lk in self.locks],
+            "rewrites": list(self.rewrites),
+        }
+
+
+@dataclass(frozen=True)
+class LintResult:
+    files: tuple[str, ...]
+    findings: tuple[Finding, ...]
+    statements: tuple[StatementInfo, ...]
+    problems: tuple[InputProblem, ...] = ()
+    notes: tuple[str, ...] = ()
+    migrations: tuple[Migration, ...] = field(default=())
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for f in self.findings if f.severity == "error")
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for f in self.findings if f.severity == "warning")

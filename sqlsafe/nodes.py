@@ -1,0 +1,418 @@
+"""The normalized statement model rules read: small frozen dataclasses, one per kind of action.
+
+A statement normalizes to one or more actions (an ALTER TABLE with three sub-commands gives
+three). Rules never look at pglast nodes; the visitor in ``normalize.py`` builds these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Rel:
+    name: str
+    schema: str | None = None
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema or 'public'}.{self.name}"
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+
+@dataclass(frozen=True)
+class TypeRef:
+    name: str  # canonical PostgreSQL name: int4, int8, varchar, text, numeric, timestamptz ...
+    mods: tuple[int, ...] = ()
+    array: bool = False
+    sql: str = ""
+    schema: str | None = None
+
+    def __str__(self) -> str:
+        return self.sql or self.name
+
+
+@dataclass(frozen=True)
+class Default:
+    sql: str
+    volatile: bool | None  # None: cannot tell (a user function we have not seen)
+    is_null: bool = False
+
+
+@dataclass(frozen=True)
+class ConstraintDef:
+    kind: str  # check | foreign | unique | primary | exclude | notnull
+    name: str | None = None
+    columns: tuple[str, ...] = ()
+    not_valid: bool = False
+    using_index: str | None = None
+    ref_table: Rel | None = None
+    ref_columns: tuple[str, ...] = ()
+    expr_sql: str = ""
+    # For CHECK (col IS NOT NULL): the column it proves non-null.
+    not_null_column: str | None = None
+    on_delete_cascade: bool = False
+
+
+@dataclass(frozen=True)
+class ColumnDef:
+    name: str
+    type: TypeRef | None
+    not_null: bool = False
+    default: Default | None = None
+    generated_stored: bool = False
+    identity: bool = False
+    serial: bool = False
+    primary_key: bool = False
+    unique: bool = False
+    constraints: tuple[ConstraintDef, ...] = ()  # inline REFERENCES / CHECK
+
+
+# ---------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class Action:
+    """Base class; ``kind`` is the class name, used by the rule registry for routing."""
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+
+@dataclass(frozen=True)
+class CreateTable(Action):
+    rel: Rel
+    if_not_exists: bool = False
+    columns: tuple[ColumnDef, ...] = ()
+    constraints: tuple[ConstraintDef, ...] = ()
+    partition_of: Rel | None = None
+    temporary: bool = False
+    unlogged: bool = False
+    as_select: bool = False
+    materialized: bool = False
+
+
+@dataclass(frozen=True)
+class CreateIndex(Action):
+    rel: Rel
+    name: str | None
+    concurrently: bool = False
+    unique: bool = False
+    if_not_exists: bool = False
+    columns: tuple[str, ...] = ()
+    partial: bool = False
+    only: bool = False
+
+
+@dataclass(frozen=True)
+class Drop(Action):
+    objtype: str  # table, index, schema, view, materialized view, sequence, type, domain, function, ...
+    names: tuple[str, ...]
+    rels: tuple[Rel, ...] = ()
+    if_exists: bool = False
+    cascade: bool = False
+    concurrently: bool = False
+
+
+@dataclass(frozen=True)
+class AddColumn(Action):
+    rel: Rel
+    column: ColumnDef
+    if_not_exists: bool = False
+
+
+@dataclass(frozen=True)
+class DropColumn(Action):
+    rel: Rel
+    column: str
+    if_exists: bool = False
+    cascade: bool = False
+
+
+@dataclass(frozen=True)
+class AlterColumnType(Action):
+    rel: Rel
+    column: str
+    type: TypeRef
+    using: str | None = None
+
+
+@dataclass(frozen=True)
+class SetNotNull(Action):
+    rel: Rel
+    column: str
+
+
+@dataclass(frozen=True)
+class DropNotNull(Action):
+    rel: Rel
+    column: str
+
+
+@dataclass(frozen=True)
+class SetDefault(Action):
+    rel: Rel
+    column: str
+    default: Default
+
+
+@dataclass(frozen=True)
+class DropDefault(Action):
+    rel: Rel
+    column: str
+
+
+@dataclass(frozen=True)
+class AddConstraint(Action):
+    rel: Rel
+    constraint: ConstraintDef
+
+
+@dataclass(frozen=True)
+class ValidateConstraint(Action):
+    rel: Rel
+    name: str
+
+
+@dataclass(frozen=True)
+class DropConstraint(Action):
+    rel: Rel
+    name: str
+    if_exists: bool = False
+    cascade: bool = False
+
+
+@dataclass(frozen=True)
+class Rename(Action):
+    objtype: str  # table, column, schema, index, constraint, view, type, sequence, ...
+    rel: Rel | None
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class SetLogged(Action):
+    rel: Rel
+    logged: bool
+
+
+@dataclass(frozen=True)
+class SetTablespace(Action):
+    rel: Rel
+    tablespace: str
+
+
+@dataclass(frozen=True)
+class AttachPartition(Action):
+    rel: Rel
+    partition: Rel
+
+
+@dataclass(frozen=True)
+class DetachPartition(Action):
+    rel: Rel
+    partition: Rel
+    concurrently: bool = False
+
+
+@dataclass(frozen=True)
+class RowSecurity(Action):
+    rel: Rel
+    enable: bool
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class AlterTableOther(Action):
+    rel: Rel
+    subtype: str  # the AlterTableType name without the AT_ prefix
+    objtype: str = "table"
+
+
+@dataclass(frozen=True)
+class CreateType(Action):
+    name: Rel
+    type_kind: str  # enum | composite | range | domain
+    has_constraints: bool = False
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AlterEnum(Action):
+    name: Rel
+    new_value: str | None
+    old_value: str | None = None  # set for RENAME VALUE
+    if_not_exists: bool = False
+    positioned: bool = False  # BEFORE/AFTER given
+
+
+@dataclass(frozen=True)
+class AlterDomain(Action):
+    name: Rel
+    subtype: str  # add-constraint | drop-constraint | validate | set-not-null | drop-not-null | default
+    not_valid: bool = False
+
+
+@dataclass(frozen=True)
+class CreateObject(Action):
+    """CREATE of a schema, sequence, extension, view, function, trigger, policy, ..."""
+
+    objtype: str
+    name: str
+    if_not_exists: bool = False
+    or_replace: bool = False
+    rel: Rel | None = None  # the table of a trigger or policy
+    materialized: bool = False
+
+
+@dataclass(frozen=True)
+class CreateFunction(Action):
+    name: str
+    or_replace: bool
+    security_definer: bool
+    sets_search_path: bool
+    language: str
+    volatility: str  # i | s | v
+    is_procedure: bool = False
+    body: str = ""
+
+
+@dataclass(frozen=True)
+class CreateRole(Action):
+    name: str
+    password_literal: bool
+    superuser: bool = False
+
+
+@dataclass(frozen=True)
+class CreateDatabase(Action):
+    name: str
+
+
+@dataclass(frozen=True)
+class CreateLanguage(Action):
+    name: str
+    trusted: bool
+
+
+@dataclass(frozen=True)
+class Insert(Action):
+    rel: Rel
+    on_conflict: bool
+    from_select: bool
+    rows: int
+
+
+@dataclass(frozen=True)
+class Update(Action):
+    rel: Rel
+    has_where: bool
+    columns: tuple[str, ...] = ()
+    where_sql: str = ""
+
+
+@dataclass(frozen=True)
+class Delete(Action):
+    rel: Rel
+    has_where: bool
+
+
+@dataclass(frozen=True)
+class Truncate(Action):
+    rels: tuple[Rel, ...]
+    cascade: bool = False
+
+
+@dataclass(frozen=True)
+class Copy(Action):
+    rel: Rel | None
+    is_from: bool
+    program: bool
+    filename: str | None
+
+
+@dataclass(frozen=True)
+class SetVar(Action):
+    name: str  # lowercased setting name; "" for RESET ALL
+    value: str | None  # None for RESET / SET ... TO DEFAULT
+    local: bool = False
+
+
+@dataclass(frozen=True)
+class Transaction(Action):
+    op: str  # begin | commit | rollback | savepoint | release | rollback_to | prepare | commit_prepared
+
+
+@dataclass(frozen=True)
+class Vacuum(Action):
+    rels: tuple[Rel, ...]
+    full: bool
+    analyze_only: bool = False
+
+
+@dataclass(frozen=True)
+class Cluster(Action):
+    rel: Rel | None
+
+
+@dataclass(frozen=True)
+class Reindex(Action):
+    target: str  # index | table | schema | database | system
+    name: str
+    rel: Rel | None
+    concurrently: bool
+
+
+@dataclass(frozen=True)
+class RefreshMatView(Action):
+    rel: Rel
+    concurrently: bool
+    with_data: bool = True
+
+
+@dataclass(frozen=True)
+class AlterSystem(Action):
+    name: str
+
+
+@dataclass(frozen=True)
+class Grant(Action):
+    is_grant: bool
+    privileges: tuple[str, ...]
+    objtype: str
+    objects: tuple[str, ...]
+    grantees: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Lock(Action):
+    rels: tuple[Rel, ...]
+    mode: str  # pg_locks name
+
+
+@dataclass(frozen=True)
+class DoBlock(Action):
+    body: str
+    language: str = "plpgsql"
+
+
+@dataclass(frozen=True)
+class Comment(Action):
+    objtype: str
+    rel: Rel | None
+
+
+@dataclass(frozen=True)
+class Select(Action):
+    rels: tuple[Rel, ...] = ()
+    functions: tuple[str, ...] = ()
+    set_configs: tuple[tuple[str, str, bool], ...] = ()  # set_config(name, value, is_local)
+
+
+@dataclass(frozen=True)
+class Other(Action):
+    node: str  # the pglast node type name
+    rels: tuple[Rel, ...] = field(default=())

@@ -1,0 +1,701 @@
+"""One pglast visitor that turns a parsed statement into normalized actions (``nodes.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pglast import ast
+from pglast.enums import parsenodes as pn
+
+from . import nodes as n
+
+# Functions whose result differs per row: a column default calling one of them makes
+# ADD COLUMN rewrite the table even on PostgreSQL 11+ (the "fast default" needs one value).
+VOLATILE_FUNCTIONS = frozenset(
+    {
+        "nextval", "random", "random_normal", "gen_random_uuid", "uuid_generate_v1",
+        "uuid_generate_v1mc", "uuid_generate_v4", "uuidv4", "uuidv7", "clock_timestamp",
+        "timeofday", "txid_current", "pg_current_xact_id", "setseed", "currval", "lastval",
+    }
+)
+
+# Functions known to be STABLE or IMMUTABLE: evaluated once for ADD COLUMN ... DEFAULT.
+NON_VOLATILE_FUNCTIONS = frozenset(
+    {
+        "now", "transaction_timestamp", "statement_timestamp", "current_timestamp",
+        "current_date", "localtimestamp", "to_timestamp", "to_date", "lower", "upper",
+        "coalesce", "jsonb_build_object", "json_build_object", "jsonb_build_array",
+        "array", "concat", "md5", "length", "date_trunc", "make_interval", "timezone",
+        "current_setting", "to_jsonb", "to_json", "abs", "round", "greatest", "least",
+        "nullif", "replace", "substring", "trim", "btrim", "format", "current_user",
+        "session_user", "current_schema", "pg_catalog.now", "interval", "extract",
+        "inet", "array_fill",
+    }
+)
+
+_CONSTR_KIND = {
+    pn.ConstrType.CONSTR_CHECK: "check",
+    pn.ConstrType.CONSTR_FOREIGN: "foreign",
+    pn.ConstrType.CONSTR_UNIQUE: "unique",
+    pn.ConstrType.CONSTR_PRIMARY: "primary",
+    pn.ConstrType.CONSTR_EXCLUSION: "exclude",
+    pn.ConstrType.CONSTR_NOTNULL: "notnull",
+}
+
+_OBJTYPE = {
+    "OBJECT_TABLE": "table", "OBJECT_INDEX": "index", "OBJECT_SCHEMA": "schema",
+    "OBJECT_VIEW": "view", "OBJECT_MATVIEW": "materialized view", "OBJECT_SEQUENCE": "sequence",
+    "OBJECT_TYPE": "type", "OBJECT_DOMAIN": "domain", "OBJECT_FUNCTION": "function",
+    "OBJECT_PROCEDURE": "procedure", "OBJECT_ROUTINE": "routine", "OBJECT_TRIGGER": "trigger",
+    "OBJECT_EXTENSION": "extension", "OBJECT_COLUMN": "column", "OBJECT_DATABASE": "database",
+    "OBJECT_TABCONSTRAINT": "constraint", "OBJECT_POLICY": "policy", "OBJECT_ROLE": "role",
+    "OBJECT_FOREIGN_TABLE": "foreign table", "OBJECT_RULE": "rule", "OBJECT_AGGREGATE": "aggregate",
+    "OBJECT_OPERATOR": "operator", "OBJECT_COLLATION": "collation", "OBJECT_CAST": "cast",
+    "OBJECT_TABLESPACE": "tablespace", "OBJECT_PUBLICATION": "publication",
+    "OBJECT_SUBSCRIPTION": "subscription", "OBJECT_LANGUAGE": "language",
+    "OBJECT_EVENT_TRIGGER": "event trigger", "OBJECT_STATISTIC_EXT": "statistics",
+    "OBJECT_ATTRIBUTE": "attribute", "OBJECT_DOMCONSTRAINT": "domain constraint",
+}
+
+_LOCK_MODES = {
+    1: "AccessShareLock", 2: "RowShareLock", 3: "RowExclusiveLock",
+    4: "ShareUpdateExclusiveLock", 5: "ShareLock", 6: "ShareRowExclusiveLock",
+    7: "ExclusiveLock", 8: "AccessExclusiveLock",
+}
+
+_SERIAL = {"serial": "int4", "serial4": "int4", "bigserial": "int8", "serial8": "int8",
+           "smallserial": "int2", "serial2": "int2"}
+
+
+def objtype_name(value: Any) -> str:
+    name = getattr(value, "name", str(value))
+    return _OBJTYPE.get(name, name.removeprefix("OBJECT_").lower().replace("_", " "))
+
+
+def deparse(node: Any) -> str:
+    if node is None:
+        return ""
+    try:
+        from pglast.stream import RawStream
+
+        return str(RawStream()(node))
+    except Exception:  # deparsing is best effort; only used in messages
+        return ""
+
+
+def rel_of(rv: Any) -> n.Rel:
+    return n.Rel(rv.relname, getattr(rv, "schemaname", None) or None)
+
+
+def _names(seq: Any) -> list[str]:
+    out = []
+    for item in seq or ():
+        if isinstance(item, ast.String):
+            out.append(item.sval)
+        elif isinstance(item, str):
+            out.append(item)
+    return out
+
+
+def qualified_name(seq: Any) -> n.Rel:
+    parts = _names(seq)
+    if not parts:
+        return n.Rel("?")
+    return n.Rel(parts[-1], parts[-2] if len(parts) > 1 else None)
+
+
+def type_ref(tn: Any) -> n.TypeRef | None:
+    if tn is None:
+        return None
+    parts = _names(tn.names)
+    name = parts[-1].lower() if parts else "?"
+    schema = parts[-2] if len(parts) > 1 and parts[-2] != "pg_catalog" else None
+    mods: list[int] = []
+    for m in tn.typmods or ():
+        val = getattr(m, "val", None)
+        if isinstance(val, ast.Integer):
+            mods.append(val.ival)
+    array = bool(tn.arrayBounds)
+    sql = deparse(tn)
+    return n.TypeRef(name, tuple(mods), array, sql, schema)
+
+
+def func_names(expr: Any) -> list[str]:
+    """Every function called anywhere in an expression (lowercased, unqualified)."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, ast.FuncCall):
+            parts = _names(node.funcname)
+            if parts:
+                found.append(parts[-1].lower())
+        if isinstance(node, ast.SQLValueFunction):
+            found.append("current_timestamp")
+        if isinstance(node, ast.Node):
+            for attr in node:
+                walk(getattr(node, attr))
+        elif isinstance(node, tuple):
+            for item in node:
+                walk(item)
+
+    walk(expr)
+    return found
+
+
+def default_of(expr: Any, known_volatility: dict[str, str] | None = None) -> n.Default:
+    sql = deparse(expr)
+    if isinstance(expr, ast.A_Const) and getattr(expr, "isnull", False):
+        return n.Default(sql or "NULL", False, is_null=True)
+    volatile: bool | None = False
+    for fn in func_names(expr):
+        if fn in VOLATILE_FUNCTIONS:
+            return n.Default(sql, True)
+        if fn in NON_VOLATILE_FUNCTIONS:
+            continue
+        vol = (known_volatility or {}).get(fn)
+        if vol == "v":
+            return n.Default(sql, True)
+        if vol in ("i", "s"):
+            continue
+        volatile = None
+    return n.Default(sql, volatile)
+
+
+def constraint_def(c: Any, column: str | None = None) -> n.ConstraintDef | None:
+    kind = _CONSTR_KIND.get(c.contype)
+    if kind is None:
+        return None
+    cols = tuple(_names(c.keys)) or ((column,) if column else ())
+    if kind == "foreign":
+        cols = tuple(_names(c.fk_attrs)) or ((column,) if column else ())
+    nn_col = None
+    if kind == "check":
+        e = c.raw_expr
+        if (
+            isinstance(e, ast.NullTest)
+            and getattr(e.nulltesttype, "name", "") == "IS_NOT_NULL"
+            and isinstance(e.arg, ast.ColumnRef)
+        ):
+            parts = _names(e.arg.fields)
+            nn_col = parts[-1] if parts else None
+    return n.ConstraintDef(
+        kind=kind,
+        name=c.conname or None,
+        columns=cols,
+        not_valid=bool(c.skip_validation),
+        using_index=c.indexname or None,
+        ref_table=rel_of(c.pktable) if c.pktable is not None else None,
+        ref_columns=tuple(_names(c.pk_attrs)),
+        expr_sql=deparse(c.raw_expr) if c.raw_expr is not None else "",
+        not_null_column=nn_col,
+        on_delete_cascade=(c.fk_del_action == "c"),
+    )
+
+
+def column_def(cd: Any, known_volatility: dict[str, str] | None = None) -> n.ColumnDef:
+    t = type_ref(cd.typeName)
+    serial = False
+    if t is not None and t.name in _SERIAL and not t.schema:
+        serial = True
+        t = n.TypeRef(_SERIAL[t.name], t.mods, t.array, t.sql)
+    not_null = bool(cd.is_not_null)
+    default = None
+    generated = identity = pk = unique = False
+    inline: list[n.ConstraintDef] = []
+    for c in cd.constraints or ():
+        if c.contype == pn.ConstrType.CONSTR_NOTNULL:
+            not_null = True
+        elif c.contype == pn.ConstrType.CONSTR_DEFAULT:
+            default = default_of(c.raw_expr, known_volatility)
+        elif c.contype == pn.ConstrType.CONSTR_GENERATED:
+            # PG 18 adds VIRTUAL generated columns, which are never stored (no rewrite).
+            generated = getattr(c, "generated_kind", "s") != "v"
+        elif c.contype == pn.ConstrType.CONSTR_IDENTITY:
+            identity = True
+            not_null = True
+        elif c.contype == pn.ConstrType.CONSTR_PRIMARY:
+            pk = True
+            not_null = True
+        elif c.contype == pn.ConstrType.CONSTR_UNIQUE:
+            unique = True
+        else:
+            cdef = constraint_def(c, cd.colname)
+            if cdef is not None:
+                inline.append(cdef)
+    if serial:
+        default = n.Default(f"nextval('{cd.colname}_seq')", True)
+        not_null = True
+    return n.ColumnDef(cd.colname, t, not_null, default, generated, identity, serial, pk, unique,
+                       tuple(inline))
+
+
+def _defel(options: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for d in options or ():
+        if isinstance(d, ast.DefElem):
+            out[d.defname] = d.arg
+    return out
+
+
+def _const_str(node: Any) -> str | None:
+    val = getattr(node, "val", node)
+    if isinstance(val, ast.String):
+        return val.sval
+    if isinstance(val, ast.Integer):
+        return str(val.ival)
+    if isinstance(val, ast.Float):
+        return val.fval
+    if isinstance(val, ast.Boolean):
+        return "on" if val.boolval else "off"
+    return None
+
+
+# ---------------------------------------------------------------------------- statements
+
+
+def normalize(stmt: Any, known_volatility: dict[str, str] | None = None) -> tuple[n.Action, ...]:
+    handler = _HANDLERS.get(type(stmt).__name__)
+    if handler is None:
+        return (n.Other(type(stmt).__name__),)
+    return tuple(handler(stmt, known_volatility or {}))
+
+
+def _create_stmt(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    cols: list[n.ColumnDef] = []
+    cons: list[n.ConstraintDef] = []
+    for elt in s.tableElts or ():
+        if isinstance(elt, ast.ColumnDef):
+            cols.append(column_def(elt, kv))
+        elif isinstance(elt, ast.Constraint):
+            c = constraint_def(elt)
+            if c is not None:
+                cons.append(c)
+    parent = None
+    if s.partbound is not None and s.inhRelations:
+        parent = rel_of(s.inhRelations[0])
+    persistence = s.relation.relpersistence
+    return [n.CreateTable(rel_of(s.relation), bool(s.if_not_exists), tuple(cols), tuple(cons),
+                          parent, persistence == "t", persistence == "u")]
+
+
+def _create_table_as(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    rel = rel_of(s.into.rel)
+    mat = objtype_name(s.objtype) == "materialized view"
+    return [n.CreateTable(rel, bool(s.if_not_exists), as_select=True, materialized=mat)]
+
+
+def _index_stmt(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    cols = []
+    for p in s.indexParams or ():
+        cols.append(p.name or deparse(p.expr))
+    return [n.CreateIndex(rel_of(s.relation), s.idxname, bool(s.concurrent), bool(s.unique),
+                          bool(s.if_not_exists), tuple(cols), s.whereClause is not None,
+                          not s.relation.inh)]
+
+
+def _drop_stmt(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    objtype = objtype_name(s.removeType)
+    names: list[str] = []
+    rels: list[n.Rel] = []
+    for obj in s.objects or ():
+        if isinstance(obj, tuple):
+            parts = _names(obj)
+            names.append(".".join(parts))
+            if parts:
+                rels.append(n.Rel(parts[-1], parts[-2] if len(parts) > 1 else None))
+        elif isinstance(obj, ast.String):
+            names.append(obj.sval)
+            rels.append(n.Rel(obj.sval))
+        elif isinstance(obj, ast.ObjectWithArgs):
+            parts = _names(obj.objname)
+            names.append(".".join(parts))
+        elif isinstance(obj, ast.TypeName):
+            t = type_ref(obj)
+            names.append(t.name if t else "?")
+            rels.append(n.Rel(t.name if t else "?", t.schema if t else None))
+        else:
+            names.append(deparse(obj))
+    cascade = getattr(s.behavior, "name", "") == "DROP_CASCADE"
+    return [n.Drop(objtype, tuple(names), tuple(rels), bool(s.missing_ok), cascade,
+                   bool(s.concurrent))]
+
+
+_SIMPLE_AT = {
+    "AT_SetLogged": lambda rel, c: n.SetLogged(rel, True),
+    "AT_SetUnLogged": lambda rel, c: n.SetLogged(rel, False),
+    "AT_SetTableSpace": lambda rel, c: n.SetTablespace(rel, c.name),
+    "AT_EnableRowSecurity": lambda rel, c: n.RowSecurity(rel, True),
+    "AT_DisableRowSecurity": lambda rel, c: n.RowSecurity(rel, False),
+    "AT_ForceRowSecurity": lambda rel, c: n.RowSecurity(rel, True, force=True),
+    "AT_NoForceRowSecurity": lambda rel, c: n.RowSecurity(rel, False, force=True),
+    "AT_SetNotNull": lambda rel, c: n.SetNotNull(rel, c.name),
+    "AT_DropNotNull": lambda rel, c: n.DropNotNull(rel, c.name),
+    "AT_ValidateConstraint": lambda rel, c: n.ValidateConstraint(rel, c.name),
+}
+
+
+def _alter_cmd(rel: n.Rel, c: Any, objtype: str, kv: dict[str, str]) -> n.Action:
+    st = c.subtype.name
+    if st in _SIMPLE_AT:
+        return _SIMPLE_AT[st](rel, c)
+    if st == "AT_AddColumn":
+        return n.AddColumn(rel, column_def(c.def_, kv), bool(c.missing_ok))
+    if st == "AT_DropColumn":
+        return n.DropColumn(rel, c.name, bool(c.missing_ok),
+                            getattr(c.behavior, "name", "") == "DROP_CASCADE")
+    if st == "AT_AlterColumnType":
+        t = type_ref(c.def_.typeName)
+        using = deparse(c.def_.raw_default) if c.def_.raw_default is not None else None
+        return n.AlterColumnType(rel, c.name, t or n.TypeRef("?"), using)
+    if st == "AT_ColumnDefault":
+        if c.def_ is None:
+            return n.DropDefault(rel, c.name)
+        return n.SetDefault(rel, c.name, default_of(c.def_, kv))
+    if st == "AT_AddConstraint":
+        cdef = constraint_def(c.def_)
+        if cdef is None:
+            return n.AlterTableOther(rel, st.removeprefix("AT_"), objtype)
+        return n.AddConstraint(rel, cdef)
+    if st == "AT_DropConstraint":
+        return n.DropConstraint(rel, c.name, bool(c.missing_ok),
+                                getattr(c.behavior, "name", "") == "DROP_CASCADE")
+    if st == "AT_AttachPartition":
+        return n.AttachPartition(rel, rel_of(c.def_.name))
+    if st == "AT_DetachPartition":
+        return n.DetachPartition(rel, rel_of(c.def_.name), bool(c.def_.concurrent))
+    return n.AlterTableOther(rel, st.removeprefix("AT_"), objtype)
+
+
+def _alter_table(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    rel = rel_of(s.relation)
+    objtype = objtype_name(s.objtype)
+    return [_alter_cmd(rel, c, objtype, kv) for c in s.cmds or ()]
+
+
+def _rename(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    objtype = objtype_name(s.renameType)
+    rel = rel_of(s.relation) if s.relation is not None else None
+    if objtype in ("column", "constraint", "trigger", "policy", "attribute"):
+        old = s.subname
+    elif rel is not None:
+        old = rel.name
+    elif isinstance(s.object, tuple):
+        old = ".".join(_names(s.object))
+    elif isinstance(s.object, ast.String):
+        old = s.object.sval
+    else:
+        old = s.subname or deparse(s.object)
+    return [n.Rename(objtype, rel, old or "?", s.newname)]
+
+
+def _truncate(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    return [n.Truncate(tuple(rel_of(r) for r in s.relations or ()),
+                       getattr(s.behavior, "name", "") == "DROP_CASCADE")]
+
+
+def _insert(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    sel = s.selectStmt
+    rows = 0
+    from_select = False
+    if sel is not None:
+        if sel.valuesLists:
+            rows = len(sel.valuesLists)
+        else:
+            from_select = True
+    return [n.Insert(rel_of(s.relation), s.onConflictClause is not None, from_select, rows)]
+
+
+def _update(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    cols = tuple(t.name for t in s.targetList or () if getattr(t, "name", None))
+    return [n.Update(rel_of(s.relation), s.whereClause is not None, cols, deparse(s.whereClause))]
+
+
+def _delete(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    return [n.Delete(rel_of(s.relation), s.whereClause is not None)]
+
+
+def _copy(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    rel = rel_of(s.relation) if s.relation is not None else None
+    return [n.Copy(rel, bool(s.is_from), bool(s.is_program), s.filename)]
+
+
+def _variable_set(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    kind = s.kind.name
+    name = (s.name or "").lower()
+    if kind in ("VAR_RESET", "VAR_RESET_ALL", "VAR_SET_DEFAULT"):
+        return [n.SetVar(name, None, bool(s.is_local))]
+    if kind == "VAR_SET_MULTI":  # SET TRANSACTION ... / SET SESSION CHARACTERISTICS
+        return [n.SetVar(name, "", bool(s.is_local))]
+    vals = [v for v in (_const_str(a) for a in s.args or ()) if v is not None]
+    return [n.SetVar(name, ", ".join(vals), bool(s.is_local))]
+
+
+_TX = {
+    "TRANS_STMT_BEGIN": "begin", "TRANS_STMT_START": "begin", "TRANS_STMT_COMMIT": "commit",
+    "TRANS_STMT_ROLLBACK": "rollback", "TRANS_STMT_SAVEPOINT": "savepoint",
+    "TRANS_STMT_RELEASE": "release", "TRANS_STMT_ROLLBACK_TO": "rollback_to",
+    "TRANS_STMT_PREPARE": "prepare", "TRANS_STMT_COMMIT_PREPARED": "commit_prepared",
+    "TRANS_STMT_ROLLBACK_PREPARED": "rollback_prepared",
+}
+
+
+def _transaction(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    return [n.Transaction(_TX.get(s.kind.name, s.kind.name.lower()))]
+
+
+def _vacuum(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    opts = {d.defname for d in s.options or ()}
+    rels = tuple(rel_of(v.relation) for v in s.rels or () if v.relation is not None)
+    return [n.Vacuum(rels, "full" in opts, not s.is_vacuumcmd)]
+
+
+def _cluster(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    return [n.Cluster(rel_of(s.relation) if s.relation is not None else None)]
+
+
+def _reindex(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    target = s.kind.name.removeprefix("REINDEX_OBJECT_").lower()
+    conc = any(d.defname == "concurrently" for d in s.params or ())
+    rel = rel_of(s.relation) if s.relation is not None else None
+    return [n.Reindex(target, s.name or (str(rel) if rel else ""), rel, conc)]
+
+
+def _refresh(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    return [n.RefreshMatView(rel_of(s.relation), bool(s.concurrent), not s.skipData)]
+
+
+def _alter_system(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    return [n.AlterSystem((s.setstmt.name or "").lower())]
+
+
+def _grant(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    privs = tuple((p.priv_name or "all").lower() for p in s.privileges or ()) or ("all",)
+    objects = []
+    for o in s.objects or ():
+        if isinstance(o, ast.RangeVar):
+            objects.append(str(rel_of(o)))
+        elif isinstance(o, ast.String):
+            objects.append(o.sval)
+        else:
+            objects.append(deparse(o))
+    grantees = []
+    for g in s.grantees or ():
+        rt = getattr(g.roletype, "name", "")
+        grantees.append("public" if rt == "ROLESPEC_PUBLIC" else (g.rolename or rt.lower()))
+    return [n.Grant(bool(s.is_grant), privs, objtype_name(s.objtype), tuple(objects),
+                    tuple(grantees))]
+
+
+def _grant_role(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    roles = tuple(getattr(r, "priv_name", "") or "" for r in s.granted_roles or ())
+    grantees = tuple(getattr(g, "rolename", "") or "public" for g in s.grantee_roles or ())
+    return [n.Grant(bool(s.is_grant), roles, "role", roles, grantees)]
+
+
+def _lock(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    return [n.Lock(tuple(rel_of(r) for r in s.relations or ()),
+                   _LOCK_MODES.get(s.mode, "AccessExclusiveLock"))]
+
+
+def _do(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    opts = _defel(s.args)
+    body = _const_str(opts.get("as")) or ""
+    lang = _const_str(opts.get("language")) or "plpgsql"
+    return [n.DoBlock(body, lang.lower())]
+
+
+def _create_function(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    opts = _defel(s.options)
+    lang = (_const_str(opts.get("language")) or "sql").lower()
+    sec = opts.get("security")
+    definer = bool(getattr(sec, "boolval", False))
+    sets = opts.get("set")
+    sets_path = False
+    for item in (sets if isinstance(sets, tuple) else (sets,)):
+        if item is not None and (getattr(item, "name", "") or "").lower() == "search_path":
+            sets_path = True
+    vol = _const_str(opts.get("volatility")) or "volatile"
+    body_node = opts.get("as")
+    body = ""
+    if isinstance(body_node, tuple) and body_node:
+        body = _const_str(body_node[0]) or ""
+    elif s.sql_body is not None:
+        body = deparse(s.sql_body)
+    name = ".".join(_names(s.funcname))
+    return [n.CreateFunction(name, bool(s.replace), definer, sets_path, lang, vol[0],
+                             bool(s.is_procedure), body)]
+
+
+def _create_trigger(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    return [n.CreateObject("trigger", s.trigname, or_replace=bool(s.replace),
+                           rel=rel_of(s.relation))]
+
+
+def _create_policy(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    return [n.CreateObject("policy", s.policy_name, rel=rel_of(s.table))]
+
+
+def _create_schema(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    name = s.schemaname or (s.authrole.rolename if s.authrole is not None else "?")
+    return [n.CreateObject("schema", name, if_not_exists=bool(s.if_not_exists))]
+
+
+def _create_seq(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    return [n.CreateObject("sequence", str(rel_of(s.sequence)),
+                           if_not_exists=bool(s.if_not_exists), rel=rel_of(s.sequence))]
+
+
+def _create_extension(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    return [n.CreateObject("extension", s.extname, if_not_exists=bool(s.if_not_exists))]
+
+
+def _view(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    return [n.CreateObject("view", str(rel_of(s.view)), or_replace=bool(s.replace),
+                           rel=rel_of(s.view))]
+
+
+def _create_enum(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    vals = tuple(v.sval for v in s.vals or () if isinstance(v, ast.String))
+    return [n.CreateType(qualified_name(s.typeName), "enum", values=vals)]
+
+
+def _composite(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    return [n.CreateType(rel_of(s.typevar), "composite")]
+
+
+def _range(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    return [n.CreateType(qualified_name(s.typeName), "range")]
+
+
+def _domain(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    has = any(c.contype == pn.ConstrType.CONSTR_CHECK for c in s.constraints or ())
+    return [n.CreateType(qualified_name(s.domainname), "domain", has_constraints=has)]
+
+
+def _alter_enum(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    return [n.AlterEnum(qualified_name(s.typeName), s.newVal, s.oldVal,
+                        bool(s.skipIfNewValExists), bool(s.newValNeighbor))]
+
+
+_DOMAIN_SUB = {"C": "add-constraint", "X": "drop-constraint", "V": "validate",
+               "O": "set-not-null", "N": "drop-not-null", "T": "default"}
+
+
+def _alter_domain(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    sub = _DOMAIN_SUB.get(s.subtype, s.subtype)
+    not_valid = bool(getattr(s.def_, "skip_validation", False)) if s.def_ is not None else False
+    return [n.AlterDomain(qualified_name(s.typeName), sub, not_valid)]
+
+
+def _create_role(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    opts = _defel(s.options)
+    pw = opts.get("password")
+    literal = pw is not None and _const_str(pw) is not None
+    su = bool(getattr(opts.get("superuser"), "boolval", False))
+    return [n.CreateRole(s.role, literal, su)]
+
+
+def _alter_role(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    opts = _defel(s.options)
+    pw = opts.get("password")
+    name = getattr(s.role, "rolename", None) or "?"
+    return [n.CreateRole(name, pw is not None and _const_str(pw) is not None,
+                         bool(getattr(opts.get("superuser"), "boolval", False)))]
+
+
+def _createdb(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    return [n.CreateDatabase(s.dbname)]
+
+
+def _create_lang(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    return [n.CreateLanguage(s.plname, bool(s.pltrusted))]
+
+
+def _comment(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    objtype = objtype_name(s.objtype)
+    rel = None
+    if objtype in ("table", "column") and isinstance(s.object, tuple):
+        parts = _names(s.object)
+        if objtype == "column":
+            parts = parts[:-1]
+        if parts:
+            rel = n.Rel(parts[-1], parts[-2] if len(parts) > 1 else None)
+    return [n.Comment(objtype, rel)]
+
+
+def _select(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    rels: list[n.Rel] = []
+    for f in s.fromClause or ():
+        if isinstance(f, ast.RangeVar):
+            rels.append(rel_of(f))
+    fns = func_names(s.targetList)
+    configs: list[tuple[str, str, bool]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, ast.FuncCall):
+            parts = _names(node.funcname)
+            if parts and parts[-1].lower() == "set_config" and len(node.args or ()) == 3:
+                a = [_const_str(x) for x in node.args]
+                local = isinstance(getattr(node.args[2], "val", None), ast.Boolean) and \
+                    node.args[2].val.boolval
+                if a[0] and a[1] is not None:
+                    configs.append((a[0].lower(), a[1], bool(local)))
+        if isinstance(node, ast.Node):
+            for attr in node:
+                walk(getattr(node, attr))
+        elif isinstance(node, tuple):
+            for item in node:
+                walk(item)
+
+    walk(s.targetList)
+    return [n.Select(tuple(rels), tuple(fns), tuple(configs))]
+
+
+def _create_foreign_table(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    return _create_stmt(s.base, kv)
+
+
+_HANDLERS = {
+    "CreateStmt": _create_stmt,
+    "CreateForeignTableStmt": _create_foreign_table,
+    "CreateTableAsStmt": _create_table_as,
+    "IndexStmt": _index_stmt,
+    "DropStmt": _drop_stmt,
+    "AlterTableStmt": _alter_table,
+    "RenameStmt": _rename,
+    "TruncateStmt": _truncate,
+    "InsertStmt": _insert,
+    "UpdateStmt": _update,
+    "DeleteStmt": _delete,
+    "CopyStmt": _copy,
+    "VariableSetStmt": _variable_set,
+    "TransactionStmt": _transaction,
+    "VacuumStmt": _vacuum,
+    "ClusterStmt": _cluster,
+    "ReindexStmt": _reindex,
+    "RefreshMatViewStmt": _refresh,
+    "AlterSystemStmt": _alter_system,
+    "GrantStmt": _grant,
+    "GrantRoleStmt": _grant_role,
+    "LockStmt": _lock,
+    "DoStmt": _do,
+    "CreateFunctionStmt": _create_function,
+    "CreateTrigStmt": _create_trigger,
+    "CreatePolicyStmt": _create_policy,
+    "CreateSchemaStmt": _create_schema,
+    "CreateSeqStmt": _create_seq,
+    "CreateExtensionStmt": _create_extension,
+    "ViewStmt": _view,
+    "CreateEnumStmt": _create_enum,
+    "CompositeTypeStmt": _composite,
+    "CreateRangeStmt": _range,
+    "CreateDomainStmt": _domain,
+    "AlterEnumStmt": _alter_enum,
+    "AlterDomainStmt": _alter_domain,
+    "CreateRoleStmt": _create_role,
+    "AlterRoleStmt": _alter_role,
+    "CreatedbStmt": _createdb,
+    "CreatePLangStmt": _create_lang,
+    "CommentStmt": _comment,
+    "SelectStmt": _select,
+}

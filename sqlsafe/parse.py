@@ -1,0 +1,210 @@
+"""Split SQL text into statements with exact spans, and parse each one on its own.
+
+Parsing one statement at a time means a statement that does not parse becomes a `syntax`
+finding at its own position and every other statement of the file is still linted (squawk
+stops at the first error). pglast's scanner and parser report character offsets; we keep
+everything in characters so columns are right for non-ASCII text.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pglast import parser as _pg
+
+from .model import Section, Span
+
+# psql meta-commands start with a backslash at the beginning of a line (outside a statement).
+_META_RE = re.compile(r"^[ \t]*\\(\S*)", re.M)
+_COPY_STDIN_RE = re.compile(r"\bCOPY\b[^;]*\bFROM\s+STDIN\b[^;]*;\s*$", re.I)
+_ERR_RE = re.compile(r",? at index \d+$")
+
+
+@dataclass(frozen=True)
+class MetaCommand:
+    path: str
+    line: int
+    command: str
+
+
+@dataclass(frozen=True)
+class ParsedStatement:
+    path: str
+    index: int  # 0-based position in the section
+    span: Span  # file-level span, end exclusive, including the terminating semicolon
+    sql: str  # the statement text without the terminating semicolon
+    node: Any | None  # the pglast statement node; None when it does not parse
+    error: str | None = None
+    error_span: Span | None = None
+
+
+@dataclass(frozen=True)
+class ParsedSection:
+    section: Section
+    statements: tuple[ParsedStatement, ...]
+    meta_commands: tuple[MetaCommand, ...]
+
+
+class LineIndex:
+    """Maps character offsets of a text to 1-based (line, column)."""
+
+    def __init__(self, text: str, line_offset: int = 0, char_offset: int = 0) -> None:
+        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        self.line_offset = line_offset
+        self.char_offset = char_offset
+
+    def position(self, offset: int) -> tuple[int, int]:
+        i = bisect.bisect_right(self.starts, offset) - 1
+        return i + 1 + self.line_offset, offset - self.starts[i] + 1
+
+    def span(self, start: int, end: int) -> Span:
+        line, col = self.position(start)
+        end_line, end_col = self.position(end)
+        return Span(line, col, end_line, end_col, start + self.char_offset, end + self.char_offset)
+
+
+def _mask_meta_commands(text: str) -> tuple[str, list[tuple[int, str]]]:
+    """Blank out psql meta-command lines (and COPY ... FROM stdin data) keeping offsets intact."""
+    if "\\" not in text:
+        return text, []
+    out: list[str] = []
+    metas: list[tuple[int, str]] = []
+    in_copy_data = False
+    for lineno, line in enumerate(text.splitlines(keepends=True), start=1):
+        body = line.rstrip("\r\n")
+        if in_copy_data:
+            if body.strip() == "\\.":
+                in_copy_data = False
+            out.append(" " * len(body) + line[len(body):])
+            continue
+        m = _META_RE.match(body)
+        if m:
+            metas.append((lineno, body.strip()))
+            out.append(" " * len(body) + line[len(body):])
+            continue
+        if _COPY_STDIN_RE.search(body):
+            in_copy_data = True
+        out.append(line)
+    return "".join(out), metas
+
+
+def _boundaries(text: str) -> list[tuple[int, int]]:
+    """(start, end) character ranges of statements; end is one past the semicolon if any."""
+    try:
+        tokens = _pg.scan(text)
+    except _pg.ParseError:
+        return _naive_boundaries(text)
+    ranges: list[tuple[int, int]] = []
+    start: int | None = None
+    atomic_depth = 0
+    prev = ""
+    for tok in tokens:
+        if tok.name in ("SQL_COMMENT", "C_COMMENT"):
+            continue
+        if start is None:
+            if tok.name == "ASCII_59":  # stray semicolon
+                continue
+            start = tok.start
+        # SQL-standard function bodies (PG 14+): BEGIN ATOMIC ... END contains semicolons.
+        if tok.name == "ATOMIC" and prev == "BEGIN_P":
+            atomic_depth += 1
+        elif tok.name == "END_P" and atomic_depth:
+            atomic_depth -= 1
+        elif tok.name == "ASCII_59" and not atomic_depth:
+            ranges.append((start, tok.end + 1))
+            start = None
+        prev = tok.name
+    if start is not None:
+        end = len(text.rstrip())
+        ranges.append((start, max(end, start)))
+    return ranges
+
+
+def _naive_boundaries(text: str) -> list[tuple[int, int]]:
+    """Fallback when the scanner itself fails (e.g. an unterminated quote): split on ';' at
+    the end of a line so the broken statement is isolated and later ones are still seen."""
+    ranges: list[tuple[int, int]] = []
+    pos = 0
+    for m in re.finditer(r";[ \t]*(\r?\n|$)", text):
+        chunk = text[pos : m.start() + 1]
+        lead = len(chunk) - len(chunk.lstrip())
+        if chunk.strip(" \t\r\n;"):
+            ranges.append((pos + lead, m.start() + 1))
+        pos = m.end()
+    rest = text[pos:]
+    if rest.strip():
+        lead = len(rest) - len(rest.lstrip())
+        ranges.append((pos + lead, len(text.rstrip())))
+    return _skip_leading_comments(text, ranges)
+
+
+def _skip_leading_comments(text: str, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    fixed = []
+    for start, end in ranges:
+        while True:
+            seg = text[start:end]
+            if seg.startswith("--"):
+                nl = seg.find("\n")
+                if nl < 0:
+                    start = end
+                    break
+                start += nl + 1
+            elif seg.startswith("/*"):
+                close = seg.find("*/")
+                if close < 0:
+                    break
+                start += close + 2
+            else:
+                break
+            start += len(text[start:end]) - len(text[start:end].lstrip())
+        if start < end:
+            fixed.append((start, end))
+    return fixed
+
+
+def _error_message(exc: Exception) -> tuple[str, int | None]:
+    args = getattr(exc, "args", ())
+    msg = str(args[0]) if args else str(exc)
+    loc = args[1] if len(args) > 1 and isinstance(args[1], int) else None
+    return _ERR_RE.sub("", msg), loc
+
+
+def parse_section(section: Section) -> ParsedSection:
+    masked, metas = _mask_meta_commands(section.text)
+    index = LineIndex(section.text, section.line_offset, section.char_offset)
+    statements: list[ParsedStatement] = []
+    for i, (start, end) in enumerate(_boundaries(masked)):
+        raw = masked[start:end]
+        sql = raw[:-1] if raw.endswith(";") else raw
+        span = index.span(start, end)
+        try:
+            parsed = _pg.parse_sql(sql)
+        except _pg.ParseError as exc:
+            message, loc = _error_message(exc)
+            at = start + (loc if loc is not None and 0 <= loc <= len(sql) else 0)
+            statements.append(
+                ParsedStatement(section.path, i, span, sql, None, message, index.span(at, at + 1))
+            )
+            continue
+        except Exception as exc:  # pglast raises a few other types on odd input
+            statements.append(
+                ParsedStatement(section.path, i, span, sql, None, str(exc), index.span(start, start + 1))
+            )
+            continue
+        if not parsed:  # only comments
+            continue
+        if len(parsed) == 1:
+            statements.append(ParsedStatement(section.path, i, span, sql, parsed[0].stmt))
+            continue
+        # The scanner and parser disagree (rare): keep the parser's statements, with their own spans.
+        for raw_stmt in parsed:
+            s0 = start + raw_stmt.stmt_location
+            s1 = start + (raw_stmt.stmt_location + raw_stmt.stmt_len if raw_stmt.stmt_len else len(sql))
+            statements.append(
+                ParsedStatement(section.path, i, index.span(s0, s1), masked[s0:s1], raw_stmt.stmt)
+            )
+    meta = tuple(MetaCommand(section.path, line + section.line_offset, cmd) for line, cmd in metas)
+    return ParsedSection(section, tuple(statements), meta)
