@@ -1,0 +1,219 @@
+"""What the command line calls. Plain functions over the stages; no click here."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from . import registry
+from .config import Config
+from .discover import discover
+from .lint import fails, lint
+from .model import DiscoveryResult, Finding, LintResult
+
+LINT_FORMATS = ("text", "json", "sarif", "github", "gitlab", "junit", "markdown")
+
+
+class UsageError(Exception):
+    """Bad input from the user that stops the command (exit 2)."""
+
+
+@dataclass
+class LintRun:
+    paths: tuple[str, ...]
+    config: Config
+    fmt: str = "text"
+    color: bool = False
+    fix: bool = False
+    changed_since: str | None = None
+    baseline: str | None = None
+    write_baseline: str | None = None
+    stdin_text: str | None = None
+
+
+@dataclass
+class LintOutcome:
+    result: LintResult
+    rendered: str
+    exit_code: int
+    problems: list[str]
+    fixed: int = 0
+
+
+def read_stdin_if_needed(paths: tuple[str, ...]) -> str | None:
+    if "-" not in paths:
+        return None
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"<stdin>: not UTF-8 (byte {exc.start})") from None
+
+
+def discover_paths(paths: tuple[str, ...], config: Config,
+                   stdin_text: str | None = None) -> DiscoveryResult:
+    if stdin_text is None:
+        stdin_text = read_stdin_if_needed(paths)
+    return discover(list(paths), stdin_text=stdin_text, layout=config.layout,
+                    assume_in_transaction=config.assume_in_transaction)
+
+
+def problem_lines(result: DiscoveryResult) -> list[str]:
+    out = []
+    for p in result.problems:
+        where = p.path if not p.line else f"{p.path}:{p.line}:{p.column}"
+        out.append(f"{where}: {p.message}")
+    return out
+
+
+def run_lint(run: LintRun) -> LintOutcome:
+    if run.fmt not in LINT_FORMATS:
+        raise UsageError(f"unknown format '{run.fmt}' (choose from {', '.join(LINT_FORMATS)})")
+    from .lint import selection
+
+    unknown = selection(run.config).unknown
+    if unknown:
+        raise UsageError(f"unknown rule(s): {', '.join(unknown)} (see `sqlsafe rules`)")
+    disc = discover_paths(run.paths, run.config, run.stdin_text)
+    report_only = None
+    if run.changed_since:
+        from .gitdiff import changed_paths
+
+        report_only = changed_paths(disc, run.changed_since)
+    result = lint(disc, run.config, report_only=report_only)
+    fixed = 0
+    if run.fix:
+        fixed = apply_fixes(result)
+        if fixed:
+            disc = discover_paths(run.paths, run.config, run.stdin_text)
+            result = lint(disc, run.config, report_only=report_only)
+    if run.write_baseline:
+        from .baseline import write_baseline
+
+        write_baseline(result, run.write_baseline)
+    if run.baseline:
+        from .baseline import filter_baseline
+
+        result = filter_baseline(result, run.baseline)
+    rendered = render_lint(result, run.fmt, color=run.color)
+    if fixed:
+        print(f"sqlsafe: applied {fixed} fix(es)", file=sys.stderr)
+    code = 1 if fails(result, run.config.fail_on) else 0
+    if disc.problems:
+        code = 2
+    if not disc.migrations and not disc.problems:
+        code = 2
+        return LintOutcome(result, rendered, code, ["no migration files found"], fixed)
+    return LintOutcome(result, rendered, code, problem_lines(disc), fixed)
+
+
+def sources_of(result: LintResult) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for m in result.migrations:
+        if m.section.line_offset == 0:
+            out[m.path] = m.section.text
+        else:
+            out[m.path] = "\n" * m.section.line_offset + m.section.text
+    return out
+
+
+def render_lint(result: LintResult, fmt: str, *, color: bool = False) -> str:
+    if fmt == "text":
+        from .formats import text
+
+        return text.render(result, color=color, sources=sources_of(result))
+    if fmt == "json":
+        from .formats import json_
+
+        return json_.render(result)
+    import importlib
+
+    try:
+        module = importlib.import_module(f".formats.{fmt}", __package__)
+    except ModuleNotFoundError:
+        raise UsageError(f"format '{fmt}' is not available in this build") from None
+    return str(module.render(result))
+
+
+# ---------------------------------------------------------------------------- fixes
+
+
+def apply_fixes(result: LintResult) -> int:
+    """Apply every safe fix, file by file, edits from the end so offsets stay valid."""
+    by_path: dict[str, list[Finding]] = {}
+    for f in result.findings:
+        if f.fix is not None and f.fix.safe:
+            by_path.setdefault(f.path, []).append(f)
+    abspaths = {m.path: m.abspath for m in result.migrations}
+    count = 0
+    for path, findings in by_path.items():
+        abspath = abspaths.get(path)
+        if not abspath:
+            continue
+        raw = Path(abspath).read_bytes()
+        bom = raw.startswith(b"\xef\xbb\xbf")
+        text = raw.decode("utf-8-sig")
+        edits = sorted({(f.fix.start, f.fix.end, f.fix.replacement) for f in findings
+                        if f.fix is not None}, reverse=True)
+        last_start = len(text) + 1
+        for start, end, replacement in edits:
+            if end > last_start:
+                continue  # overlapping edit: leave it for the next run
+            text = text[:start] + replacement + text[end:]
+            last_start = start
+            count += 1
+        Path(abspath).write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+    return count
+
+
+# ---------------------------------------------------------------------------- rule docs
+
+
+def rule_doc_text(code: str, name: str) -> str | None:
+    fname = f"{code}-{name}.md"
+    try:
+        res = resources.files("sqlsafe") / "rule_docs" / fname
+        if res.is_file():
+            return res.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    repo = Path(__file__).resolve().parent.parent / "rules" / fname
+    if repo.is_file():
+        return repo.read_text(encoding="utf-8")
+    return None
+
+
+def explain(key: str) -> str:
+    registry.load()
+    m = registry.lookup(key)
+    if m is None:
+        raise UsageError(f"unknown rule '{key}' (see `sqlsafe rules`)")
+    text = rule_doc_text(m.code, m.name)
+    if text is None:
+        return f"{m.code} {m.name} ({m.category}, {m.severity})\n\n{m.summary}\n"
+    return text
+
+
+def render_rules(fmt: str, show_all: bool = False) -> str:
+    rules = [r for r in registry.all_rules() if show_all or r.func is not None]
+    if fmt == "json":
+        import json
+
+        return json.dumps([{"code": r.code, "name": r.name, "category": r.category,
+                            "severity": r.severity, "opt_in": r.opt_in, "fixable": r.fixable,
+                            "summary": r.summary, "doc": r.doc} for r in rules], indent=2) + "\n"
+    if fmt == "markdown":
+        lines = ["| code | name | category | severity | summary |", "|---|---|---|---|---|"]
+        for r in rules:
+            sev = r.severity + (" (opt-in)" if r.opt_in else "")
+            lines.append(f"| [{r.code}]({r.doc}) | {r.name} | {r.category} | {sev} | {r.summary} |")
+        return "\n".join(lines) + "\n"
+    width = max((len(r.name) for r in rules), default=10)
+    lines = []
+    for r in rules:
+        flags = (" fix" if r.fixable else "") + (" opt-in" if r.opt_in else "")
+        lines.append(f"{r.code}  {r.name:<{width}}  {r.category:<13} {r.severity:<8}{flags}")
+    lines.append(f"{len(rules)} rules")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,212 @@
+"""The command line: thin click commands over ``sqlsafe.api``.
+
+The lint path imports neither psycopg, jinja2 nor testcontainers (a pre-commit run must stay
+fast); dry-run and report modules are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from . import __version__
+from .config import Config, ConfigError, check_pg_version, load_config
+
+EXIT_OK, EXIT_FINDINGS, EXIT_TOOL = 0, 1, 2
+
+
+class ToolError(click.ClickException):
+    """A one-line reason on stderr and exit code 2."""
+
+    exit_code = EXIT_TOOL
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"sqlsafe: error: {self.format_message()}", err=True)
+
+
+def fail(message: str) -> NoReturn:
+    raise ToolError(message)
+
+
+def _csv(values: tuple[str, ...]) -> tuple[str, ...]:
+    out: list[str] = []
+    for v in values:
+        out.extend(x.strip() for x in v.split(",") if x.strip())
+    return tuple(out)
+
+
+def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options every command that reads migrations shares."""
+    opts = [
+        click.option("--config", "config_file", metavar="FILE",
+                     help="Config file (default: [tool.sqlsafe] in the nearest pyproject.toml, "
+                          "or .sqlsafe.toml)."),
+        click.option("--pg-version", type=int, metavar="N",
+                     help="Target PostgreSQL major version (default: 15, the oldest supported)."),
+        click.option("--layout", metavar="NAME",
+                     help="Force a migration layout (plain, prisma, supabase, flyway, "
+                          "golang-migrate, popx, dbmate, goose, versioned-dirs)."),
+        click.option("--assume-in-transaction/--no-assume-in-transaction", default=None,
+                     help="Override whether each migration runs in one transaction."),
+        click.option("--select", multiple=True, metavar="RULES",
+                     help="Only these rules (codes, names, prefixes or categories; comma-separated)."),
+        click.option("--extend-select", multiple=True, metavar="RULES",
+                     help="Add opt-in rules to the default set."),
+        click.option("--ignore", multiple=True, metavar="RULES", help="Skip these rules."),
+        click.option("--profile", "profiles", multiple=True, metavar="NAME",
+                     help="Enable an opt-in rule profile (e.g. supabase)."),
+        click.option("--fail-on", type=click.Choice(["error", "warning", "info", "never"]),
+                     help="Lowest severity that makes the exit code 1 (default: error)."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def make_config(paths: tuple[str, ...], config_file: str | None, pg_version: int | None,
+                layout: str | None, assume_in_transaction: bool | None, select: tuple[str, ...],
+                extend_select: tuple[str, ...], ignore: tuple[str, ...],
+                profiles: tuple[str, ...], fail_on: str | None, **extra: Any) -> Config:
+    start = Path(paths[0]) if paths and paths[0] != "-" else Path.cwd()
+    if not start.exists():
+        start = Path.cwd()
+    try:
+        cfg = load_config(config_file, start)
+        if pg_version is not None:
+            check_pg_version(pg_version)
+    except ConfigError as exc:
+        fail(str(exc))
+    return cfg.merged(pg_version=pg_version, layout=layout,
+                      assume_in_transaction=assume_in_transaction, select=_csv(select),
+                      extend_select=_csv(extend_select), ignore=_csv(ignore),
+                      profiles=_csv(profiles), fail_on=fail_on, **extra)
+
+
+def use_color(choice: str) -> bool:
+    if choice == "always":
+        return True
+    if choice == "never" or os.environ.get("NO_COLOR"):
+        return False
+    return sys.stdout.isatty()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sqlsafe")
+def cli() -> None:
+    """Keep database migrations from hurting production.
+
+    \b
+    sqlsafe lint PATH       static analysis (fast, no database)
+    sqlsafe dry-run PATH    replay on a disposable PostgreSQL and observe locks, rewrites, timing
+    sqlsafe check PATH      lint + dry run + dry_run_report.md + checksum.txt
+    sqlsafe checksum PATH   write or verify checksum.txt
+    sqlsafe rules           list the rules; sqlsafe explain CODE prints one
+
+    Exit codes: 0 clean, 1 findings at or above --fail-on (or a failed migration),
+    2 the tool could not do its job.
+    """
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@common_options
+@click.option("--format", "fmt", default=None, metavar="FORMAT",
+              help="text, json, sarif, github, gitlab, junit or markdown "
+                   "(default: text; github under GitHub Actions).")
+@click.option("--output", "-o", metavar="FILE", help="Write the report to FILE instead of stdout.")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto",
+              show_default=True, help="Colour in text output (auto: only on a terminal).")
+@click.option("--fix", is_flag=True, help="Apply the safe mechanical fixes in place.")
+@click.option("--changed-since", metavar="REF",
+              help="Report only migrations added or changed since a git ref "
+                   "(earlier ones still build the schema state).")
+@click.option("--baseline", metavar="FILE", help="Report only findings not in this baseline.")
+@click.option("--write-baseline", metavar="FILE", help="Record today's findings as the baseline.")
+def lint(paths: tuple[str, ...], fmt: str | None, output: str | None, color: str, fix: bool,
+         changed_since: str | None, baseline: str | None, write_baseline: str | None,
+         **opts: Any) -> None:
+    """Static analysis of migration SQL. PATH may be a file, a directory or '-' (stdin)."""
+    from . import api
+
+    paths = paths or (".",)
+    cfg = make_config(paths, **opts)
+    fmt = fmt or ("github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text")
+    run = api.LintRun(paths=paths, config=cfg, fmt=fmt, color=use_color(color), fix=fix,
+                      changed_since=changed_since, baseline=baseline,
+                      write_baseline=write_baseline)
+    try:
+        outcome = api.run_lint(run)
+    except api.UsageError as exc:
+        fail(str(exc))
+    for line in outcome.problems:
+        click.echo(f"sqlsafe: error: {line}", err=True)
+    if output:
+        Path(output).write_text(outcome.rendered, encoding="utf-8")
+    else:
+        click.echo(outcome.rendered, nl=False)
+    sys.exit(outcome.exit_code)
+
+
+@cli.command("rules")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text")
+@click.option("--all", "show_all", is_flag=True, help="Include the engine's own checks.")
+def rules_cmd(fmt: str, show_all: bool) -> None:
+    """List the rule catalogue: code, name, category, default severity."""
+    from . import api
+
+    click.echo(api.render_rules(fmt, show_all), nl=False)
+
+
+@cli.command()
+@click.argument("rule")
+def explain(rule: str) -> None:
+    """Print a rule's page (what it does, why, examples, fix) — offline."""
+    from . import api
+
+    try:
+        click.echo(api.explain(rule))
+    except api.UsageError as exc:
+        fail(str(exc))
+
+
+def _add_commands() -> None:
+    """Commands that live in their own modules; importing them stays cheap (no psycopg)."""
+    from .commands import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_add_commands()
+
+
+def main() -> None:
+    """Entry point: no traceback ever reaches the user."""
+    try:
+        cli.main(standalone_mode=False, prog_name="sqlsafe")
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code if isinstance(exc, ToolError) else EXIT_TOOL)
+    except click.exceptions.Abort:
+        click.echo("sqlsafe: interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("sqlsafe: interrupted", err=True)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except BrokenPipeError:
+        sys.exit(EXIT_TOOL)
+    except Exception as exc:  # the last line of defence: one line, no traceback
+        if os.environ.get("SQLSAFE_DEBUG"):
+            raise
+        click.echo(f"sqlsafe: internal error: {type(exc).__name__}: {exc} "
+                   "(set SQLSAFE_DEBUG=1 for a traceback)", err=True)
+        sys.exit(EXIT_TOOL)

@@ -1,0 +1,7 @@
+"""Sub-commands defined outside cli.py. Each module exposes ``command``; list it here."""
+
+from __future__ import annotations
+
+import click
+
+COMMANDS: list[click.Command] = []

@@ -1,0 +1,155 @@
+"""Configuration: ``[tool.sqlsafe]`` in the nearest pyproject.toml, or ``.sqlsafe.toml``.
+
+Precedence: command line over file over defaults. Unknown keys are an error (exit 2), so a
+typo never silently switches a check off.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+# The oldest PostgreSQL major the community still supports on 2026-11-22 (14 reached end of
+# life on 2026-11-12). Override with --pg-version or pg_version.
+DEFAULT_PG_VERSION = 15
+SUPPORTED_PG_VERSIONS = range(9, 20)
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Config:
+    pg_version: int = DEFAULT_PG_VERSION
+    select: tuple[str, ...] = ()  # empty: every rule that is not opt-in
+    extend_select: tuple[str, ...] = ()  # opt-in rules to add to the default set
+    ignore: tuple[str, ...] = ()
+    severity: dict[str, str] = field(default_factory=dict)  # rule code/name -> severity
+    fail_on: str = "error"  # error | warning | info | never
+    assume_in_transaction: bool | None = None
+    layout: str | None = None
+    exclude: tuple[str, ...] = ()  # glob patterns of paths to skip
+    lock_timeout_max_ms: int = 10_000  # a lock_timeout longer than this does not count
+    profiles: tuple[str, ...] = ()  # opt-in rule sets, e.g. "supabase"
+    exposed_schemas: tuple[str, ...] = ("public",)
+    # dry run
+    engine: str = "embedded"
+    image: str | None = None
+    statement_timeout_ms: int = 60_000
+    report: str = "dry_run_report.md"
+    source: str | None = None  # the file the config came from
+
+    def merged(self, **overrides: Any) -> Config:
+        clean = {k: v for k, v in overrides.items() if v is not None and v != ()}
+        return replace(self, **clean)
+
+
+_KEYS = {f.name for f in fields(Config)} - {"source"}
+_ALIASES = {"pg-version": "pg_version", "fail-on": "fail_on", "extend-select": "extend_select",
+            "assume-in-transaction": "assume_in_transaction",
+            "lock-timeout-max-ms": "lock_timeout_max_ms",
+            "statement-timeout-ms": "statement_timeout_ms",
+            "exposed-schemas": "exposed_schemas"}
+
+
+def find_config(start: Path) -> tuple[Path, dict[str, Any]] | None:
+    start = start.resolve()
+    for d in [start, *start.parents] if start.is_dir() else [start.parent, *start.parent.parents]:
+        dot = d / ".sqlsafe.toml"
+        if dot.is_file():
+            return dot, _read(dot)
+        pp = d / "pyproject.toml"
+        if pp.is_file():
+            data = _read(pp)
+            tool = data.get("tool", {}).get("sqlsafe")
+            if tool is not None:
+                return pp, tool
+    return None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    if path.name == ".sqlsafe.toml" and "tool" in data and "sqlsafe" in data["tool"]:
+        return dict(data["tool"]["sqlsafe"])
+    return data
+
+
+def from_mapping(data: dict[str, Any], source: str) -> Config:
+    values: dict[str, Any] = {}
+    for raw_key, value in data.items():
+        key = _ALIASES.get(raw_key, raw_key.replace("-", "_"))
+        if key not in _KEYS:
+            known = ", ".join(sorted(_KEYS))
+            raise ConfigError(f"{source}: unknown key '{raw_key}' in [tool.sqlsafe] (known: {known})")
+        values[key] = _coerce(key, value, source)
+    return Config(**values, source=source)
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{source}: '{key}' must be {expected}, not {value!r}")
+
+    if key in ("select", "extend_select", "ignore", "exclude", "profiles", "exposed_schemas"):
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of strings")
+        return tuple(value)
+    if key in ("pg_version", "lock_timeout_max_ms", "statement_timeout_ms"):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise bad("an integer")
+        if key == "pg_version":
+            check_pg_version(value, source)
+        return value
+    if key == "assume_in_transaction":
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if key == "severity":
+        if not isinstance(value, dict):
+            raise bad("a table of rule = severity")
+        for k, v in value.items():
+            if v not in ("error", "warning", "info", "off"):
+                raise ConfigError(f"{source}: severity of '{k}' must be error, warning, info or off")
+        return dict(value)
+    if key == "fail_on":
+        if value not in ("error", "warning", "info", "never"):
+            raise bad("error, warning, info or never")
+        return value
+    if key == "engine":
+        if value not in ("embedded", "docker", "local", "url"):
+            raise bad("embedded, docker, local or url")
+        return value
+    if not isinstance(value, str):
+        raise bad("a string")
+    return value
+
+
+def check_pg_version(value: int, source: str = "--pg-version") -> None:
+    if value not in SUPPORTED_PG_VERSIONS:
+        raise ConfigError(f"{source}: PostgreSQL {value} is not a version sqlsafe knows (9 to 19)")
+
+
+def load_config(explicit: str | None, start: Path) -> Config:
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"{explicit}: config file not found")
+        data = _read(path)
+        if path.name == "pyproject.toml":
+            data = data.get("tool", {}).get("sqlsafe", {})
+        return from_mapping(data, str(path))
+    found = find_config(start)
+    if found is None:
+        return Config()
+    path, data = found
+    return from_mapping(data, str(path))

@@ -1,0 +1,250 @@
+"""The static pipeline: parse → normalize → schema state → rules → suppressions → findings."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from . import locks as lk
+from . import nodes as n
+from . import registry
+from .config import Config
+from .model import (
+    DiscoveryResult,
+    Finding,
+    InputProblem,
+    LintResult,
+    LockPrediction,
+    Migration,
+    Span,
+    StatementInfo,
+    severity_rank,
+)
+from .normalize import normalize
+from .parse import ParsedStatement, parse_section
+from .rules.context import RuleContext
+from .rules.meta import EXPIRED, INPUT, META_RULES, NO_REASON, SYNTAX, UNKNOWN, UNUSED
+from .schema import SchemaState
+from .suppress import Suppression, bind, is_expired, parse_suppressions
+
+
+
+@dataclass
+class Selection:
+    enabled: set[str]
+    severity: dict[str, str] = field(default_factory=dict)
+    unknown: list[str] = field(default_factory=list)
+
+
+def selection(config: Config) -> Selection:
+    registry.load()
+    if config.select:
+        enabled, unknown = registry.select(config.select)
+    else:
+        enabled = {c for c, m in registry.RULES.items() if not m.opt_in}
+        unknown = []
+    extra, unk2 = registry.select(config.extend_select)
+    enabled |= extra
+    enabled |= {c for c, m in registry.RULES.items() if m.profile and m.profile in config.profiles}
+    ignored, unk3 = registry.select(config.ignore)
+    enabled -= ignored
+    sev: dict[str, str] = {}
+    for key, value in config.severity.items():
+        m = registry.lookup(key)
+        if m is None:
+            unknown.append(key)
+            continue
+        if value == "off":
+            enabled.discard(m.code)
+        else:
+            sev[m.code] = value
+    # The engine's own findings about input and suppressions are always on unless ignored.
+    for m in META_RULES:
+        if m.code not in ignored and sev.get(m.code) != "off" and \
+                config.severity.get(m.name) != "off" and config.severity.get(m.code) != "off":
+            enabled.add(m.code)
+    return Selection(enabled, sev, unknown + unk2 + unk3)
+
+
+def _finding(meta: registry.RuleMeta, sel: Selection, path: str, span: Span, message: str,
+             help: str = "", statement: str = "", fix=None, recipe: str = "") -> Finding:
+    return Finding(meta.code, meta.name, meta.category, sel.severity.get(meta.code, meta.severity),
+                   path, span, message, help, statement[:2000], meta.doc, fix, recipe)
+
+
+def lint(discovery: DiscoveryResult, config: Config, *,
+         report_only: set[str] | None = None) -> LintResult:
+    """Lint every migration in order, folding one schema state across the whole set.
+
+    ``report_only``: display paths whose findings are reported; the others are still folded
+    into the schema state (``--changed-since``).
+    """
+    sel = selection(config)
+    state = SchemaState()
+    findings: list[Finding] = []
+    statements: list[StatementInfo] = []
+    files: list[str] = []
+    problems = list(discovery.problems)
+    for p in discovery.problems:
+        if sel.enabled and INPUT.code in sel.enabled:
+            findings.append(_finding(INPUT, sel, p.path, Span(max(p.line, 1), max(p.column, 1),
+                                                               max(p.line, 1), max(p.column, 1)),
+                                     p.message))
+    for index, migration in enumerate(discovery.migrations):
+        if _excluded(migration.path, config.exclude):
+            continue
+        mf, ms = lint_migration(migration, index, state, config, sel)
+        if report_only is None or migration.path in report_only:
+            files.append(migration.path)
+            findings.extend(mf)
+            statements.extend(ms)
+    findings.sort(key=Finding.sort_key)
+    return LintResult(tuple(files), tuple(findings), tuple(statements), tuple(problems),
+                      discovery.notes, discovery.migrations)
+
+
+def _excluded(path: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatch(path, p) or fnmatch.fnmatch(path, f"*/{p}") for p in patterns)
+
+
+def lint_migration(migration: Migration, index: int, state: SchemaState, config: Config,
+                   sel: Selection) -> tuple[list[Finding], list[StatementInfo]]:
+    parsed = parse_section(migration.section)
+    suppressions = parse_suppressions(migration.section.text, migration.section.line_offset)
+    bind(suppressions, [(s.span.line, s.span.end_line) for s in parsed.statements])
+    state.begin_migration(migration.path, index, migration.in_transaction)
+    raw: list[tuple[Finding, int]] = []
+    infos: list[StatementInfo] = []
+    pg = config.pg_version
+    for stmt in parsed.statements:
+        if stmt.node is None:
+            span = stmt.error_span or stmt.span
+            raw.append((_finding(SYNTAX, sel, migration.path, span,
+                                 f"{stmt.error} (statement skipped; the rest of the file is still checked)",
+                                 "Fix the statement so PostgreSQL can parse it.", stmt.sql),
+                        stmt.span.line))
+            continue
+        actions = normalize(stmt.node, state.functions)
+        prediction = lk.Prediction()
+        for action in actions:
+            lk.predict(action, state, pg, prediction)
+        ctx = RuleContext(state, pg, config, stmt, migration, index, actions, prediction,
+                          in_tx=state.tx.open)
+        for f in _run_rules(actions, ctx, sel):
+            raw.append((f, stmt.span.line))
+        infos.append(_info(migration, stmt, actions, prediction, state.tx.open))
+        for action in actions:
+            state.apply(action)
+        state.hold_locks(prediction, stmt.span.line)
+        state.tx.statements += 1
+    # Checks that need the whole migration (an unterminated BEGIN, ...).
+    end_ctx = RuleContext(state, pg, config, _end_statement(migration), migration, index, (),
+                          lk.Prediction(), in_tx=state.tx.open)
+    for meta in registry.rules_for(registry.MIGRATION_END):
+        if meta.code in sel.enabled:
+            for v in registry.run(meta, None, end_ctx):
+                span = v.span or end_ctx.stmt.span
+                raw.append((_finding(meta, sel, migration.path, span, v.message, v.help,
+                                     "", v.fix, v.recipe), span.line))
+    state.end_migration()
+    return _apply_suppressions(raw, suppressions, migration, sel), infos
+
+
+def _end_statement(migration: Migration) -> ParsedStatement:
+    text = migration.section.text
+    lines = text.count("\n") + migration.section.line_offset
+    last_line = lines + (0 if text.endswith("\n") else 1)
+    span = Span(max(last_line, 1), 1, max(last_line, 1), 1,
+                migration.section.char_offset + len(text), migration.section.char_offset + len(text))
+    return ParsedStatement(migration.path, -1, span, "", None)
+
+
+def _run_rules(actions: tuple[n.Action, ...], ctx: RuleContext, sel: Selection) -> list[Finding]:
+    out: list[Finding] = []
+    seen: set[tuple[str, str]] = set()
+    kinds: list[tuple[str, n.Action]] = [(a.kind, a) for a in actions]
+    if actions:
+        kinds.append((registry.STATEMENT, actions[0]))
+    for kind, action in kinds:
+        for meta in registry.rules_for(kind):
+            if meta.code not in sel.enabled:
+                continue
+            for v in registry.run(meta, action, ctx):
+                key = (meta.code, v.message)
+                if key in seen:
+                    continue
+                seen.add(key)
+                out.append(_finding(meta, sel, ctx.migration.path, v.span or ctx.stmt.span,
+                                    v.message, v.help, ctx.stmt.sql, v.fix, v.recipe))
+    return out
+
+
+def _info(migration: Migration, stmt: ParsedStatement, actions: tuple[n.Action, ...],
+          prediction: lk.Prediction, in_tx: bool) -> StatementInfo:
+    locks = tuple(LockPrediction(rel, mode) for rel, mode in sorted(prediction.locks.items()))
+    kind = actions[0].kind if actions else "Other"
+    return StatementInfo(migration.path, stmt.span, stmt.sql, kind, locks,
+                         tuple(prediction.rewrites), in_tx)
+
+
+def _apply_suppressions(raw: list[tuple[Finding, int]], sups: list[Suppression],
+                        migration: Migration, sel: Selection) -> list[Finding]:
+    kept: list[Finding] = []
+    meta_findings: list[Finding] = []
+    for s in sups:
+        for key in s.rules:
+            m = registry.lookup(key)
+            if m is None:
+                meta_findings.append(_finding(
+                    UNKNOWN, sel, migration.path, Span(s.line, s.column, s.line, s.column + 1),
+                    f"sqlsafe: ignore names an unknown rule '{key}'",
+                    "Use a rule code or name from `sqlsafe rules`."))
+            else:
+                s.codes.add(m.code)
+        if not s.reason:
+            meta_findings.append(_finding(
+                NO_REASON, sel, migration.path, Span(s.line, s.column, s.line, s.column + 1),
+                "suppression without a reason suppresses nothing",
+                'Say why the hazard is acceptable: -- sqlsafe: ignore LK001 reason="table has 40 rows"'))
+        elif is_expired(s):
+            meta_findings.append(_finding(
+                EXPIRED, sel, migration.path, Span(s.line, s.column, s.line, s.column + 1),
+                f"suppression expired on {s.until}",
+                "Remove it, or renew it with a new until= date and reason."))
+    for f, first_line in raw:
+        if _suppressed(f, first_line, sups):
+            continue
+        kept.append(f)
+    for s in sups:
+        if s.reason and not s.used and not is_expired(s) and (s.codes or not s.rules):
+            meta_findings.append(_finding(
+                UNUSED, sel, migration.path, Span(s.line, s.column, s.line, s.column + 1),
+                "suppression matched no finding", "Remove the stale sqlsafe: ignore comment."))
+    kept.extend(f for f in meta_findings if f.code in sel.enabled)
+    return kept
+
+
+def _suppressed(f: Finding, first_line: int, sups: list[Suppression]) -> bool:
+    if f.code in (UNUSED.code, UNKNOWN.code, NO_REASON.code, EXPIRED.code):
+        return False
+    for s in sups:
+        if not s.reason or is_expired(s):
+            continue
+        if s.rules and f.code not in s.codes:
+            continue
+        if s.file_wide or s.target_line == first_line:
+            s.used = True
+            return True
+    return False
+
+
+def fails(result: LintResult, fail_on: str) -> bool:
+    if fail_on == "never":
+        return False
+    threshold = severity_rank(fail_on)
+    return any(severity_rank(f.severity) >= threshold for f in result.findings)
+
+
+def input_problems(result: LintResult) -> list[InputProblem]:
+    return list(result.problems)

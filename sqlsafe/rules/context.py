@@ -1,0 +1,82 @@
+"""What a rule sees: the statement, its actions, and the schema state before it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .. import locks as lk
+from .. import nodes as n
+from ..config import Config
+from ..model import Fix, Migration
+from ..parse import ParsedStatement
+from ..schema import SchemaState
+
+# Statements PostgreSQL refuses to run inside a transaction block (any version unless noted).
+NO_TRANSACTION_HINT = "run it in a migration of its own that the tool does not wrap in a transaction"
+
+
+@dataclass
+class RuleContext:
+    state: SchemaState
+    pg: int
+    config: Config
+    stmt: ParsedStatement
+    migration: Migration
+    migration_index: int
+    actions: tuple[n.Action, ...]
+    prediction: lk.Prediction
+    in_tx: bool  # a transaction (explicit or the runner's) is open when the statement runs
+
+    # ------------------------------------------------------------------ schema questions
+    def existing(self, rel: n.Rel) -> bool:
+        """The table exists before this migration (so it may be large and in use)."""
+        return self.state.is_existing(rel)
+
+    def q(self, rel: n.Rel) -> str:
+        return self.state.qualify(rel)
+
+    def timeout_set(self, name: str = "lock_timeout") -> bool:
+        if not self.state.timeout_set(name):
+            return False
+        if name == "lock_timeout":
+            ms = parse_duration_ms(self.state.setting(name) or "")
+            return ms is None or ms <= self.config.lock_timeout_max_ms
+        return True
+
+    # ------------------------------------------------------------------ messages
+    def lock_phrase(self, mode: str, rel: n.Rel | str) -> str:
+        target = rel if isinstance(rel, str) else self.q(rel)
+        return f"takes {lk.SQL_NAMES[mode]} on {target}, which {lk.blocks_text(mode)}"
+
+    @property
+    def sql(self) -> str:
+        return self.stmt.sql
+
+    # ------------------------------------------------------------------ fixes
+    def insert_after(self, pattern: str, text: str, description: str) -> Fix | None:
+        """A fix that inserts ``text`` right after the first match of ``pattern``."""
+        m = re.search(pattern, self.stmt.sql, re.I | re.S)
+        if m is None:
+            return None
+        at = self.stmt.span.start + m.end()
+        return Fix(description, at, at, text)
+
+    def insert_before_statement(self, text: str, description: str) -> Fix:
+        at = self.stmt.span.start
+        return Fix(description, at, at, text)
+
+    def append_to_statement(self, text: str, description: str) -> Fix:
+        at = self.stmt.span.start + len(self.stmt.sql.rstrip())
+        return Fix(description, at, at, text)
+
+
+_DUR_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h|d|us)?\s*$", re.I)
+_UNIT_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def parse_duration_ms(value: str) -> float | None:
+    m = _DUR_RE.match(value.strip().strip("'\""))
+    if not m:
+        return None
+    return float(m.group(1)) * _UNIT_MS[(m.group(2) or "ms").lower()]

@@ -1,0 +1,351 @@
+"""The schema the migration set builds up, folded statement by statement.
+
+Rules read the state *before* the statement they judge. The state knows which tables exist
+and where they were created (in this file, earlier in the set, or before the set: unknown
+tables are assumed to exist in production), their columns, constraints and indexes, the
+timeouts in force and the open transaction with the locks it already holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import locks as lk
+from . import nodes as n
+
+
+@dataclass
+class ColumnState:
+    name: str
+    type: n.TypeRef | None
+    not_null: bool = False
+    has_default: bool = False
+    added_in: str | None = None  # path of the migration that added it (None: before the set)
+    added_index: int = -1  # migration index that added it
+    backfilled: bool = False  # an UPDATE set it after it was added
+
+
+@dataclass
+class ConstraintState:
+    name: str
+    kind: str
+    valid: bool
+    columns: tuple[str, ...] = ()
+    not_null_column: str | None = None
+    ref_table: str | None = None
+    added_in: str | None = None
+
+
+@dataclass
+class TableState:
+    qualified: str
+    created_in: str | None = None  # path of the migration that created it; None: pre-existing
+    created_index: int = -1
+    created_in_tx: int = -1  # transaction serial number when created
+    columns: dict[str, ColumnState] = field(default_factory=dict)
+    constraints: dict[str, ConstraintState] = field(default_factory=dict)
+    indexes: set[str] = field(default_factory=set)
+    partitioned: bool = False
+    known: bool = True  # False when we only assume it exists (never saw its CREATE)
+    rls: bool = False
+    kind: str = "table"
+
+
+@dataclass
+class TxState:
+    open: bool = False
+    explicit: bool = False  # opened by BEGIN (vs the implicit one of the runner)
+    serial: int = 0
+    locks: dict[str, str] = field(default_factory=dict)  # relation -> strongest mode held
+    first_strong_lock_line: int = 0
+    enum_values_added: set[tuple[str, str]] = field(default_factory=set)
+    statements: int = 0
+    updated_tables: set[str] = field(default_factory=set)
+    ddl_tables: set[str] = field(default_factory=set)
+
+
+class SchemaState:
+    def __init__(self) -> None:
+        self.tables: dict[str, TableState] = {}
+        self.indexes: dict[str, str] = {}  # qualified index -> qualified table
+        self.types: dict[str, n.CreateType] = {}
+        self.type_created_in: dict[str, str] = {}
+        self.functions: dict[str, str] = {}  # name -> volatility (i, s, v)
+        self.schemas: set[str] = set()
+        self.settings: dict[str, str] = {}  # session-level settings in force
+        self.local_settings: dict[str, str] = {}  # SET LOCAL, reset at transaction end
+        self.search_schema = "public"
+        self.tx = TxState()
+        self.tx_serial = 0
+        self.path = ""
+        self.migration_index = 0
+        # Where each (table, column) was last backfilled by an UPDATE: migration index.
+        self.backfills: dict[tuple[str, str], int] = {}
+
+    # ------------------------------------------------------------------ queries
+    def qualify(self, rel: n.Rel) -> str:
+        return f"{rel.schema or self.search_schema}.{rel.name}"
+
+    def table(self, rel: n.Rel | str) -> TableState | None:
+        key = rel if isinstance(rel, str) else self.qualify(rel)
+        return self.tables.get(key)
+
+    def has_relation(self, rel: n.Rel) -> bool:
+        return True  # unknown relations are assumed to exist in production
+
+    def is_new(self, rel: n.Rel) -> bool:
+        """Created in the migration being linted (so it is empty and nobody uses it yet)."""
+        t = self.table(rel)
+        return t is not None and t.created_in == self.path and t.created_index == self.migration_index
+
+    def created_in_tx(self, rel: n.Rel) -> bool:
+        t = self.table(rel)
+        return t is not None and self.tx.open and t.created_in_tx == self.tx.serial and self.is_new(rel)
+
+    def is_existing(self, rel: n.Rel) -> bool:
+        """Exists before this migration: created earlier in the set, or before it."""
+        return not self.is_new(rel)
+
+    def column(self, rel: n.Rel, name: str) -> ColumnState | None:
+        t = self.table(rel)
+        return t.columns.get(name) if t else None
+
+    def column_type(self, rel: n.Rel, name: str) -> n.TypeRef | None:
+        c = self.column(rel, name)
+        return c.type if c else None
+
+    def index_table(self, rel: n.Rel) -> str | None:
+        return self.indexes.get(self.qualify(rel))
+
+    def constraint(self, rel: n.Rel, name: str) -> ConstraintState | None:
+        t = self.table(rel)
+        return t.constraints.get(name) if t else None
+
+    def constraint_ref(self, rel: n.Rel, name: str) -> str | None:
+        c = self.constraint(rel, name)
+        return c.ref_table if c else None
+
+    def referenced_by_fks(self, qualified: str) -> list[str]:
+        return [t.qualified for t in self.tables.values()
+                for c in t.constraints.values() if c.kind == "foreign" and c.ref_table == qualified
+                and t.qualified != qualified]
+
+    def has_valid_not_null_check(self, rel: n.Rel, column: str) -> bool:
+        t = self.table(rel)
+        return bool(t) and any(
+            c.kind == "check" and c.valid and c.not_null_column == column
+            for c in t.constraints.values()  # type: ignore[union-attr]
+        )
+
+    def setting(self, name: str) -> str | None:
+        if name in self.local_settings:
+            return self.local_settings[name]
+        return self.settings.get(name)
+
+    def timeout_set(self, name: str) -> bool:
+        v = self.setting(name)
+        return v is not None and v.strip().lower() not in ("0", "", "default")
+
+    # ------------------------------------------------------------------ folding
+    def begin_migration(self, path: str, index: int, in_transaction: bool) -> None:
+        self.path = path
+        self.migration_index = index
+        self.settings = {}
+        self.local_settings = {}
+        self.search_schema = "public"
+        self.tx = TxState()
+        if in_transaction:
+            self._open_tx(explicit=False)
+
+    def end_migration(self) -> None:
+        self._close_tx()
+
+    def _open_tx(self, explicit: bool) -> None:
+        self.tx_serial += 1
+        self.tx = TxState(open=True, explicit=explicit, serial=self.tx_serial)
+
+    def _close_tx(self) -> None:
+        self.tx = TxState()
+        self.local_settings = {}
+
+    def _ensure_table(self, rel: n.Rel) -> TableState:
+        key = self.qualify(rel)
+        t = self.tables.get(key)
+        if t is None:
+            t = TableState(key, known=False)
+            self.tables[key] = t
+        return t
+
+    def hold_locks(self, prediction: lk.Prediction, line: int) -> None:
+        if not self.tx.open:
+            return
+        for rel, mode in prediction.locks.items():
+            if lk.rank(mode) > lk.rank(self.tx.locks.get(rel, "")):
+                self.tx.locks[rel] = mode
+                if lk.is_dangerous(mode) and not self.tx.first_strong_lock_line:
+                    self.tx.first_strong_lock_line = line
+
+    def apply(self, action: n.Action, *, implicit_tx_open: bool = False) -> None:  # noqa: C901
+        path, idx = self.path, self.migration_index
+        match action:
+            case n.Transaction(op="begin"):
+                # BEGIN inside the runner's implicit transaction is only a warning in
+                # PostgreSQL; the transaction stays the same one.
+                if not self.tx.open:
+                    self._open_tx(explicit=True)
+                else:
+                    self.tx.explicit = True
+            case n.Transaction(op="commit" | "rollback" | "commit_prepared" | "prepare"):
+                self._close_tx()
+            case n.SetVar():
+                if action.name == "search_path" and action.value:
+                    first = action.value.split(",")[0].strip().strip('"')
+                    if first and first != "$user":
+                        self.search_schema = first
+                if action.local:
+                    if self.tx.open:
+                        self._set(self.local_settings, action.name, action.value)
+                else:
+                    self._set(self.settings, action.name, action.value)
+                    self.local_settings.pop(action.name, None)
+            case n.Select():
+                for name, value, local in action.set_configs:
+                    target = self.local_settings if local else self.settings
+                    if not local or self.tx.open:
+                        target[name] = value
+            case n.CreateTable():
+                key = self.qualify(action.rel)
+                if action.if_not_exists and key in self.tables and self.tables[key].known:
+                    return
+                t = TableState(key, created_in=path, created_index=idx,
+                               created_in_tx=self.tx.serial if self.tx.open else -1,
+                               kind="materialized view" if action.materialized else "table")
+                for col in action.columns:
+                    t.columns[col.name] = ColumnState(
+                        col.name, col.type, col.not_null or col.primary_key,
+                        col.default is not None, path, idx)
+                    for c in col.constraints:
+                        self._add_constraint(t, c, path, default_cols=(col.name,))
+                for c in action.constraints:
+                    self._add_constraint(t, c, path)
+                self.tables[key] = t
+            case n.CreateIndex():
+                t = self._ensure_table(action.rel)
+                if action.name:
+                    qi = f"{action.rel.schema or self.search_schema}.{action.name}"
+                    self.indexes[qi] = t.qualified
+                    t.indexes.add(qi)
+            case n.Drop(objtype="table" | "view" | "materialized view"):
+                for rel in action.rels:
+                    self.tables.pop(self.qualify(rel), None)
+            case n.Drop(objtype="index"):
+                for rel in action.rels:
+                    qi = self.qualify(rel)
+                    table = self.indexes.pop(qi, None)
+                    if table and table in self.tables:
+                        self.tables[table].indexes.discard(qi)
+            case n.Drop(objtype="type" | "domain"):
+                for rel in action.rels:
+                    self.types.pop(rel.name, None)
+            case n.AddColumn():
+                t = self._ensure_table(action.rel)
+                col = action.column
+                t.columns[col.name] = ColumnState(col.name, col.type, col.not_null,
+                                                  col.default is not None, path, idx)
+                for c in col.constraints:
+                    self._add_constraint(t, c, path, default_cols=(col.name,))
+            case n.DropColumn():
+                t = self._ensure_table(action.rel)
+                t.columns.pop(action.column, None)
+            case n.AlterColumnType():
+                c = self.column(action.rel, action.column)
+                if c is not None:
+                    c.type = action.type
+                else:
+                    self._ensure_table(action.rel).columns[action.column] = ColumnState(
+                        action.column, action.type)
+            case n.SetNotNull():
+                c = self.column(action.rel, action.column)
+                if c is not None:
+                    c.not_null = True
+            case n.DropNotNull():
+                c = self.column(action.rel, action.column)
+                if c is not None:
+                    c.not_null = False
+            case n.SetDefault() | n.DropDefault():
+                c = self.column(action.rel, action.column)
+                if c is not None:
+                    c.has_default = isinstance(action, n.SetDefault)
+            case n.AddConstraint():
+                self._add_constraint(self._ensure_table(action.rel), action.constraint, path)
+            case n.ValidateConstraint():
+                c = self.constraint(action.rel, action.name)
+                if c is not None:
+                    c.valid = True
+            case n.DropConstraint():
+                t = self.table(action.rel)
+                if t is not None:
+                    t.constraints.pop(action.name, None)
+            case n.Rename(objtype="table"):
+                if action.rel is not None:
+                    old = self.qualify(action.rel)
+                    t = self.tables.pop(old, None)
+                    new = f"{action.rel.schema or self.search_schema}.{action.new}"
+                    if t is not None:
+                        t.qualified = new
+                        self.tables[new] = t
+            case n.Rename(objtype="column"):
+                if action.rel is not None:
+                    t = self.table(action.rel)
+                    if t is not None and action.old in t.columns:
+                        col = t.columns.pop(action.old)
+                        col.name = action.new
+                        t.columns[action.new] = col
+            case n.Update():
+                key = self.qualify(action.rel)
+                for col in action.columns:
+                    self.backfills[(key, col)] = idx
+                    c = self.column(action.rel, col)
+                    if c is not None:
+                        c.backfilled = True
+                if self.tx.open:
+                    self.tx.updated_tables.add(key)
+            case n.CreateType():
+                self.types[action.name.name] = action
+                self.type_created_in[action.name.name] = path
+            case n.AlterEnum():
+                if action.new_value and self.tx.open:
+                    self.tx.enum_values_added.add((action.name.name, action.new_value))
+            case n.CreateFunction():
+                self.functions[action.name.split(".")[-1].lower()] = action.volatility
+            case n.CreateObject(objtype="schema"):
+                self.schemas.add(action.name)
+            case n.RowSecurity():
+                t = self._ensure_table(action.rel)
+                if not action.force:
+                    t.rls = action.enable
+            case _:
+                pass
+
+    @staticmethod
+    def _set(target: dict[str, str], name: str, value: str | None) -> None:
+        if value is None:
+            target.pop(name, None)
+        else:
+            target[name] = value
+
+    def _add_constraint(self, t: TableState, c: n.ConstraintDef, path: str,
+                        default_cols: tuple[str, ...] = ()) -> None:
+        name = c.name or f"{t.qualified.split('.')[-1]}_{'_'.join(c.columns or default_cols)}_{c.kind}"
+        ref = self.qualify(c.ref_table) if c.ref_table is not None else None
+        t.constraints[name] = ConstraintState(name, c.kind, not c.not_valid,
+                                              c.columns or default_cols, c.not_null_column, ref,
+                                              path)
+        if c.kind in ("primary", "notnull"):
+            for col in c.columns or default_cols:
+                if col in t.columns:
+                    t.columns[col].not_null = True
+        if c.kind in ("primary", "unique"):
+            qi = f"{t.qualified.split('.')[0]}.{c.using_index or name}"
+            self.indexes[qi] = t.qualified
+            t.indexes.add(qi)
