@@ -1,0 +1,190 @@
+"""What a dry run observed: the DryRunResult model and its JSON form (DESIGN.md, version 1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..model import Finding, LintResult
+
+
+@dataclass(frozen=True)
+class ObservedLock:
+    relation: str  # schema-qualified
+    mode: str  # pg_locks mode name
+    relkind: str = "r"  # pg_class.relkind: r table, p partitioned, i index, m matview, S sequence
+
+    def to_json(self) -> dict[str, Any]:
+        return {"relation": self.relation, "mode": self.mode}
+
+
+@dataclass(frozen=True)
+class StatementError:
+    message: str
+    line: int
+    sqlstate: str | None = None
+    # Set when the failure is a gap of the sandbox, not of the migration (e.g. an extension
+    # the embedded server does not ship); names an engine that has it.
+    sandbox_gap: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"message": self.message, "line": self.line}
+        if self.sqlstate:
+            d["sqlstate"] = self.sqlstate
+        if self.sandbox_gap:
+            d["sandbox_gap"] = self.sandbox_gap
+        return d
+
+
+@dataclass(frozen=True)
+class Blocking:
+    """Issue 7: what a second session could not do while the statement held its locks."""
+
+    relation: str
+    operation: str  # read | write
+    blocked: bool
+    waited_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class StatementResult:
+    line: int
+    sql: str
+    duration_ms: float
+    locks: tuple[ObservedLock, ...] = ()
+    rewrites: tuple[str, ...] = ()
+    rows: int | None = None
+    error: StatementError | None = None
+    in_transaction: bool = True
+    end_line: int = 0
+    predicted_locks: tuple[tuple[str, str], ...] = ()  # (relation, mode) from the static model
+    predicted_rewrites: tuple[str, ...] = ()
+    discrepancies: tuple[str, ...] = ()
+    blocking: tuple[Blocking, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "line": self.line,
+            "sql": self.sql,
+            "duration_ms": round(self.duration_ms, 3),
+            "locks": [lk.to_json() for lk in self.locks],
+            "rewrites": list(self.rewrites),
+            "error": self.error.to_json() if self.error else None,
+        }
+        if self.rows is not None:
+            d["rows"] = self.rows
+        d["in_transaction"] = self.in_transaction
+        if self.predicted_locks or self.predicted_rewrites:
+            d["predicted"] = {
+                "locks": [{"relation": r, "mode": m} for r, m in self.predicted_locks],
+                "rewrites": list(self.predicted_rewrites),
+            }
+        if self.discrepancies:
+            d["discrepancies"] = list(self.discrepancies)
+        if self.blocking:
+            d["blocking"] = [
+                {"relation": b.relation, "operation": b.operation, "blocked": b.blocked,
+                 "waited_ms": round(b.waited_ms, 1)} for b in self.blocking
+            ]
+        return d
+
+
+@dataclass(frozen=True)
+class DownResult:
+    status: str = "absent"  # absent | applied | failed
+    restores_schema: bool | None = None
+    error: StatementError | None = None
+    differences: tuple[str, ...] = ()  # what the schema after down lacks or has extra
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"status": self.status}
+        if self.status == "applied":
+            d["restores_schema"] = self.restores_schema
+            if self.differences:
+                d["differences"] = list(self.differences)
+        if self.error:
+            d["error"] = self.error.to_json()
+        return d
+
+
+@dataclass(frozen=True)
+class CatalogDiff:
+    created: tuple[str, ...] = ()
+    altered: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"created": list(self.created), "altered": list(self.altered),
+                "dropped": list(self.dropped)}
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    path: str
+    sha256: str
+    status: str  # applied | failed | skipped
+    duration_ms: float = 0.0
+    idempotent: bool | None = None
+    idempotency_error: str | None = None
+    down: DownResult = field(default_factory=DownResult)
+    statements: tuple[StatementResult, ...] = ()
+    error: StatementError | None = None
+    catalog: CatalogDiff = field(default_factory=CatalogDiff)
+    findings: tuple[Finding, ...] = ()  # the lint findings for this migration
+    # Issue 7 extras (failure injection, estimates) hang here as plain JSON-able data.
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "path": self.path,
+            "sha256": self.sha256,
+            "status": self.status,
+            "duration_ms": round(self.duration_ms, 3),
+            "idempotent": self.idempotent,
+            "down": self.down.to_json(),
+            "statements": [s.to_json() for s in self.statements],
+            "error": self.error.to_json() if self.error else None,
+            "catalog": self.catalog.to_json(),
+        }
+        if self.idempotency_error:
+            d["idempotency_error"] = self.idempotency_error
+        if self.findings:
+            d["findings"] = [f.to_json() for f in self.findings]
+        if self.extras:
+            d.update(self.extras)
+        return d
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    engine: str
+    version: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"engine": self.engine, "version": self.version}
+
+
+@dataclass(frozen=True)
+class DryRunResult:
+    server: ServerInfo
+    migrations: tuple[MigrationResult, ...]
+    lint: LintResult | None = None
+    schema_sha256: str | None = None  # hash of the final schema dump, for the report
+    startup_ms: float = 0.0
+    notes: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        return any(m.status == "failed" for m in self.migrations)
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "version": 1,
+            "server": self.server.to_json(),
+            "migrations": [m.to_json() for m in self.migrations],
+        }
+        if self.schema_sha256:
+            d["schema_sha256"] = self.schema_sha256
+        if self.notes:
+            d["notes"] = list(self.notes)
+        return d
