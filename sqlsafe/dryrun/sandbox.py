@@ -437,15 +437,25 @@ def _cache_base(account: _Account | None) -> Path:
         xdg = os.environ.get("XDG_CACHE_HOME")
         base = (Path(xdg) if xdg else Path.home() / ".cache") / "sqlsafe"
     if account is None:
-        base.mkdir(parents=True, exist_ok=True)
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            # No writable home (service accounts): a per-user dir in the temp dir will do.
+            base = Path(tempfile.gettempdir()) / f"sqlsafe-cache-{os.geteuid()}"
+            base.mkdir(mode=0o700, exist_ok=True)
+            if base.lstat().st_uid != os.geteuid():
+                raise SandboxError(f"cache dir {base} belongs to another user") from None
         return base
     # Root runs what it finds here as another user, so the cache must be root's alone: a
     # directory planted by someone else in /var/tmp would otherwise be trusted.
     with contextlib.suppress(FileExistsError):
-        base.mkdir(mode=0o755, parents=True)
+        base.mkdir(parents=True)
+        os.chmod(base, 0o755)  # ours, just made: whatever the umask, the server account enters
     st = os.lstat(base)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise SandboxError(f"cache dir {base} is not a directory owned by root and writable only by it")
+        raise SandboxError(
+            f"cache dir {base} is not a directory owned by root and writable only by it"
+        )
     if not _reachable_by_others(base):
         raise SandboxError(
             f"cache dir {base} is not reachable by the '{account.name}' account; "
@@ -637,7 +647,9 @@ def _build_template(server: _Server, data: Path, args: tuple[str, ...]) -> None:
         import psycopg
         from psycopg.conninfo import make_conninfo
 
-        dsn = make_conninfo(host=str(builder.sockets), port=_PORT, user=_SUPERUSER, dbname=_SUPERUSER)
+        dsn = make_conninfo(
+            host=str(builder.sockets), port=_PORT, user=_SUPERUSER, dbname=_SUPERUSER
+        )
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {SCRATCH_DB}")
     finally:
@@ -874,6 +886,10 @@ def _open_docker(image: str, progress: Progress) -> Iterator[Sandbox]:
 
 def _docker_unreachable() -> str | None:
     """None when a Docker engine answers a ping, else why not (in a few seconds at most)."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://"):
+        # Ping the socket ourselves: the docker SDK leaves a socket open when it fails.
+        return _ping_docker_socket(host.removeprefix("unix://"))
     try:
         import docker
     except ImportError:
@@ -886,6 +902,22 @@ def _docker_unreachable() -> str | None:
             client.close()
     except Exception as exc:  # the SDK raises DockerException, requests' and OS errors
         return _first_line(exc, ())
+    return None
+
+
+def _ping_docker_socket(path: str) -> str | None:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(path)
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            reply = sock.recv(64)
+    except OSError as exc:
+        return f"{path}: {exc.strerror or exc}"
+    if reply.split(b" ", 2)[1:2] != [b"200"]:
+        return f"{path}: unexpected answer {reply[:32]!r}"
     return None
 
 
