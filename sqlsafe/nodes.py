@@ -93,6 +93,7 @@ class CreateTable(Action):
     unlogged: bool = False
     as_select: bool = False
     materialized: bool = False
+    partitioned: bool = False  # PARTITION BY: a partitioned parent with no storage
 
 
 @dataclass(frozen=True)

@@ -275,7 +275,8 @@ def _create_stmt(s: Any, kv: dict[str, str]) -> list[n.Action]:
         parent = rel_of(s.inhRelations[0])
     persistence = s.relation.relpersistence
     return [n.CreateTable(rel_of(s.relation), bool(s.if_not_exists), tuple(cols), tuple(cons),
-                          parent, persistence == "t", persistence == "u")]
+                          parent, persistence == "t", persistence == "u",
+                          partitioned=s.partspec is not None)]
 
 
 def _create_table_as(s: Any, kv: dict[str, str]) -> list[n.Action]:

@@ -68,6 +68,8 @@ class SchemaState:
     def __init__(self) -> None:
         self.tables: dict[str, TableState] = {}
         self.indexes: dict[str, str] = {}  # qualified index -> qualified table
+        # qualified index -> its key columns (expressions as text), when the set created it.
+        self.index_columns: dict[str, tuple[str, ...]] = {}
         self.types: dict[str, n.CreateType] = {}
         self.type_created_in: dict[str, str] = {}
         self.functions: dict[str, str] = {}  # name -> volatility (i, s, v)
@@ -116,6 +118,13 @@ class SchemaState:
 
     def index_table(self, rel: n.Rel) -> str | None:
         return self.indexes.get(self.qualify(rel))
+
+    def indexes_on_column(self, rel: n.Rel, column: str) -> list[str]:
+        """Indexes of the table known to include ``column`` (as a plain key column)."""
+        t = self.table(rel)
+        if t is None:
+            return []
+        return sorted(i for i in t.indexes if column in self.index_columns.get(i, ()))
 
     def constraint(self, rel: n.Rel, name: str) -> ConstraintState | None:
         t = self.table(rel)
@@ -220,6 +229,7 @@ class SchemaState:
                 t = TableState(key, created_in=path, created_index=idx,
                                created_in_tx=self.tx.serial if self.tx.open else -1,
                                kind="materialized view" if action.materialized else "table")
+                t.partitioned = action.partitioned
                 for col in action.columns:
                     t.columns[col.name] = ColumnState(
                         col.name, col.type, col.not_null or col.primary_key,
@@ -235,6 +245,7 @@ class SchemaState:
                     qi = f"{action.rel.schema or self.search_schema}.{action.name}"
                     self.indexes[qi] = t.qualified
                     t.indexes.add(qi)
+                    self.index_columns[qi] = action.columns
             case n.Drop(objtype="table" | "view" | "materialized view"):
                 for rel in action.rels:
                     self.tables.pop(self.qualify(rel), None)
@@ -349,3 +360,5 @@ class SchemaState:
             qi = f"{t.qualified.split('.')[0]}.{c.using_index or name}"
             self.indexes[qi] = t.qualified
             t.indexes.add(qi)
+            if c.columns or default_cols:
+                self.index_columns[qi] = c.columns or default_cols
