@@ -148,7 +148,8 @@ def lint(paths: tuple[str, ...], fmt: str | None, output: str | None, color: str
     if output:
         Path(output).write_text(outcome.rendered, encoding="utf-8")
     else:
-        click.echo(outcome.rendered, nl=False)
+        # click strips ANSI codes when stdout is not a terminal unless told otherwise.
+        click.echo(outcome.rendered, nl=False, color=run.color or None)
     sys.exit(outcome.exit_code)
 
 

@@ -184,6 +184,8 @@ def parse_section(section: Section) -> ParsedSection:
             parsed = _pg.parse_sql(sql)
         except _pg.ParseError as exc:
             message, loc = _error_message(exc)
+            if loc is None and "end of input" in message:
+                loc = len(sql.rstrip())
             at = start + (loc if loc is not None and 0 <= loc <= len(sql) else 0)
             statements.append(
                 ParsedStatement(section.path, i, span, sql, None, message, index.span(at, at + 1))

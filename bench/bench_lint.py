@@ -1,0 +1,100 @@
+"""Lint benchmark over ../shared/corpus: throughput, memory, single-file latency, squawk ratio.
+
+    python bench/bench_lint.py            # prints figures; exits 0 (targets are reported, not asserted)
+    python bench/bench_lint.py --rules    # also the number of findings per rule on the corpus
+
+Targets (issue 2): wall time <= 1.5x squawk on the same file list; one file <= 0.2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO.parent / "shared" / "corpus"
+
+
+def _sqlsafe_cmd() -> list[str]:
+    exe = shutil.which("sqlsafe", path=str(Path(sys.executable).parent))
+    return [exe] if exe else [sys.executable, "-m", "sqlsafe"]
+
+
+def corpus_files() -> list[Path]:
+    return sorted(p for p in CORPUS.rglob("*.sql") if "supabase-auth/" not in str(p))
+
+
+def in_process(projects: list[Path]) -> tuple[float, int, int, collections.Counter[str]]:
+    from sqlsafe.config import Config
+    from sqlsafe.discover import discover
+    from sqlsafe.lint import lint
+
+    counts: collections.Counter[str] = collections.Counter()
+    files = stmts = 0
+    t0 = time.perf_counter()
+    for project in projects:
+        result = lint(discover([str(project)]), Config())
+        files += len(result.files)
+        stmts += len(result.statements)
+        counts.update(f.code for f in result.findings)
+    return time.perf_counter() - t0, files, stmts, counts
+
+
+def wall(cmd: list[str], repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rules", action="store_true", help="print findings per rule")
+    args = ap.parse_args()
+    if not CORPUS.is_dir():
+        print(f"skipped: corpus not found at {CORPUS}")
+        return 0
+    projects = sorted(p for p in CORPUS.iterdir() if p.is_dir())
+    elapsed, files, stmts, counts = in_process(projects)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"corpus: {files} files, {stmts} statements in {elapsed:.2f} s "
+          f"({files / elapsed:.0f} files/s, {stmts / elapsed:.0f} statements/s)")
+    print(f"peak memory (RSS): {peak_mb:.0f} MB")
+
+    one = CORPUS / "documenso" / "packages" / "prisma" / "migrations"
+    single = next(iter(sorted(one.rglob("migration.sql"))), None) if one.is_dir() else None
+    if single is None:
+        single = corpus_files()[0]
+    lat = [wall([*_sqlsafe_cmd(), "lint", str(single)], repeat=1) for _ in range(5)]
+    print(f"single file (CLI, incl. interpreter start-up): median {statistics.median(lat):.3f} s "
+          f"(target <= 0.2 s)")
+
+    squawk = shutil.which("squawk") or shutil.which("squawk", path=str(Path(sys.executable).parent))
+    file_list = [str(p) for p in corpus_files()]
+    ours = wall([*_sqlsafe_cmd(), "lint", "--format", "json", *[str(p) for p in projects]])
+    print(f"sqlsafe lint, whole corpus via CLI: {ours:.2f} s")
+    if squawk:
+        theirs = wall([squawk, *file_list])
+        print(f"squawk on the same {len(file_list)} files: {theirs:.2f} s; "
+              f"ratio sqlsafe/squawk = {ours / theirs:.2f} (target <= 1.5)")
+    else:
+        print("squawk not installed (pip install squawk-cli): ratio not measured")
+
+    if args.rules:
+        print("\nfindings per rule on the corpus:")
+        print(json.dumps(dict(sorted(counts.items())), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
