@@ -367,9 +367,17 @@ def _rewrite_reason(col: n.ColumnDef, pg: int) -> str:
 def add_column_rewrites(a: n.AddColumn, ctx: RuleContext) -> Iterator[Violation]:
     if not ctx.existing(a.rel) or not lk.add_column_rewrites(a.column, ctx.pg):
         return
+    # One ALTER TABLE rewrites the table once, however many such columns it adds: report the
+    # statement once, at its first rewriting column, naming them all.
+    cols = [x.column.name for x in ctx.actions if isinstance(x, n.AddColumn) and x.rel == a.rel
+            and lk.add_column_rewrites(x.column, ctx.pg)]
+    if cols and cols[0] != a.column.name:
+        return
+    more = f" (and {len(cols) - 1} more such column(s): {', '.join(cols[1:])})" if len(cols) > 1 \
+        else ""
     yield Violation(
         f"ADD COLUMN {a.column.name} rewrites {ctx.q(a.rel)} while holding ACCESS EXCLUSIVE "
-        f"(blocks reads and writes): {_rewrite_reason(a.column, ctx.pg)}",
+        f"(blocks reads and writes): {_rewrite_reason(a.column, ctx.pg)}{more}",
         "Add the column without the default (nullable), set the default with ALTER COLUMN ... "
         "SET DEFAULT (applies to new rows only), and backfill existing rows in batches.",
     )
@@ -579,7 +587,14 @@ def slow_statement_under_held_lock(a: n.Action, ctx: RuleContext) -> Iterator[Vi
     slow = next((s for s in (slow_work(x, ctx) for x in ctx.actions) if s), None)
     if slow is None:
         return
-    rel, mode = max(held, key=lambda rm: lk.rank(rm[1]))
+    # Only the blocking the statement would not cause on its own: a SET NOT NULL after ADD
+    # COLUMN on the same table blocks the same traffic either way (LK009 says so already).
+    own = ctx.prediction.locks
+    extra = [(r, m) for r, m in held if set(lk.blocks(m)) - set(lk.blocks(own.get(r, "")))]
+    if not extra:
+        return
+    # Name a table rather than an index dropped earlier in the transaction.
+    rel, mode = max(extra, key=lambda rm: (lk.rank(rm[1]), rm[0] in ctx.state.tables))
     yield Violation(
         f"this statement {slow} while the transaction still holds {lk.SQL_NAMES[mode]} on {rel} "
         f"from an earlier statement, which {lk.blocks_text(mode)} until COMMIT",

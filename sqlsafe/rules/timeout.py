@@ -57,12 +57,16 @@ def slow_without_statement_timeout(a: n.Action, ctx: RuleContext) -> Iterator[Vi
     if slow is None:
         return
     dangerous = [m for r, m in ctx.prediction.locks.items() if lk.is_dangerous(m)]
-    if not dangerous:
+    # A mass UPDATE/DELETE takes only ROW EXCLUSIVE, but its row locks block every concurrent
+    # write to those rows until it ends.
+    dml = any(isinstance(x, (n.Update, n.Delete)) for x in ctx.actions)
+    if not dangerous and not dml:
         return  # CONCURRENTLY builds and validations let traffic through: no outage to cap
-    mode = lk.strongest(dangerous) or lk.ROW_EXCLUSIVE
+    held = (f"holding {lk.SQL_NAMES[lk.strongest(dangerous) or lk.ROW_EXCLUSIVE]}" if dangerous
+            else "locking every row it touches")
     yield Violation(
-        f"this statement {slow} holding {lk.SQL_NAMES[mode]} with no statement_timeout: nothing "
-        "stops it if the table is bigger than expected",
+        f"this statement {slow} {held} with no statement_timeout: nothing stops it if the table "
+        "is bigger than expected",
         "Set statement_timeout to the longest blocking time you accept (e.g. SET "
         "statement_timeout = '60s';), so the migration fails and rolls back instead of stalling "
         "traffic.",
