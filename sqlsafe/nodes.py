@@ -267,6 +267,7 @@ class CreateObject(Action):
     or_replace: bool = False
     rel: Rel | None = None  # the table of a trigger or policy
     materialized: bool = False
+    schema: str | None = None  # CREATE EXTENSION ... SCHEMA s (None: the creator's search_path)
 
 
 @dataclass(frozen=True)
@@ -279,6 +280,15 @@ class CreateFunction(Action):
     volatility: str  # i | s | v
     is_procedure: bool = False
     body: str = ""
+
+
+@dataclass(frozen=True)
+class AlterFunction(Action):
+    """ALTER FUNCTION/PROCEDURE ... SET/RESET/SECURITY ...: only what security rules read."""
+
+    name: str
+    sets_search_path: bool = False
+    security_definer: bool | None = None  # None: SECURITY not mentioned
 
 
 @dataclass(frozen=True)
@@ -305,6 +315,7 @@ class Insert(Action):
     on_conflict: bool
     from_select: bool
     rows: int
+    source_rels: tuple[Rel, ...] = ()  # tables the INSERT ... SELECT reads (top-level FROM)
 
 
 @dataclass(frozen=True)

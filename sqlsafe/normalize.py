@@ -403,7 +403,15 @@ def _insert(s: Any, kv: dict[str, str]) -> list[n.Action]:
             rows = len(sel.valuesLists)
         else:
             from_select = True
-    return [n.Insert(rel_of(s.relation), s.onConflictClause is not None, from_select, rows)]
+    sources: tuple[n.Rel, ...] = ()
+    if from_select:
+        # Names of WITH queries are not tables.
+        ctes = {c.ctename for w in (s.withClause, sel.withClause) if w is not None
+                for c in w.ctes or ()}
+        sources = tuple(rel_of(f) for f in sel.fromClause or () if isinstance(f, ast.RangeVar)
+                        and not (f.schemaname is None and f.relname in ctes))
+    return [n.Insert(rel_of(s.relation), s.onConflictClause is not None, from_select, rows,
+                     sources)]
 
 
 def _update(s: Any, kv: dict[str, str]) -> list[n.Action]:
@@ -547,7 +555,18 @@ def _create_seq(s: Any, kv: dict[str, str]) -> list[n.Action]:
 
 
 def _create_extension(s: Any, kv: dict[str, str]) -> list[n.Action]:
-    return [n.CreateObject("extension", s.extname, if_not_exists=bool(s.if_not_exists))]
+    schema = _const_str(_defel(s.options).get("schema"))
+    return [n.CreateObject("extension", s.extname, if_not_exists=bool(s.if_not_exists),
+                           schema=schema)]
+
+
+def _alter_function(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    opts = _defel(s.actions)
+    sets = opts.get("set")
+    path = (getattr(sets, "name", "") or "").lower() == "search_path"
+    sec = opts.get("security")
+    definer = None if sec is None else bool(getattr(sec, "boolval", False))
+    return [n.AlterFunction(".".join(_names(s.func.objname)), path, definer)]
 
 
 def _view(s: Any, kv: dict[str, str]) -> list[n.Action]:
@@ -681,6 +700,7 @@ _HANDLERS = {
     "LockStmt": _lock,
     "DoStmt": _do,
     "CreateFunctionStmt": _create_function,
+    "AlterFunctionStmt": _alter_function,
     "CreateTrigStmt": _create_trigger,
     "CreatePolicyStmt": _create_policy,
     "CreateSchemaStmt": _create_schema,

@@ -23,6 +23,9 @@ class ColumnState:
     added_in: str | None = None  # path of the migration that added it (None: before the set)
     added_index: int = -1  # migration index that added it
     backfilled: bool = False  # an UPDATE set it after it was added
+    # The DEFAULT given in ADD COLUMN: the value every row that existed then received (a later
+    # SET DEFAULT changes only future INSERTs). None: added without one, so those rows are NULL.
+    added_default: n.Default | None = None
 
 
 @dataclass
@@ -262,7 +265,8 @@ class SchemaState:
                 t = self._ensure_table(action.rel)
                 col = action.column
                 t.columns[col.name] = ColumnState(col.name, col.type, col.not_null,
-                                                  col.default is not None, path, idx)
+                                                  col.default is not None, path, idx,
+                                                  added_default=col.default)
                 for c in col.constraints:
                     self._add_constraint(t, c, path, default_cols=(col.name,))
             case n.DropColumn():
@@ -321,6 +325,11 @@ class SchemaState:
                         c.backfilled = True
                 if self.tx.open:
                     self.tx.updated_tables.add(key)
+            case n.DoBlock():
+                # A batched backfill is often a DO loop of UPDATEs; count every column of an
+                # updated table that the body names as backfilled (a guess that errs towards
+                # fewer backfill findings).
+                self._do_block_backfills(action.body, idx)
             case n.CreateType():
                 self.types[action.name.name] = action
                 self.type_created_in[action.name.name] = path
@@ -337,6 +346,23 @@ class SchemaState:
                     t.rls = action.enable
             case _:
                 pass
+
+    def _do_block_backfills(self, body: str, idx: int) -> None:
+        import re
+
+        for m in re.finditer(r"\bUPDATE\s+(?:ONLY\s+)?((?:\"?\w+\"?\.)?\"?\w+\"?)\s", body, re.I):
+            parts = [p.strip('"') for p in m.group(1).split(".")]
+            rel = n.Rel(parts[-1], parts[0] if len(parts) > 1 else None)
+            t = self.table(rel)
+            if t is None:
+                continue
+            words = set(re.findall(r"\w+", body[m.end():].lower()))
+            for c in t.columns.values():
+                if c.name.lower() in words:
+                    c.backfilled = True
+                    self.backfills[(t.qualified, c.name)] = idx
+            if self.tx.open:
+                self.tx.updated_tables.add(t.qualified)
 
     @staticmethod
     def _set(target: dict[str, str], name: str, value: str | None) -> None:

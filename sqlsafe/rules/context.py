@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
 from .. import locks as lk
 from .. import nodes as n
 from ..config import Config
-from ..model import Fix, Migration
+from ..model import Fix, Migration, Section
 from ..parse import ParsedStatement
 from ..schema import SchemaState
 
@@ -44,6 +45,20 @@ class RuleContext:
             return ms is None or ms <= self.config.lock_timeout_max_ms
         return True
 
+    def later_actions(self) -> list[tuple[int, n.Action]]:
+        """(line, action) of every statement after this one in the same migration.
+
+        For checks that a later statement may settle (RLS enabled, search_path set by ALTER
+        FUNCTION). Object names are as written, not qualified against a later search_path.
+        """
+        return [(line, a) for i, line, a in _section_actions(self.migration.section)
+                if i > self.stmt.index]
+
+    def earlier_actions(self) -> list[tuple[int, n.Action]]:
+        """(line, action) of every statement before this one in the same migration."""
+        return [(line, a) for i, line, a in _section_actions(self.migration.section)
+                if i < self.stmt.index]
+
     # ------------------------------------------------------------------ messages
     def lock_phrase(self, mode: str, rel: n.Rel | str) -> str:
         target = rel if isinstance(rel, str) else self.q(rel)
@@ -69,6 +84,18 @@ class RuleContext:
     def append_to_statement(self, text: str, description: str) -> Fix:
         at = self.stmt.span.start + len(self.stmt.sql.rstrip())
         return Fix(description, at, at, text)
+
+
+@functools.lru_cache(maxsize=64)
+def _section_actions(section: Section) -> tuple[tuple[int, int, n.Action], ...]:
+    from ..normalize import normalize
+    from ..parse import parse_section
+
+    out: list[tuple[int, int, n.Action]] = []
+    for stmt in parse_section(section).statements:
+        if stmt.node is not None:
+            out.extend((stmt.index, stmt.span.line, a) for a in normalize(stmt.node))
+    return tuple(out)
 
 
 _DUR_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h|d|us)?\s*$", re.I)
