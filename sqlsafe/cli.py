@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__
-from .config import Config, ConfigError, check_pg_version, load_config
+from .config import Config, ConfigError, check_dialect, check_pg_version, load_config
 
 EXIT_OK, EXIT_FINDINGS, EXIT_TOOL = 0, 1, 2
 
@@ -48,6 +48,9 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
                           "or .sqlsafe.toml)."),
         click.option("--pg-version", type=int, metavar="N",
                      help="Target PostgreSQL major version (default: 15, the oldest supported)."),
+        click.option("--dialect", metavar="NAME",
+                     help="SQL dialect (default postgres; others such as mysql or sqlite are "
+                          "parsed with sqlglot and get the dialect-neutral rules)."),
         click.option("--layout", metavar="NAME",
                      help="Force a migration layout (plain, prisma, supabase, flyway, "
                           "golang-migrate, popx, dbmate, goose, versioned-dirs)."),
@@ -69,7 +72,7 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def make_config(paths: tuple[str, ...], config_file: str | None, pg_version: int | None,
-                layout: str | None, assume_in_transaction: bool | None, select: tuple[str, ...],
+                dialect: str | None, layout: str | None, assume_in_transaction: bool | None, select: tuple[str, ...],
                 extend_select: tuple[str, ...], ignore: tuple[str, ...],
                 profiles: tuple[str, ...], fail_on: str | None, **extra: Any) -> Config:
     start = Path(paths[0]) if paths and paths[0] != "-" else Path.cwd()
@@ -79,9 +82,13 @@ def make_config(paths: tuple[str, ...], config_file: str | None, pg_version: int
         cfg = load_config(config_file, start)
         if pg_version is not None:
             check_pg_version(pg_version)
+        if dialect is not None:
+            check_dialect(dialect)
     except ConfigError as exc:
         fail(str(exc))
-    return cfg.merged(pg_version=pg_version, layout=layout,
+    if dialect == "postgresql":
+        dialect = "postgres"
+    return cfg.merged(pg_version=pg_version, dialect=dialect, layout=layout,
                       assume_in_transaction=assume_in_transaction, select=_csv(select),
                       extend_select=_csv(extend_select), ignore=_csv(ignore),
                       profiles=_csv(profiles), fail_on=fail_on, **extra)

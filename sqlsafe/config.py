@@ -24,6 +24,7 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class Config:
     pg_version: int = DEFAULT_PG_VERSION
+    dialect: str = "postgres"  # other dialects are parsed with sqlglot (dialect-neutral rules only)
     select: tuple[str, ...] = ()  # empty: every rule that is not opt-in
     extend_select: tuple[str, ...] = ()  # opt-in rules to add to the default set
     ignore: tuple[str, ...] = ()
@@ -125,6 +126,11 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if value not in ("error", "warning", "info", "never"):
             raise bad("error, warning, info or never")
         return value
+    if key == "dialect":
+        if not isinstance(value, str):
+            raise bad("a dialect name (postgres, mysql, sqlite, ...)")
+        check_dialect(value, source)
+        return value
     if key == "engine":
         if value not in ("embedded", "docker", "local", "url"):
             raise bad("embedded, docker, local or url")
@@ -137,6 +143,16 @@ def _coerce(key: str, value: Any, source: str) -> Any:
 def check_pg_version(value: int, source: str = "--pg-version") -> None:
     if value not in SUPPORTED_PG_VERSIONS:
         raise ConfigError(f"{source}: PostgreSQL {value} is not a version sqlsafe knows (9 to 19)")
+
+
+def check_dialect(value: str, source: str = "--dialect") -> None:
+    if value in ("postgres", "postgresql"):
+        return
+    from .dialects import known_dialects
+
+    if value not in known_dialects():
+        raise ConfigError(f"{source}: unknown dialect '{value}' (choose from postgres, "
+                          f"{', '.join(d for d in known_dialects() if d != 'postgres')})")
 
 
 def load_config(explicit: str | None, start: Path) -> Config:

@@ -110,10 +110,24 @@ def _excluded(path: str, patterns: Iterable[str]) -> bool:
 
 def lint_migration(migration: Migration, index: int, state: SchemaState, config: Config,
                    sel: Selection) -> tuple[list[Finding], list[StatementInfo]]:
-    parsed = parse_section(migration.section)
+    postgres = config.dialect in ("postgres", "postgresql")
+    if postgres:
+        parsed = parse_section(migration.section)
+    else:
+        from . import dialects
+
+        parsed = dialects.parse_section(migration.section, config.dialect)
     suppressions = parse_suppressions(migration.section.text, migration.section.line_offset)
     bind(suppressions, [(s.span.line, s.span.end_line) for s in parsed.statements])
     state.begin_migration(migration.path, index, migration.in_transaction)
+    non_pg = sel
+    if not postgres:
+        # Lock, timeout and transaction rules state PostgreSQL facts.
+        from .dialects import POSTGRES_ONLY_CATEGORIES
+
+        non_pg = Selection({c for c in sel.enabled
+                            if registry.RULES[c].category not in POSTGRES_ONLY_CATEGORIES},
+                           sel.severity, sel.unknown)
     raw: list[tuple[Finding, int]] = []
     infos: list[StatementInfo] = []
     pg = config.pg_version
@@ -125,13 +139,16 @@ def lint_migration(migration: Migration, index: int, state: SchemaState, config:
                                  "Fix the statement so PostgreSQL can parse it.", stmt.sql),
                         stmt.span.line))
             continue
-        actions = normalize(stmt.node, state.functions)
         prediction = lk.Prediction()
-        for action in actions:
-            lk.predict(action, state, pg, prediction)
+        if postgres:
+            actions = normalize(stmt.node, state.functions)
+            for action in actions:
+                lk.predict(action, state, pg, prediction)
+        else:
+            actions = dialects.normalize(stmt.node)
         ctx = RuleContext(state, pg, config, stmt, migration, index, actions, prediction,
                           in_tx=state.tx.open)
-        for f in _run_rules(actions, ctx, sel):
+        for f in _run_rules(actions, ctx, sel if postgres else non_pg):
             raw.append((f, stmt.span.line))
         infos.append(_info(migration, stmt, actions, prediction, state.tx.open))
         for action in actions:
@@ -142,7 +159,7 @@ def lint_migration(migration: Migration, index: int, state: SchemaState, config:
     end_ctx = RuleContext(state, pg, config, _end_statement(migration), migration, index, (),
                           lk.Prediction(), in_tx=state.tx.open)
     for meta in registry.rules_for(registry.MIGRATION_END):
-        if meta.code in sel.enabled:
+        if meta.code in non_pg.enabled:
             for v in registry.run(meta, None, end_ctx):
                 span = v.span or end_ctx.stmt.span
                 raw.append((_finding(meta, sel, migration.path, span, v.message, v.help,
