@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from typing import Any
 from importlib import resources
 from pathlib import Path
 
@@ -217,3 +218,93 @@ def render_rules(fmt: str, show_all: bool = False) -> str:
         lines.append(f"{r.code}  {r.name:<{width}}  {r.category:<13} {r.severity:<8}{flags}")
     lines.append(f"{len(rules)} rules")
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------- check
+
+
+@dataclass
+class CheckRun:
+    paths: tuple[str, ...]
+    config: Config
+    engine: str = "embedded"
+    database_url: str | None = None
+    image: str | None = None
+    setup: str | None = None  # SQL run before the first migration (what production already has)
+    from_index: int = 0
+    fmt: str = "markdown"  # markdown | html | json
+    compact: bool = False
+    timestamp: str | None = None  # None: the report is deterministic
+    report_path: str | None = None  # default: dry_run_report.md (.html/.json) in the root
+    checksums_path: str | None = None  # default: checksum.txt in the root
+    on_progress: Any = None  # called with one line of text per migration
+
+
+@dataclass
+class CheckOutcome:
+    report: Any  # sqlsafe.report.model.Report
+    rendered: str
+    exit_code: int
+    report_file: str | None
+    checksum_file: str | None
+    problems: list[str]
+
+
+REPORT_NAMES = {"markdown": "dry_run_report.md", "html": "dry_run_report.html",
+                "json": "dry_run_report.json"}
+
+
+def run_check(run: CheckRun, *, write: bool = True) -> CheckOutcome:
+    """lint + dry run + verification + backout check + report + checksum.txt.
+
+    Exit code: 1 on NO-GO, 0 on GO and CONDITIONAL GO; raises UsageError for bad input and
+    ``SandboxError`` (exit 2) when the sandbox cannot start.
+    """
+    import os
+
+    from .dryrun.replay import dry_run
+    from .dryrun.sandbox import open_sandbox
+    from .report import render
+    from .report import plan, verify
+    from .report.build import build_report, relative_paths
+    from .report.model import NO_GO
+
+    if run.fmt not in REPORT_NAMES:
+        raise UsageError(f"unknown report format '{run.fmt}' (choose from markdown, html, json)")
+    disc = discover_paths(run.paths, run.config)
+    if not disc.migrations:
+        raise UsageError("no migration files found" if not disc.problems
+                         else "; ".join(problem_lines(disc)))
+    if not 0 <= run.from_index < len(disc.migrations):
+        raise UsageError(f"--from {run.from_index} is out of range "
+                         f"(0..{len(disc.migrations) - 1})")
+    lint_result = lint(disc, run.config)
+    paths = relative_paths(disc)
+    queries = plan.verification_queries(disc, paths, run.from_index)
+    steps, _, _ = plan.backout(disc, paths, run.from_index)
+    # docker: the image of the target version (--pg-version) unless --image says otherwise;
+    # embedded ships one version and local uses what is installed.
+    pg = run.config.pg_version if run.engine == "docker" and not run.image else None
+    with open_sandbox(run.engine, pg_version=pg, database_url=run.database_url,
+                      image=run.image) as sandbox:
+        dry = dry_run(disc, run.config, sandbox=sandbox, lint_result=lint_result,
+                      setup=run.setup, from_index=run.from_index, on_progress=run.on_progress)
+        with sandbox.connect() as conn:
+            observed = verify.run_queries(conn, queries)
+        backout_check = verify.check_backout(sandbox, disc, steps, setup=run.setup,
+                                             from_index=run.from_index)
+    checksum_file = run.checksums_path or os.path.join(disc.root, "checksum.txt")
+    report = build_report(dry, lint_result, disc, verification=observed,
+                          backout_check=backout_check, from_index=run.from_index,
+                          checksum_file=os.path.basename(checksum_file),
+                          timestamp=run.timestamp)
+    rendered = render(report, run.fmt, compact=run.compact)
+    report_file = run.report_path or os.path.join(disc.root, REPORT_NAMES[run.fmt])
+    if write:
+        from . import checksum as cs
+
+        Path(report_file).write_text(rendered, encoding="utf-8")
+        cs.write(disc, checksum_file)
+    code = 1 if report.decision.verdict == NO_GO else 0
+    return CheckOutcome(report, rendered, code, report_file if write else None,
+                        checksum_file if write else None, problem_lines(disc))

@@ -4,4 +4,10 @@ from __future__ import annotations
 
 import click
 
+# Filled after the imports below: the command modules import ``sqlsafe.cli`` (for the shared
+# option stacks), which imports this package while it loads; the list must exist by then.
 COMMANDS: list[click.Command] = []
+
+from . import check, checksum  # noqa: E402
+
+COMMANDS += [check.command, checksum.command]
