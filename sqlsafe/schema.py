@@ -52,6 +52,7 @@ class TableState:
     known: bool = True  # False when we only assume it exists (never saw its CREATE)
     rls: bool = False
     kind: str = "table"
+    if_not_exists: bool = False  # created by CREATE TABLE IF NOT EXISTS (a re-run skips it)
 
 
 @dataclass
@@ -75,6 +76,10 @@ class SchemaState:
         self.index_columns: dict[str, tuple[str, ...]] = {}
         self.types: dict[str, n.CreateType] = {}
         self.type_created_in: dict[str, str] = {}
+        self.type_created_tx: dict[str, int] = {}  # type -> tx serial it was created in (-1: none)
+        # (object type, unqualified name) dropped with IF EXISTS earlier in the migration being
+        # linted: a guard that makes a later CREATE / ADD of the same object re-runnable.
+        self.guards: set[tuple[str, str]] = set()
         self.functions: dict[str, str] = {}  # name -> volatility (i, s, v)
         self.schemas: set[str] = set()
         self.settings: dict[str, str] = {}  # session-level settings in force
@@ -166,6 +171,7 @@ class SchemaState:
         self.local_settings = {}
         self.search_schema = "public"
         self.tx = TxState()
+        self.guards = set()
         if in_transaction:
             self._open_tx(explicit=False)
 
@@ -199,6 +205,7 @@ class SchemaState:
 
     def apply(self, action: n.Action, *, implicit_tx_open: bool = False) -> None:  # noqa: C901
         path, idx = self.path, self.migration_index
+        self._record_guard(action)
         match action:
             case n.Transaction(op="begin"):
                 # BEGIN inside the runner's implicit transaction is only a warning in
@@ -242,6 +249,7 @@ class SchemaState:
                 for c in action.constraints:
                     self._add_constraint(t, c, path)
                 self.tables[key] = t
+                t.if_not_exists = action.if_not_exists
             case n.CreateIndex():
                 t = self._ensure_table(action.rel)
                 if action.name:
@@ -333,6 +341,7 @@ class SchemaState:
             case n.CreateType():
                 self.types[action.name.name] = action
                 self.type_created_in[action.name.name] = path
+                self.type_created_tx[action.name.name] = self.tx.serial if self.tx.open else -1
             case n.AlterEnum():
                 if action.new_value and self.tx.open:
                     self.tx.enum_values_added.add((action.name.name, action.new_value))
@@ -363,6 +372,20 @@ class SchemaState:
                     self.backfills[(t.qualified, c.name)] = idx
             if self.tx.open:
                 self.tx.updated_tables.add(t.qualified)
+
+    def guarded(self, objtype: str, name: str) -> bool:
+        """An earlier statement of this migration dropped the object with IF EXISTS."""
+        return (objtype, name.split(".")[-1].strip('"').lower()) in self.guards
+
+    def _record_guard(self, action: n.Action) -> None:
+        match action:
+            case n.Drop(if_exists=True):
+                for name in action.names:
+                    self.guards.add((action.objtype, name.split(".")[-1].lower()))
+            case n.DropColumn(if_exists=True):
+                self.guards.add(("column", f"{self.qualify(action.rel)}.{action.column}".lower()))
+            case n.DropConstraint(if_exists=True):
+                self.guards.add(("constraint", action.name.lower()))
 
     @staticmethod
     def _set(target: dict[str, str], name: str, value: str | None) -> None:
