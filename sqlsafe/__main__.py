@@ -1,7 +1,12 @@
-"""``python -m sqlsafe``."""
+"""``python -m sqlsafe``: the same entry point as the ``sqlsafe`` script.
+
+Hooks and CI jobs can then run the interpreter they already know (``sys.executable -m sqlsafe``)
+instead of finding a script on PATH.
+"""
 
 from __future__ import annotations
 
-from sqlsafe.cli import main
+from .cli import main
 
-main()
+if __name__ == "__main__":
+    main()

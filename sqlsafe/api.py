@@ -79,10 +79,12 @@ def run_lint(run: LintRun) -> LintOutcome:
         raise UsageError(f"unknown rule(s): {', '.join(unknown)} (see `sqlsafe rules`)")
     disc = discover_paths(run.paths, run.config, run.stdin_text)
     report_only = None
+    changes = None
     if run.changed_since:
-        from .gitdiff import changed_paths
+        from .gitdiff import changes as git_changes
 
-        report_only = changed_paths(disc, run.changed_since)
+        changes = git_changes(disc, run.changed_since)
+        report_only = set(changes.paths)
     result = lint(disc, run.config, report_only=report_only)
     fixed = 0
     if run.fix:
@@ -90,6 +92,10 @@ def run_lint(run: LintRun) -> LintOutcome:
         if fixed:
             disc = discover_paths(run.paths, run.config, run.stdin_text)
             result = lint(disc, run.config, report_only=report_only)
+    if changes is not None:  # CP901: merged migrations this branch edited
+        from .gitdiff import add_edit_findings
+
+        result = add_edit_findings(result, changes, run.config)
     if run.write_baseline:
         from .baseline import write_baseline
 

@@ -14,3 +14,7 @@ from . import (  # noqa: F401
     timeout,
     transaction,
 )
+
+# CP901 (edited-merged-migration) is registered next to the git code that detects it; importing
+# that module here puts it in the catalogue like every other rule.
+from .. import gitdiff  # noqa: E402, F401
