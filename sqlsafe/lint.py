@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import locks as lk
 from . import nodes as n
@@ -150,9 +150,14 @@ def lint_migration(migration: Migration, index: int, state: SchemaState, config:
                           in_tx=state.tx.open)
         for f in _run_rules(actions, ctx, sel if postgres else non_pg):
             raw.append((f, stmt.span.line))
-        infos.append(_info(migration, stmt, actions, prediction, state.tx.open))
+        in_tx_before = state.tx.open
         for action in actions:
             state.apply(action)
+            if isinstance(action, n.DoBlock) and action.language == "plpgsql":
+                for f in _lint_do_block(stmt, action, state, pg, config, migration, index,
+                                        sel, prediction):
+                    raw.append((f, stmt.span.line))
+        infos.append(_info(migration, stmt, actions, prediction, in_tx_before))
         state.hold_locks(prediction, stmt.span.line)
         state.tx.statements += 1
     # Checks that need the whole migration (an unterminated BEGIN, ...).
@@ -166,6 +171,41 @@ def lint_migration(migration: Migration, index: int, state: SchemaState, config:
                                      "", v.fix, v.recipe), span.line))
     state.end_migration()
     return _apply_suppressions(raw, suppressions, migration, sel), infos
+
+
+# A DO block is itself a hand-written guard more often than not, and a retry of it is the
+# author's design: idempotency rules judge the DO statement, not what it runs.
+_DO_SKIPPED_CATEGORIES = frozenset({"idempotency"})
+
+
+def _lint_do_block(stmt: ParsedStatement, action: n.DoBlock, state: SchemaState, pg: int,
+                   config: Config, migration: Migration, index: int, sel: Selection,
+                   outer: lk.Prediction) -> list[Finding]:
+    """Lint the statements a DO block runs, in order, inside the block's transaction."""
+    from . import plpgsql
+
+    inner_sel = Selection({c for c in sel.enabled
+                           if registry.RULES[c].category not in _DO_SKIPPED_CATEGORIES},
+                          sel.severity, sel.unknown)
+    found: list[Finding] = []
+    for inner, _guarded in plpgsql.expand(stmt, action.body):
+        actions = normalize(inner.node, state.functions)
+        prediction = lk.Prediction()
+        for a in actions:
+            lk.predict(a, state, pg, prediction)
+        # A DO block runs as one statement: always atomic, even outside BEGIN.
+        ctx = RuleContext(state, pg, config, inner, migration, index, actions, prediction,
+                          in_tx=True)
+        for f in _run_rules(actions, ctx, inner_sel):
+            # Offsets of an inner statement are not offsets in the file: no mechanical fix.
+            found.append(replace(f, fix=None, message=f"{f.message} (inside a DO block)"))
+        for rel, mode in prediction.locks.items():
+            outer.lock(rel, mode)
+        for rel in prediction.rewrites:
+            outer.rewrite(rel)
+        for a in actions:
+            state.apply(a)
+    return found
 
 
 def _end_statement(migration: Migration) -> ParsedStatement:

@@ -1,0 +1,105 @@
+"""SQL inside DO blocks: the statements a PL/pgSQL block runs when the migration runs.
+
+A DO block is executed at migration time, so an ``ALTER TABLE`` or ``CREATE INDEX`` inside it
+locks exactly as it would outside (squawk#528 is the peer's open issue for this blind spot).
+pglast exposes PostgreSQL's PL/pgSQL parser; we walk its tree for static SQL statements and for
+``EXECUTE '<literal>'`` with a constant string, and lint each as a statement of its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pglast import parser as _pg
+
+from .model import Span
+from .parse import ParsedStatement
+
+
+@dataclass(frozen=True)
+class InnerStatement:
+    line: int  # 1-based line within the DO body
+    sql: str
+    guarded: bool  # inside an EXCEPTION handler block or an IF (a hand-written guard)
+
+
+def inner_statements(body: str) -> list[InnerStatement]:
+    wrapped = ("CREATE FUNCTION sqlsafe_do_block() RETURNS void LANGUAGE plpgsql AS "
+               f"$sqlsafe_body${body}$sqlsafe_body$")
+    try:
+        tree = json.loads(_pg.parse_plpgsql_json(wrapped))
+    except Exception:  # a body PL/pgSQL rejects: the server will say so in the dry run
+        return []
+    return list(_walk(tree, guarded=False))
+
+
+def _walk(node: Any, guarded: bool) -> Iterator[InnerStatement]:
+    if isinstance(node, list):
+        for item in node:
+            yield from _walk(item, guarded)
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if key == "PLpgSQL_stmt_block" and isinstance(value, dict):
+            inner_guard = guarded or bool(value.get("exceptions"))
+            yield from _walk(value.get("body", []), inner_guard)
+        elif key == "PLpgSQL_stmt_if" and isinstance(value, dict):
+            for part in ("then_body", "elsif_list", "else_body"):
+                yield from _walk(value.get(part, []), True)
+        elif key == "PLpgSQL_stmt_execsql" and isinstance(value, dict):
+            query = value.get("sqlstmt", {}).get("PLpgSQL_expr", {}).get("query")
+            if query:
+                yield InnerStatement(int(value.get("lineno", 1)), query, guarded)
+        elif key == "PLpgSQL_stmt_dynexecute" and isinstance(value, dict):
+            query = value.get("query", {}).get("PLpgSQL_expr", {}).get("query", "")
+            literal = _string_literal(query)
+            if literal:
+                yield InnerStatement(int(value.get("lineno", 1)), literal, guarded)
+        else:
+            yield from _walk(value, guarded)
+
+
+def _place(outer: ParsedStatement, body_start: int, body: str, inner: InnerStatement,
+           fallback_line: int) -> Span:
+    """Where the inner statement stands in the file (its first token), when it can be found."""
+    pos = body.find(inner.sql) if body_start >= 0 else -1
+    if pos < 0:
+        return Span(fallback_line, 1, fallback_line, 1, outer.span.start, outer.span.end)
+    at = body_start + pos  # offset in the outer statement's text
+    line = outer.span.line + outer.sql.count("\n", 0, at)
+    nl = outer.sql.rfind("\n", 0, at)
+    column = at - nl if nl >= 0 else outer.span.column + at
+    end = at + len(inner.sql)
+    end_line = outer.span.line + outer.sql.count("\n", 0, end)
+    end_nl = outer.sql.rfind("\n", 0, end)
+    end_column = end - end_nl if end_nl >= 0 else outer.span.column + end
+    return Span(line, column, end_line, end_column, outer.span.start + at, outer.span.start + end)
+
+
+def _string_literal(expr: str) -> str | None:
+    text = expr.strip()
+    if len(text) >= 2 and text[0] == "'" and text[-1] == "'" and "'" not in text[1:-1].replace("''", ""):
+        return text[1:-1].replace("''", "'")
+    return None
+
+
+def expand(outer: ParsedStatement, body: str) -> list[tuple[ParsedStatement, bool]]:
+    """The statements of a DO block, placed on the DO block's lines, each with whether a
+    hand-written guard (EXCEPTION handler, IF) surrounds it."""
+    start = outer.sql.find(body) if body else -1
+    body_line = outer.span.line + (outer.sql.count("\n", 0, start) if start >= 0 else 0)
+    out: list[tuple[ParsedStatement, bool]] = []
+    for inner in inner_statements(body):
+        try:
+            parsed = _pg.parse_sql(inner.sql)
+        except _pg.ParseError:
+            continue
+        span = _place(outer, start, body, inner, body_line + inner.line - 1)
+        for raw in parsed:
+            out.append((ParsedStatement(outer.path, outer.index, span, inner.sql, raw.stmt),
+                        inner.guarded))
+    return out
