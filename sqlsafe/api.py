@@ -314,3 +314,41 @@ def run_check(run: CheckRun, *, write: bool = True) -> CheckOutcome:
     code = 1 if report.decision.verdict == NO_GO else 0
     return CheckOutcome(report, rendered, code, report_file if write else None,
                         checksum_file if write else None, problem_lines(disc))
+
+
+# ---------------------------------------------------------------------------- dry run
+
+
+def run_dry_run(paths: tuple[str, ...], config: Config, *, engine: str,
+                database_url: str | None = None, image: str | None = None,
+                setup: str | None = None, from_index: int = 0, check_idempotency: bool = True,
+                check_down: bool = True, on_progress: Any = None,
+                on_sandbox_progress: Any = None) -> tuple[Any, LintResult, DiscoveryResult]:
+    """Lint, then open a sandbox and replay: (DryRunResult, LintResult, DiscoveryResult).
+
+    Each migration's lint findings are attached to its MigrationResult. Raises UsageError for
+    bad input and SandboxError (exit 2) when the sandbox cannot start.
+    """
+    import dataclasses
+    import time
+
+    from .dryrun.replay import dry_run
+    from .dryrun.sandbox import open_sandbox
+
+    disc = discover_paths(paths, config)
+    if not disc.migrations:
+        raise UsageError("no migration files found" if not disc.problems
+                         else "; ".join(problem_lines(disc)))
+    if not 0 <= from_index < len(disc.migrations):
+        raise UsageError(f"--from {from_index} is out of range (0..{len(disc.migrations) - 1})")
+    lint_result = lint(disc, config)
+    # docker: the image of the target version unless --image says otherwise.
+    pg = config.pg_version if engine == "docker" and not image else None
+    started = time.perf_counter()
+    with open_sandbox(engine, pg_version=pg, database_url=database_url, image=image,
+                      on_progress=on_sandbox_progress) as sandbox:
+        startup_ms = (time.perf_counter() - started) * 1000
+        result = dry_run(disc, config, sandbox=sandbox, lint_result=lint_result, setup=setup,
+                         from_index=from_index, check_idempotency=check_idempotency,
+                         check_down=check_down, on_progress=on_progress)
+    return dataclasses.replace(result, startup_ms=startup_ms), lint_result, disc

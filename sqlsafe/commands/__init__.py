@@ -8,6 +8,6 @@ import click
 # option stacks), which imports this package while it loads; the list must exist by then.
 COMMANDS: list[click.Command] = []
 
-from . import check, checksum  # noqa: E402
+from . import check, checksum, dryrun  # noqa: E402
 
-COMMANDS += [check.command, checksum.command]
+COMMANDS += [check.command, checksum.command, dryrun.command]

@@ -1,0 +1,864 @@
+"""Replay migrations on a disposable PostgreSQL and observe what each statement really does.
+
+The method is eugene's trace (ANCHORS.md section 2), improved:
+
+- Each migration runs with its layout's transaction semantics: ``Migration.in_transaction``
+  wraps the file in BEGIN ... COMMIT unless the file has its own transaction control, and a
+  statement that cannot run in a transaction block fails there exactly as in production.
+- Statements run one by one on one connection, in the order and with the text the parser split
+  (psql meta-commands are skipped and reported).
+- After each statement, one catalog query (``catalog.LOCKS``) on the migration's own connection
+  returns the relation locks the session holds, each with its relation's current relfilenode.
+  New locks are the set difference by (oid, mode) with what the session held after the previous
+  statement of the same transaction; only relations that existed before the statement count.
+  A relfilenode that differs from the one known before is a rewrite.
+- A statement that runs outside a transaction block releases its locks before it returns, so
+  pg_locks afterwards shows nothing. Such statements that *can* run in a transaction block are
+  run as ``BEGIN; stmt; <observe>; COMMIT`` — for one statement that is what autocommit means
+  anyway. The ones that cannot (CREATE INDEX CONCURRENTLY, VACUUM, ...) are watched by a second
+  connection that polls pg_locks for the migration's backend every few milliseconds while the
+  statement runs (``_Watcher``), keeping the strongest mode seen per relation.
+- A schema snapshot (``catalog.SCHEMA``) after each migration gives the catalog diff; it is the
+  "before" of the next migration, so there is one snapshot per migration.
+
+Checks by execution, after a migration applied:
+
+- idempotency: the migration runs a second time. When every statement can run in a transaction
+  block and the file has no transaction control of its own, the rerun happens inside
+  BEGIN ... ROLLBACK on the same connection (cheap, and the main replay never sees it);
+  otherwise on a clone made with CREATE DATABASE ... TEMPLATE (the connections to the scratch
+  database are closed around it, as PostgreSQL requires), dropped afterwards.
+- down round trip: down, compare the schema with the snapshot taken before up, up again — in
+  BEGIN ... ROLLBACK when both files are transaction-safe, else on a clone. Either way the main
+  replay continues from the state after up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from .. import locks as lk
+from ..model import DiscoveryResult, LintResult, Migration, Section, StatementInfo
+from ..parse import ParsedStatement, parse_section
+from . import catalog as q
+from .result import (
+    CatalogDiff,
+    DownResult,
+    DryRunResult,
+    MigrationResult,
+    ObservedLock,
+    ServerInfo,
+    StatementError,
+    StatementResult,
+)
+from .sandbox import Sandbox, SandboxError
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from ..config import Config
+
+__all__ = ["ProgressCallback", "dry_run", "load_setup"]
+
+# on_progress(index, total, migration, result): called with result=None when a migration starts
+# and with its MigrationResult when it is done (also for skipped ones).
+ProgressCallback = Callable[[int, int, Migration, "MigrationResult | None"], None]
+
+# How often the watcher polls pg_locks while a non-transactional statement runs.
+_POLL_SECONDS = 0.002
+# Relation kinds the static prediction speaks about (ordinary and partitioned tables,
+# materialized views); indexes only when the prediction names them.
+_PREDICTED_KINDS = frozenset("rpm")
+_TABLE_KINDS = frozenset("rpm")
+# SQLSTATE 25001 active_sql_transaction: "... cannot run inside a transaction block".
+_ACTIVE_SQL_TRANSACTION = "25001"
+_META_UNSUPPORTED = re.compile(r"^\\(i|ir|include|include_relative|c|connect|copy|!|o|out|g|gx|gexec)\b")
+
+# Extensions and where to get them when the sandbox lacks them. The official postgres image
+# ships every contrib module; PostGIS and TimescaleDB have their own images.
+_EXTENSION_IMAGES = {
+    "postgis": "postgis/postgis:16-3.4",
+    "postgis_topology": "postgis/postgis:16-3.4",
+    "postgis_raster": "postgis/postgis:16-3.4",
+    "timescaledb": "timescale/timescaledb:latest-pg16",
+    "vector": "pgvector/pgvector:pg16",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Schema snapshots
+
+
+@dataclass(frozen=True)
+class Rel:
+    relfilenode: int
+    relkind: str
+    name: str
+
+
+@dataclass
+class Snapshot:
+    """One ``catalog.SCHEMA`` result: readable object keys with a definition, plus relations."""
+
+    objects: dict[str, str]
+    rels: dict[int, Rel]
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for key in sorted(self.objects):
+            h.update(f"{key}\t{self.objects[key]}\n".encode())
+        return h.hexdigest()
+
+
+def take_snapshot(conn: psycopg.Connection) -> Snapshot:
+    objects: dict[str, str] = {}
+    rels: dict[int, Rel] = {}
+    for kind, name, detail, oid, relfilenode, relkind in conn.execute(q.SCHEMA, prepare=True):
+        if kind == "relation":
+            kind = q.RELKIND_NAMES.get(relkind, "relation")
+            rels[int(oid)] = Rel(int(relfilenode), str(relkind), str(name))
+        objects[f"{kind} {name}"] = str(detail)
+    return Snapshot(objects, rels)
+
+
+def catalog_diff(before: Snapshot, after: Snapshot) -> CatalogDiff:
+    created = sorted(k for k in after.objects if k not in before.objects)
+    dropped = sorted(k for k in before.objects if k not in after.objects)
+    altered = sorted(k for k, v in after.objects.items()
+                     if k in before.objects and before.objects[k] != v)
+    return CatalogDiff(tuple(created), tuple(altered), tuple(dropped))
+
+
+def schema_differences(expected: Snapshot, actual: Snapshot) -> list[str]:
+    """What ``actual`` lacks, has extra, or defines differently, compared with ``expected``."""
+    d = catalog_diff(expected, actual)
+    return ([f"{k}: left behind" for k in d.created]
+            + [f"{k}: missing" for k in d.dropped]
+            + [f"{k}: differs" for k in d.altered])
+
+
+# --------------------------------------------------------------------------------------------
+# Statement classification
+
+
+def _txn_kind(node: Any) -> str | None:
+    """'begin' | 'end' for transaction control statements, else None."""
+    if node is None or type(node).__name__ != "TransactionStmt":
+        return None
+    kind = node.kind.name if hasattr(node.kind, "name") else str(node.kind)
+    if kind in ("TRANS_STMT_BEGIN", "TRANS_STMT_START"):
+        return "begin"
+    if kind in ("TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK", "TRANS_STMT_PREPARE",
+                "TRANS_STMT_COMMIT_PREPARED", "TRANS_STMT_ROLLBACK_PREPARED"):
+        return "end"
+    return "other"  # SAVEPOINT, RELEASE, ROLLBACK TO
+
+
+def cannot_run_in_transaction(node: Any, server_version_num: int) -> bool:
+    """Statements PostgreSQL refuses inside a transaction block (PreventInTransactionBlock).
+
+    CREATE/DROP INDEX CONCURRENTLY, REINDEX CONCURRENTLY (PG 12+), VACUUM (not ANALYZE alone),
+    CREATE/DROP DATABASE, CREATE/DROP TABLESPACE, ALTER SYSTEM, ALTER TABLE ... DETACH
+    PARTITION CONCURRENTLY (PG 14+), REINDEX DATABASE/SYSTEM/SCHEMA, CLUSTER without a table,
+    and ALTER TYPE ... ADD VALUE before PostgreSQL 12.
+    """
+    if node is None:
+        return False
+    name = type(node).__name__
+    if name == "IndexStmt":
+        return bool(node.concurrent)
+    if name == "DropStmt":
+        return bool(getattr(node, "concurrent", False))
+    if name == "ReindexStmt":
+        kind = getattr(node.kind, "name", "")
+        if kind in ("REINDEX_OBJECT_DATABASE", "REINDEX_OBJECT_SYSTEM", "REINDEX_OBJECT_SCHEMA"):
+            return True
+        return any(getattr(p, "defname", None) == "concurrently" for p in node.params or ())
+    if name == "VacuumStmt":
+        return bool(node.is_vacuumcmd)
+    if name in ("CreatedbStmt", "DropdbStmt", "AlterSystemStmt", "CreateTableSpaceStmt",
+                "DropTableSpaceStmt", "CreateSubscriptionStmt", "DropSubscriptionStmt"):
+        return True
+    if name == "ClusterStmt":
+        return node.relation is None
+    if name == "AlterEnumStmt":
+        return server_version_num < 120000 and node.oldVal is None
+    if name == "AlterTableStmt":
+        for cmd in node.cmds or ():
+            if getattr(cmd.subtype, "name", "") == "AT_DetachPartition" and \
+                    getattr(cmd.def_, "concurrent", False):
+                return True
+    return False
+
+
+def _extension_name(node: Any) -> str | None:
+    if node is not None and type(node).__name__ == "CreateExtensionStmt":
+        return str(node.extname)
+    return None
+
+
+def _is_copy_from_stdin(node: Any) -> bool:
+    return (node is not None and type(node).__name__ == "CopyStmt" and bool(node.is_from)
+            and node.filename is None and not node.is_program)
+
+
+def _copy_data(section: Section, stmt: ParsedStatement) -> str:
+    """The data lines psql would send for COPY ... FROM stdin: after the statement, up to \\."""
+    text = section.text
+    pos = stmt.span.end - section.char_offset
+    nl = text.find("\n", pos)
+    if nl < 0:
+        return ""
+    end = re.compile(r"^\\\.[ \t]*\r?$", re.M).search(text, nl + 1)
+    return text[nl + 1 : end.start() if end else len(text)]
+
+
+# --------------------------------------------------------------------------------------------
+# The per-connection replay state
+
+
+@dataclass
+class _Unit:
+    """A file (or down section) ready to run: its parsed statements and how to wrap them."""
+
+    migration: Migration
+    section: Section
+    statements: tuple[ParsedStatement, ...]
+    wrap: bool  # BEGIN ... COMMIT around the whole file
+    tx_safe: bool  # can rerun inside BEGIN ... ROLLBACK (idempotency and down checks)
+    notes: tuple[str, ...] = ()
+
+
+def _unit(migration: Migration, section: Section, server_version_num: int) -> _Unit:
+    parsed = parse_section(section)
+    has_control = any(_txn_kind(s.node) for s in parsed.statements)
+    no_tx = any(cannot_run_in_transaction(s.node, server_version_num) for s in parsed.statements)
+    notes = []
+    for meta in parsed.meta_commands:
+        if _META_UNSUPPORTED.match(meta.command):
+            notes.append(f"{meta.path}:{meta.line}: psql meta-command {meta.command.split()[0]} "
+                         "is not supported by the dry run; it was skipped")
+    return _Unit(migration, section, parsed.statements,
+                 wrap=migration.in_transaction and not has_control,
+                 tx_safe=not has_control and not no_tx and not _has_copy(parsed.statements),
+                 notes=tuple(notes))
+
+
+def _has_copy(statements: Iterable[ParsedStatement]) -> bool:
+    return any(_is_copy_from_stdin(s.node) for s in statements)
+
+
+class _Failed(Exception):
+    def __init__(self, error: StatementError, result: StatementResult | None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.result = result
+
+
+class _Session:
+    """One connection to one database, with what the observation needs to remember."""
+
+    def __init__(self, replayer: _Replayer, conn: psycopg.Connection, dbname: str | None) -> None:
+        self.r = replayer
+        self.conn = conn
+        self.dbname = dbname
+        self.pid: int = conn.execute(q.BACKEND_PID).fetchone()[0]  # type: ignore[index]
+        self.known: dict[int, Rel] = {}  # relations as of the end of the previous statement
+        self.held: set[tuple[int, str]] = set()  # (oid, mode) held in the open transaction
+        self._watch_conn: psycopg.Connection | None = None
+
+    # -- transaction state --------------------------------------------------------------------
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return self.conn.info.transaction_status != TransactionStatus.IDLE
+
+    def execute_control(self, sql: str) -> None:
+        self.conn.execute(sql)
+        if not self.in_transaction:
+            self.held = set()
+
+    def rollback_if_open(self) -> None:
+        if self.in_transaction:
+            self.conn.execute("ROLLBACK")
+        self.held = set()
+
+    def close(self) -> None:
+        if self._watch_conn is not None:
+            self._watch_conn.close()
+            self._watch_conn = None
+        self.conn.close()
+
+    # -- running a unit -----------------------------------------------------------------------
+
+    def run_unit(self, unit: _Unit, *, observe: bool,
+                 predictions: dict[tuple[str, int], StatementInfo] | None = None,
+                 ) -> tuple[list[StatementResult], StatementError | None, float]:
+        """Run a file; on failure roll back what the file's transaction holds and stop.
+        Returns (statement results, error, duration in ms)."""
+        results: list[StatementResult] = []
+        started = time.perf_counter()
+        try:
+            if unit.wrap:
+                self.execute_control("BEGIN")
+            for stmt in unit.statements:
+                results.append(self.run_statement(unit, stmt, observe=observe,
+                                                  predictions=predictions))
+            if self.in_transaction:
+                # The wrapper's COMMIT, or a file's BEGIN without COMMIT (psql would roll
+                # it back at disconnect; migration tools differ — we commit and say so).
+                if not unit.wrap:
+                    self.r.notes.append(f"{unit.section.path}: the file leaves a transaction "
+                                        "open (BEGIN without COMMIT); the dry run committed it")
+                self.execute_control("COMMIT")
+        except _Failed as failed:
+            if failed.result is not None:
+                results.append(failed.result)
+            self.rollback_if_open()
+            return results, failed.error, (time.perf_counter() - started) * 1000
+        return results, None, (time.perf_counter() - started) * 1000
+
+    def run_statement(self, unit: _Unit, stmt: ParsedStatement, *, observe: bool,
+                      predictions: dict[tuple[str, int], StatementInfo] | None = None,
+                      ) -> StatementResult:
+        import psycopg
+
+        in_tx = self.in_transaction
+        control = _txn_kind(stmt.node)
+        no_tx = cannot_run_in_transaction(stmt.node, self.r.server_version_num)
+        # Outside a transaction block a statement's locks are gone when it returns: run it in
+        # its own one-statement transaction (what autocommit does) so they can be read.
+        own_tx = observe and not in_tx and not control and not no_tx
+        watch = observe and not in_tx and no_tx
+        before = dict(self.known) if observe else {}
+        held_before = set(self.held)
+        t0 = time.perf_counter()
+        rows: int | None = None
+        watcher: _Watcher | None = None
+        try:
+            if own_tx:
+                self.conn.execute("BEGIN")
+            if watch:
+                watcher = _Watcher(self._watcher_conn(), self.pid)
+                watcher.start()
+            t0 = time.perf_counter()
+            try:
+                if _is_copy_from_stdin(stmt.node):
+                    cur = self.conn.cursor()
+                    with cur.copy(stmt.sql) as copy:
+                        copy.write(_copy_data(unit.section, stmt))
+                else:
+                    cur = self.conn.execute(stmt.sql)  # type: ignore[arg-type]
+            finally:
+                duration = (time.perf_counter() - t0) * 1000
+                seen = watcher.stop() if watcher is not None else None
+            if cur.rowcount >= 0 and cur.statusmessage and \
+                    cur.statusmessage.split()[0] in ("INSERT", "UPDATE", "DELETE", "MERGE",
+                                                     "SELECT", "COPY"):
+                rows = cur.rowcount
+        except psycopg.Error as exc:
+            duration = (time.perf_counter() - t0) * 1000
+            error = self._error(exc, stmt)
+            if own_tx and self.in_transaction:
+                self.conn.execute("ROLLBACK")
+            if own_tx and getattr(exc, "sqlstate", None) == _ACTIVE_SQL_TRANSACTION:
+                # A statement our classifier did not know to be non-transactional: it is
+                # legal here (we opened the block), so run it again the way production does.
+                return self._run_watched_retry(unit, stmt, observe, predictions)
+            result = StatementResult(stmt.span.line, stmt.sql, duration, error=error,
+                                     in_transaction=in_tx, end_line=stmt.span.end_line)
+            raise _Failed(error, result) from None
+        if not observe:
+            if not self.in_transaction:
+                self.held = set()
+            return StatementResult(stmt.span.line, stmt.sql, duration, rows=rows,
+                                   in_transaction=in_tx, end_line=stmt.span.end_line)
+        if watch:
+            assert seen is not None
+            self._refresh_known()
+            locks = [ObservedLock(before[oid].name, mode, before[oid].relkind)
+                     for oid, mode in seen.items() if oid in before]
+            rewrites = self._rewrites(before, self.known)
+        else:
+            locks, rewrites = self._observe(before, held_before)
+            if own_tx:
+                self.conn.execute("COMMIT")
+                self.held = set()
+        if control == "end" or not self.in_transaction:
+            self.held = set()
+        locks.sort(key=lambda lock: (lock.relation, lk.rank(lock.mode)))
+        result = StatementResult(stmt.span.line, stmt.sql, duration, tuple(locks),
+                                 tuple(rewrites), rows, None, in_tx, stmt.span.end_line)
+        if predictions is not None:
+            info = predictions.get((unit.section.path, stmt.span.line))
+            if info is not None:
+                result = _with_prediction(result, info, before, held_before)
+        return result
+
+    def _run_watched_retry(self, unit: _Unit, stmt: ParsedStatement, observe: bool,
+                           predictions: dict[tuple[str, int], StatementInfo] | None,
+                           ) -> StatementResult:
+        import psycopg
+
+        before = dict(self.known)
+        watcher = _Watcher(self._watcher_conn(), self.pid) if observe else None
+        if watcher is not None:
+            watcher.start()
+        t0 = time.perf_counter()
+        try:
+            try:
+                self.conn.execute(stmt.sql)  # type: ignore[arg-type]
+            finally:
+                duration = (time.perf_counter() - t0) * 1000
+                seen = watcher.stop() if watcher is not None else {}
+        except psycopg.Error as exc:
+            error = self._error(exc, stmt)
+            raise _Failed(error, StatementResult(stmt.span.line, stmt.sql, duration, error=error,
+                                                 in_transaction=False,
+                                                 end_line=stmt.span.end_line)) from None
+        if not observe:
+            return StatementResult(stmt.span.line, stmt.sql, duration, in_transaction=False,
+                                   end_line=stmt.span.end_line)
+        self._refresh_known()
+        locks = sorted((ObservedLock(before[oid].name, mode, before[oid].relkind)
+                        for oid, mode in seen.items() if oid in before),
+                       key=lambda lock: lock.relation)
+        result = StatementResult(stmt.span.line, stmt.sql, duration, tuple(locks),
+                                 tuple(self._rewrites(before, self.known)), None, None, False,
+                                 stmt.span.end_line)
+        info = (predictions or {}).get((unit.section.path, stmt.span.line))
+        return _with_prediction(result, info, before, set()) if info else result
+
+    # -- observation --------------------------------------------------------------------------
+
+    def _observe(self, before: dict[int, Rel],
+                 held_before: set[tuple[int, str]]) -> tuple[list[ObservedLock], list[str]]:
+        rows = self.conn.execute(q.LOCKS, prepare=True).fetchall()
+        now: set[tuple[int, str]] = set()
+        current: dict[int, Rel] = {}
+        for oid, relfilenode, relkind, name, mode in rows:
+            now.add((int(oid), str(mode)))
+            current[int(oid)] = Rel(int(relfilenode), str(relkind), str(name))
+        locks = [ObservedLock(before[oid].name, mode, before[oid].relkind)
+                 for oid, mode in now - held_before if oid in before]
+        rewrites = self._rewrites(before, current)
+        self.known.update(current)
+        self.held = now
+        return locks, rewrites
+
+    @staticmethod
+    def _rewrites(before: dict[int, Rel], after: dict[int, Rel]) -> list[str]:
+        out = []
+        for oid, rel in after.items():
+            old = before.get(oid)
+            # Partitioned tables and indexes have relfilenode 0: no storage to rewrite.
+            if old is not None and rel.relfilenode and old.relfilenode and \
+                    rel.relfilenode != old.relfilenode:
+                out.append(old.name)
+        return sorted(out)
+
+    def _refresh_known(self) -> None:
+        self.known = take_snapshot(self.conn).rels
+
+    def _watcher_conn(self) -> psycopg.Connection:
+        if self._watch_conn is None or self._watch_conn.closed:
+            self._watch_conn = self.r.sandbox.connect(self.dbname)
+        return self._watch_conn
+
+    def _error(self, exc: Exception, stmt: ParsedStatement) -> StatementError:
+        diag = getattr(exc, "diag", None)
+        message = (getattr(diag, "message_primary", None) or str(exc).strip().splitlines()[0]
+                   if str(exc).strip() else type(exc).__name__)
+        line = stmt.span.line
+        position = getattr(diag, "statement_position", None)
+        if position:
+            try:
+                p = int(position)
+                line += stmt.sql[: max(p - 1, 0)].count("\n")
+            except ValueError:
+                pass
+        sqlstate = getattr(exc, "sqlstate", None)
+        gap = self.r.sandbox_gap(stmt.node)
+        return StatementError(message, line, sqlstate, gap)
+
+
+class _Watcher:
+    """Polls pg_locks for another backend from a thread while that backend runs a statement."""
+
+    def __init__(self, conn: psycopg.Connection, pid: int) -> None:
+        self.conn = conn
+        self.pid = pid
+        self.seen: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="sqlsafe-lock-watcher",
+                                        daemon=True)
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> dict[int, str]:
+        self._stop.set()
+        self._thread.join()
+        return self.seen
+
+    def _poll(self) -> None:
+        try:
+            while True:
+                for oid, _filenode, _kind, _name, mode in self.conn.execute(
+                        q.LOCKS_OF_PID, (self.pid,), prepare=True):
+                    oid = int(oid)
+                    if lk.rank(mode) > lk.rank(self.seen.get(oid, "")):
+                        self.seen[oid] = str(mode)
+                if self._stop.wait(_POLL_SECONDS):
+                    return
+        except BaseException as exc:  # the connection died with the server: stop watching
+            self._error = exc
+
+
+def _with_prediction(result: StatementResult, info: StatementInfo, before: dict[int, Rel],
+                     held_before: set[tuple[int, str]]) -> StatementResult:
+    predicted = tuple((p.relation, p.mode) for p in info.locks)
+    return replace(result, predicted_locks=predicted, predicted_rewrites=tuple(info.rewrites),
+                   discrepancies=tuple(discrepancies(result, info, before, held_before)))
+
+
+def discrepancies(result: StatementResult, info: StatementInfo, before: dict[int, Rel],
+                  held_before: set[tuple[int, str]] = frozenset()) -> list[str]:  # type: ignore[assignment]
+    """Where PostgreSQL contradicts the static prediction for one statement.
+
+    Only relations that existed before the statement count, compared by the strongest mode per
+    relation; locks on indexes, TOAST tables, sequences and views count only when the prediction
+    names them (it covers tables, partitioned tables, materialized views and named indexes).
+    """
+    if result.error is not None:
+        return []
+    existing = {rel.name: rel.relkind for rel in before.values()}
+    held_modes: dict[str, str] = {}
+    for oid, mode in held_before:
+        if oid in before:
+            name = before[oid].name
+            if lk.rank(mode) > lk.rank(held_modes.get(name, "")):
+                held_modes[name] = mode
+    predicted: dict[str, str] = {}
+    for lock in info.locks:
+        if lock.relation in existing and lk.rank(lock.mode) > lk.rank(predicted.get(lock.relation, "")):
+            predicted[lock.relation] = lock.mode
+    observed: dict[str, str] = {}
+    for lock in result.locks:
+        if lock.relkind in _PREDICTED_KINDS or lock.relation in predicted:
+            if lk.rank(lock.mode) > lk.rank(observed.get(lock.relation, "")):
+                observed[lock.relation] = lock.mode
+    out: list[str] = []
+    for rel in sorted(set(predicted) | set(observed)):
+        p, o = predicted.get(rel), observed.get(rel)
+        if p == o:
+            continue
+        if p and not o:
+            # Already held from an earlier statement of the transaction: PostgreSQL does not
+            # show a lock twice, so "not new" is not a contradiction.
+            if lk.rank(held_modes.get(rel, "")) >= lk.rank(p):
+                continue
+            out.append(f"predicted {p} on {rel}; PostgreSQL took no new lock on it")
+        elif o and not p:
+            out.append(f"PostgreSQL took {o} on {rel}; not predicted")
+        else:
+            assert p and o
+            if lk.rank(held_modes.get(rel, "")) >= lk.rank(p) and lk.rank(o) < lk.rank(p):
+                continue
+            word = "stronger" if lk.rank(o) > lk.rank(p) else "weaker"
+            out.append(f"predicted {p} on {rel}; PostgreSQL took {o} ({word})")
+    observed_rw = {r for r in result.rewrites if existing.get(r) in _TABLE_KINDS}
+    predicted_rw = {r for r in info.rewrites if r in existing}
+    for rel in sorted(predicted_rw - observed_rw):
+        out.append(f"predicted a rewrite of {rel}; PostgreSQL did not rewrite it")
+    for rel in sorted(observed_rw - predicted_rw):
+        out.append(f"PostgreSQL rewrote {rel}; not predicted")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The replay
+
+
+@dataclass
+class _Replayer:
+    sandbox: Sandbox
+    config: Config
+    notes: list[str] = field(default_factory=list)
+    _available: frozenset[str] | None = None
+    session: _Session | None = None
+    clones: int = 0
+
+    @property
+    def server_version_num(self) -> int:
+        return self.sandbox.server_version_num
+
+    def open(self, dbname: str | None = None) -> _Session:
+        conn = self.sandbox.connect(dbname)
+        timeout = int(self.config.statement_timeout_ms)
+        # A hung statement cannot hang the run. SET, not a startup option: the url engine may
+        # sit behind a pooler that rejects startup options.
+        conn.execute(f"SET statement_timeout = {timeout}")  # type: ignore[arg-type]
+        return _Session(self, conn, dbname)
+
+    def sandbox_gap(self, node: Any) -> str | None:
+        ext = _extension_name(node)
+        if ext is None:
+            return None
+        if self._available is None:
+            assert self.session is not None
+            with self.sandbox.connect(self.session.dbname) as conn:
+                self._available = frozenset(r[0] for r in conn.execute(q.AVAILABLE_EXTENSIONS))
+        if ext in self._available:
+            return None
+        image = _EXTENSION_IMAGES.get(ext, f"postgres:{self.server_version_num // 10000}")
+        where = f"the {self.sandbox.engine} PostgreSQL {self.sandbox.server_version} server"
+        return (f"{where} does not have the {ext} extension; use --engine docker --image {image}"
+                + (" or --engine local where it is installed" if self.sandbox.engine != "local"
+                   else ""))
+
+    # -- clones for checks that cannot roll back ----------------------------------------------
+
+    def on_clone(self, work: Callable[[_Session], Any]) -> Any:
+        """Run ``work`` on a copy of the scratch database; the main replay never sees it.
+        CREATE DATABASE ... TEMPLATE needs the template to have no other connections, so
+        the main session (and its watcher) are closed around the copy and reopened after."""
+        assert self.session is not None
+        known = self.session.known
+        self.session.close()
+        self.clones += 1
+        name = f"clone{self.clones}"
+        try:
+            self.sandbox.create_database(name, template=self.sandbox.dbname)
+            clone = self.open(name)
+            try:
+                clone.known = take_snapshot(clone.conn).rels
+                return work(clone)
+            finally:
+                clone.close()
+        finally:
+            try:
+                self.sandbox.drop_database(name)
+            except SandboxError:
+                pass
+            self.session = self.open(None)
+            self.session.known = known
+
+
+def load_setup(sandbox: Sandbox, path: str, config: Config) -> None:
+    """Apply a psql-like script (``pg_dump --schema-only`` output) before the first migration,
+    statement by statement in autocommit, on its own connection (pg_dump scripts change session
+    settings such as search_path that must not leak into the migrations)."""
+    from ..model import Migration as M
+
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            text = f.read()
+    except OSError as exc:
+        raise SandboxError(f"cannot read --setup {path}: {exc.strerror}") from None
+    section = Section(path, text)
+    migration = M(path, path, "file", None, path, section)
+    replayer = _Replayer(sandbox, config)
+    session = replayer.open()
+    replayer.session = session
+    try:
+        unit = _unit(migration, section, sandbox.server_version_num)
+        _results, error, _ms = session.run_unit(unit, observe=False)
+        if error is not None:
+            raise SandboxError(f"--setup {path}:{error.line}: {error.message}")
+    finally:
+        session.close()
+
+
+def dry_run(
+    discovery: DiscoveryResult,
+    config: Config,
+    *,
+    sandbox: Sandbox,
+    lint_result: LintResult | None = None,
+    setup: str | None = None,
+    from_index: int = 0,
+    check_idempotency: bool = True,
+    check_down: bool = True,
+    on_progress: ProgressCallback | None = None,
+) -> DryRunResult:
+    """Replay ``discovery.migrations`` in order on ``sandbox`` and observe each statement.
+
+    ``from_index=N`` treats the first N migrations as already applied: they are replayed
+    without observation and reported ``applied`` with ``pre_applied: true``. A failing
+    migration stops the replay; the ones after it are ``skipped``.
+    """
+    if setup:
+        load_setup(sandbox, setup, config)
+    predictions: dict[tuple[str, int], StatementInfo] = {}
+    findings_by_path: dict[str, list[Any]] = {}
+    if lint_result is not None:
+        predictions = {(s.path, s.span.line): s for s in lint_result.statements}
+        for f in lint_result.findings:
+            findings_by_path.setdefault(f.path, []).append(f)
+    replayer = _Replayer(sandbox, config)
+    replayer.session = replayer.open()
+    migrations = discovery.migrations
+    total = len(migrations)
+    results: list[MigrationResult] = []
+    try:
+        snap = take_snapshot(replayer.session.conn)
+        replayer.session.known = snap.rels
+        failed = False
+        for index, migration in enumerate(migrations):
+            findings = tuple(findings_by_path.get(migration.path, ()))
+            if failed:
+                res = MigrationResult(migration.path, migration.sha256, "skipped",
+                                      findings=findings)
+                results.append(res)
+                if on_progress:
+                    on_progress(index, total, migration, res)
+                continue
+            if on_progress:
+                on_progress(index, total, migration, None)
+            res, snap = _replay_one(replayer, migration, snap, predictions,
+                                    pre_applied=index < from_index,
+                                    check_idempotency=check_idempotency,
+                                    check_down=check_down)
+            res = replace(res, findings=findings)
+            failed = res.status == "failed"
+            results.append(res)
+            if on_progress:
+                on_progress(index, total, migration, res)
+        digest = snap.digest()
+    finally:
+        if replayer.session is not None:
+            replayer.session.close()
+    return DryRunResult(
+        server=ServerInfo(sandbox.engine, sandbox.server_version),
+        migrations=tuple(results),
+        lint=lint_result,
+        schema_sha256=digest,
+        notes=tuple(dict.fromkeys(replayer.notes)),
+    )
+
+
+def _replay_one(replayer: _Replayer, migration: Migration, before: Snapshot,
+                predictions: dict[tuple[str, int], StatementInfo], *, pre_applied: bool,
+                check_idempotency: bool, check_down: bool) -> tuple[MigrationResult, Snapshot]:
+    session = replayer.session
+    assert session is not None
+    unit = _unit(migration, migration.section, replayer.server_version_num)
+    replayer.notes.extend(unit.notes)
+    session.known = before.rels
+    statements, error, duration = session.run_unit(unit, observe=not pre_applied,
+                                                   predictions=predictions)
+    after = take_snapshot(session.conn)
+    session.known = after.rels
+    diff = catalog_diff(before, after)
+    if error is not None:
+        return MigrationResult(migration.path, migration.sha256, "failed", duration,
+                               statements=tuple(statements), error=error, catalog=diff), after
+    if pre_applied:
+        return MigrationResult(migration.path, migration.sha256, "applied", duration,
+                               catalog=diff, extras={"pre_applied": True}), after
+    idempotent: bool | None = None
+    idem_error: str | None = None
+    if check_idempotency:
+        idempotent, idem_error = _check_idempotency(replayer, unit, after)
+    down = DownResult()
+    if check_down and migration.down is not None:
+        down = _check_down(replayer, unit, before, after)
+    return MigrationResult(migration.path, migration.sha256, "applied", duration, idempotent,
+                           idem_error, down, tuple(statements), None, diff), after
+
+
+def _run_checked(session: _Session, units: Sequence[_Unit], in_rollback: bool,
+                 ) -> tuple[int, StatementError | None, Snapshot]:
+    """Run units one after another (unobserved); stop at the first error. Returns
+    (index of the failing unit or -1, its error, the schema afterwards)."""
+    if in_rollback:
+        session.execute_control("BEGIN")
+    try:
+        for i, unit in enumerate(units):
+            if in_rollback:
+                # Inside our block: run the statements bare, a failure aborts the block.
+                try:
+                    for stmt in unit.statements:
+                        session.run_statement(unit, stmt, observe=False)
+                except _Failed as failed:
+                    return i, failed.error, Snapshot({}, {})
+            else:
+                _results, error, _ms = session.run_unit(unit, observe=False)
+                if error is not None:
+                    return i, error, take_snapshot(session.conn)
+        return -1, None, take_snapshot(session.conn)
+    finally:
+        if in_rollback:
+            session.rollback_if_open()
+
+
+def _check_idempotency(replayer: _Replayer, unit: _Unit, after: Snapshot) -> tuple[bool, str | None]:
+    def check(session: _Session) -> tuple[bool, str | None]:
+        failed_at, error, snap = _run_checked(session, [unit], in_rollback=unit.tx_safe)
+        if error is not None:
+            return False, f"line {error.line}: {error.message}"
+        diffs = schema_differences(after, snap)
+        if diffs:
+            return False, "the second run changed the schema: " + "; ".join(diffs[:10])
+        return True, None
+
+    assert replayer.session is not None
+    if unit.tx_safe:
+        return check(replayer.session)
+    return replayer.on_clone(check)  # type: ignore[no-any-return]
+
+
+def _check_down(replayer: _Replayer, up: _Unit, before: Snapshot, after: Snapshot) -> DownResult:
+    migration = up.migration
+    assert migration.down is not None
+    down_migration = replace(migration, path=migration.down.path, section=migration.down.section)
+    down = _unit(down_migration, migration.down.section, replayer.server_version_num)
+    replayer.notes.extend(down.notes)
+    safe = up.tx_safe and down.tx_safe
+
+    def check(session: _Session) -> DownResult:
+        if safe:
+            session.execute_control("BEGIN")
+        try:
+            if safe:
+                try:
+                    for stmt in down.statements:
+                        session.run_statement(down, stmt, observe=False)
+                except _Failed as failed:
+                    return DownResult("failed", error=failed.error)
+            else:
+                _r, error, _ms = session.run_unit(down, observe=False)
+                if error is not None:
+                    return DownResult("failed", error=error)
+            diffs = schema_differences(before, take_snapshot(session.conn))
+            # Up again: a down that leaves something behind often makes the next up fail.
+            if safe:
+                try:
+                    for stmt in up.statements:
+                        session.run_statement(up, stmt, observe=False)
+                except _Failed as failed:
+                    diffs.append(f"up fails after down: line {failed.error.line}: "
+                                 f"{failed.error.message}")
+            else:
+                _r, error, _ms = session.run_unit(up, observe=False)
+                if error is not None:
+                    diffs.append(f"up fails after down: line {error.line}: {error.message}")
+            return DownResult("applied", restores_schema=not diffs, differences=tuple(diffs))
+        finally:
+            if safe:
+                session.rollback_if_open()
+
+    assert replayer.session is not None
+    if safe:
+        return check(replayer.session)  # type: ignore[no-any-return]
+    return replayer.on_clone(check)  # type: ignore[no-any-return]
