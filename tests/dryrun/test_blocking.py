@@ -1,0 +1,82 @@
+"""Measured blocking: a second session probes reads and writes while a statement holds locks.
+
+CREATE INDEX takes SHARE: writes wait, reads don't. CREATE INDEX CONCURRENTLY takes SHARE UPDATE
+EXCLUSIVE: neither waits. Real PostgreSQL, never mocks.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from sqlsafe.dryrun.blocking import Prober, compare, predicted, probe_during
+from sqlsafe.dryrun.result import ObservedLock
+from sqlsafe.dryrun.sampledata import fill
+from sqlsafe.dryrun.sandbox import Sandbox, open_sandbox
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    with open_sandbox("embedded") as sb:
+        with sb.connect() as conn:
+            conn.execute("CREATE TABLE jobs (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+                         "status text NOT NULL, owner_id int, created_at timestamptz NOT NULL)")
+            fill(conn, 20_000)
+        yield sb
+
+
+def _by_operation(probes: tuple) -> dict[str, bool]:
+    return {b.operation: b.blocked for b in probes}
+
+
+def test_create_index_blocks_a_write_not_a_read(sandbox: Sandbox) -> None:
+    with sandbox.connect(autocommit=False) as migration, Prober(sandbox.connect()) as prober:
+        migration.execute("CREATE INDEX jobs_status_idx ON jobs (status)")
+        # Inside the migration's transaction: the SHARE lock is held until COMMIT.
+        probes = prober.probe([("public.jobs", "r")])
+        migration.rollback()
+    assert _by_operation(probes) == {"read": False, "write": True}
+    write = next(b for b in probes if b.operation == "write")
+    assert write.waited_ms >= 40  # it waited for lock_timeout (50 ms), then gave up
+    assert predicted("ShareLock") == {"read": False, "write": True}
+    assert compare(probes, [ObservedLock("public.jobs", "ShareLock")]) == []
+
+
+def test_create_index_concurrently_blocks_neither(sandbox: Sandbox) -> None:
+    # CIC waits for transactions holding snapshots older than its own before it finishes: a
+    # REPEATABLE READ transaction in a third session keeps it running (SHARE UPDATE EXCLUSIVE
+    # held) long enough to probe, whatever the machine's speed.
+    holder = sandbox.connect(autocommit=False)
+    holder.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    holder.execute("SELECT 1 FROM jobs LIMIT 1")
+    release = threading.Timer(1.0, holder.commit)
+    with sandbox.connect() as migration, Prober(sandbox.connect()) as prober:
+        pid = migration.info.backend_pid
+        release.start()
+        try:
+            _, probes = probe_during(
+                prober, lambda: migration.execute(
+                    "CREATE INDEX CONCURRENTLY jobs_created_idx ON jobs (created_at)"),
+                pid, [("public.jobs", "r")])
+        finally:
+            release.join()
+            holder.close()
+        migration.execute("DROP INDEX jobs_created_idx")
+    assert _by_operation(probes) == {"read": False, "write": False}
+    assert compare(probes, [ObservedLock("public.jobs", "ShareUpdateExclusiveLock")]) == []
+
+
+def test_access_exclusive_blocks_both_and_compare_flags_a_contradiction(sandbox: Sandbox) -> None:
+    with sandbox.connect(autocommit=False) as migration, Prober(sandbox.connect()) as prober:
+        migration.execute("ALTER TABLE jobs ADD COLUMN note text")
+        probes = prober.probe(["public.jobs"])
+        migration.rollback()
+    assert _by_operation(probes) == {"read": True, "write": True}
+    # Told the lock was only SHARE, the measurement contradicts it for the read.
+    assert compare(probes, [ObservedLock("public.jobs", "ShareLock")]) == [
+        "SHARE on public.jobs blocked a read; the lock table predicts no blocking"]
