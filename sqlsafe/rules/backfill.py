@@ -217,8 +217,9 @@ def backfill_in_ddl_transaction(a: n.Action, ctx: RuleContext) -> Iterator[Viola
     if isinstance(a, (n.Update, n.Delete)):
         if not lk.is_dangerous(held) or key in tx.updated_tables:
             return  # one finding per table and transaction
+        here = (ctx.migration.path, ctx.migration_index)
         new_cols = [c for c in getattr(a, "columns", ()) if (col := ctx.state.column(rel, c))
-                    and col.added_in == ctx.migration.path and col.added_index == ctx.migration_index]
+                    and (col.added_in, col.added_index) == here]
         if a.has_where and not new_cols:
             return  # a targeted data fix, not a backfill of a new column
         yield Violation(

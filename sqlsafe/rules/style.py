@@ -28,7 +28,8 @@ _COLUMN_ACTIONS = ("CreateTable", "AddColumn", "AlterColumnType")
 
 
 @rule("ST001", "prefer-timestamptz", "style", wants=_COLUMN_ACTIONS, severity="warning",
-      summary="timestamp without time zone stores wall-clock times that are ambiguous across zones.")
+      summary="timestamp without time zone stores wall-clock times that are ambiguous across "
+              "zones.")
 def prefer_timestamptz(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
     for name, t in _new_columns(a):
         if t is not None and t.name == "timestamp":
