@@ -170,6 +170,9 @@ def drop_default_on_not_null_column(a: n.DropDefault, ctx: RuleContext) -> Itera
     col = ctx.state.column(a.rel, a.column)
     if col is None or not col.not_null or _untouched_by_code(ctx, a.rel, a.column):
         return
+    if any(isinstance(x, n.DropNotNull) and x.rel == a.rel and x.column == a.column
+           for x in ctx.actions):
+        return  # the same ALTER TABLE makes the column nullable: omitted values become NULL
     yield Violation(
         f"{ctx.q(a.rel)}.{a.column} is NOT NULL: without its DEFAULT, every INSERT of the "
         "running release that omits the column fails with a not-null violation",

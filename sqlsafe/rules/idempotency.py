@@ -48,6 +48,17 @@ def insert_at(ctx: RuleContext, pattern: str, text: str, description: str, *,
     return Fix(description, at, at, text, safe=safe)
 
 
+def rerun_hazard(ctx: RuleContext) -> bool:
+    """Whether a second run can meet this statement's effect already applied.
+
+    Inside a transaction (the tool's, the implicit one of a multi-statement script, or an
+    explicit BEGIN) a failure rolls everything back, so a retry starts from a clean slate, and
+    versioned tools never re-run a migration that committed. Outside one, the statements before
+    a failure stay applied. Repeatable migrations (Flyway ``R__``) run again by design.
+    """
+    return not ctx.in_tx or ctx.migration.kind == "repeatable"
+
+
 def covered_by_create(ctx: RuleContext, rel: n.Rel) -> bool:
     """The table was created earlier in this migration by a plain CREATE TABLE (or after a
     DROP TABLE IF EXISTS): a re-run fails at that CREATE already (ID001) or starts from a
@@ -62,6 +73,8 @@ def covered_by_create(ctx: RuleContext, rel: n.Rel) -> bool:
       summary="CREATE TABLE/INDEX/SCHEMA/SEQUENCE/EXTENSION without IF NOT EXISTS fails when the "
               "migration is retried.", fixable=True, dry_run=True)
 def create_without_if_not_exists(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
+    if not rerun_hazard(ctx):
+        return
     match a:
         case n.CreateTable(if_not_exists=False, materialized=False, temporary=False):
             kind, name = "table", a.rel.name
@@ -90,6 +103,8 @@ def create_without_if_not_exists(a: n.Action, ctx: RuleContext) -> Iterator[Viol
       summary="CREATE VIEW without OR REPLACE, or CREATE MATERIALIZED VIEW without IF NOT EXISTS, "
               "fails when the migration runs again.")
 def create_view_without_or_replace(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
+    if not rerun_hazard(ctx):
+        return
     match a:
         case n.CreateObject(objtype="view", or_replace=False):
             if ctx.state.guarded("view", a.name):
@@ -117,6 +132,8 @@ def create_view_without_or_replace(a: n.Action, ctx: RuleContext) -> Iterator[Vi
       severity="warning", fixable=True, dry_run=True,
       summary="ALTER TABLE ... ADD COLUMN without IF NOT EXISTS fails when the migration runs again.")
 def add_column_without_if_not_exists(a: n.AddColumn, ctx: RuleContext) -> Iterator[Violation]:
+    if not rerun_hazard(ctx):
+        return
     if a.if_not_exists or covered_by_create(ctx, a.rel):
         return
     if ctx.state.guarded("column", f"{ctx.q(a.rel)}.{a.column.name}"):
@@ -167,6 +184,8 @@ def _drop_target(a: n.Action, ctx: RuleContext) -> tuple[str, Fix | None] | None
       summary="DROP of a table, index, column, constraint, type, ... without IF EXISTS fails when "
               "the migration runs again.")
 def drop_without_if_exists(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
+    if not rerun_hazard(ctx):
+        return
     target = _drop_target(a, ctx)
     if target is None:
         return
@@ -183,6 +202,8 @@ def drop_without_if_exists(a: n.Action, ctx: RuleContext) -> Iterator[Violation]
       summary="CREATE FUNCTION/PROCEDURE without OR REPLACE fails when the migration runs again.")
 def create_function_without_or_replace(a: n.CreateFunction, ctx: RuleContext
                                        ) -> Iterator[Violation]:
+    if not rerun_hazard(ctx):
+        return
     kind = "procedure" if a.is_procedure else "function"
     if a.or_replace or ctx.state.guarded(kind, a.name):
         return
@@ -200,6 +221,8 @@ def create_function_without_or_replace(a: n.CreateFunction, ctx: RuleContext
       summary="CREATE TRIGGER with no OR REPLACE (PostgreSQL 14+) and no DROP TRIGGER IF EXISTS "
               "before it fails when the migration runs again.")
 def create_trigger_without_or_replace(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
+    if not rerun_hazard(ctx):
+        return
     if not isinstance(a, n.CreateObject) or a.objtype != "trigger" or a.or_replace:
         return
     if ctx.state.guarded("trigger", a.name) or (a.rel is not None and
@@ -227,6 +250,8 @@ def create_trigger_without_or_replace(a: n.Action, ctx: RuleContext) -> Iterator
       summary="CREATE TYPE / CREATE DOMAIN has no IF NOT EXISTS: unguarded, it fails when the "
               "migration runs again.")
 def unguarded_create_type(a: n.CreateType, ctx: RuleContext) -> Iterator[Violation]:
+    if not rerun_hazard(ctx):
+        return
     kind = "domain" if a.type_kind == "domain" else "type"
     if ctx.state.guarded(kind, a.name.name):
         return
@@ -262,6 +287,8 @@ def _dropped_in_statement(a: n.AddConstraint, ctx: RuleContext) -> bool:
       summary="ADD CONSTRAINT with no DROP CONSTRAINT IF EXISTS before it fails (or adds a "
               "duplicate) when the migration runs again.")
 def add_constraint_without_guard(a: n.AddConstraint, ctx: RuleContext) -> Iterator[Violation]:
+    if not rerun_hazard(ctx):
+        return
     c = a.constraint
     if covered_by_create(ctx, a.rel):
         return
@@ -293,6 +320,8 @@ def add_constraint_without_guard(a: n.AddConstraint, ctx: RuleContext) -> Iterat
       summary="INSERT ... VALUES of seed rows into an existing table without ON CONFLICT "
               "duplicates the rows or fails when the migration runs again.")
 def insert_without_on_conflict(a: n.Insert, ctx: RuleContext) -> Iterator[Violation]:
+    if not rerun_hazard(ctx):
+        return
     if a.on_conflict or a.from_select or a.rows == 0 or covered_by_create(ctx, a.rel):
         return
     fix = None
@@ -315,6 +344,8 @@ def insert_without_on_conflict(a: n.Insert, ctx: RuleContext) -> Iterator[Violat
               "index behind and the retry fails.")
 def concurrent_index_without_if_not_exists(a: n.CreateIndex, ctx: RuleContext
                                            ) -> Iterator[Violation]:
+    if not rerun_hazard(ctx):
+        return
     if not a.concurrently or a.if_not_exists or not a.name:
         return
     if ctx.state.guarded("index", a.name) or covered_by_create(ctx, a.rel):
@@ -334,6 +365,8 @@ def concurrent_index_without_if_not_exists(a: n.CreateIndex, ctx: RuleContext
       summary="ALTER TYPE ... ADD VALUE without IF NOT EXISTS fails when the migration runs again.")
 def add_enum_value_without_if_not_exists(a: n.AlterEnum, ctx: RuleContext
                                          ) -> Iterator[Violation]:
+    if not rerun_hazard(ctx):
+        return
     if a.new_value is None or a.old_value is not None or a.if_not_exists:
         return
     if ctx.state.type_created_in.get(a.name.name) == ctx.migration.path:

@@ -93,3 +93,9 @@ def test_cp008_is_opt_in_ok() -> None:
 
     result = lint(migrations(SETUP, "ALTER TABLE accounts ALTER COLUMN plan DROP NOT NULL;"), Config())
     assert not [f for f in result.findings if f.code == "CP008"]
+
+
+def test_cp006_same_statement_drops_not_null_ok() -> None:
+    # Corpus (documenso): DROP NOT NULL and DROP DEFAULT together leave omitted values NULL.
+    sql = "ALTER TABLE accounts ALTER COLUMN plan DROP NOT NULL,\n  ALTER COLUMN plan DROP DEFAULT;"
+    assert lines("CP006", SETUP, sql) == []

@@ -160,3 +160,26 @@ def test_id011_add_value_err() -> None:
 def test_id011_add_value_ok() -> None:
     assert codes("ID011", "ALTER TYPE mood ADD VALUE IF NOT EXISTS 'c';") == []
     assert codes("ID011", "CREATE TYPE mood AS ENUM ('a');\nALTER TYPE mood ADD VALUE 'b';") == []
+
+
+def test_id_rules_inside_transaction_ok() -> None:
+    # A failure rolls the whole transaction back: a retry starts from a clean slate.
+    sql = ("CREATE TABLE t (id int);\nALTER TABLE accounts ADD COLUMN a int;\nDROP INDEX accounts_email_idx;\n"
+           "CREATE TYPE m AS ENUM ('a');\nINSERT INTO accounts (id) VALUES (1);")
+    for code in ("ID001", "ID003", "ID004", "ID007", "ID009"):
+        assert codes(code, SETUP, sql, in_transaction=True) == [], code
+    assert codes("ID001", f"BEGIN;\n{sql}\nCOMMIT;") == []
+
+
+def test_id_rules_repeatable_migration_in_transaction_err() -> None:
+    from dataclasses import replace
+
+    from sqlsafe.config import Config
+    from sqlsafe.lint import lint
+
+    from helpers import migrations
+
+    disc = migrations("CREATE TABLE t (id int);", in_transaction=True, layout="flyway")
+    disc = replace(disc, migrations=(replace(disc.migrations[0], kind="repeatable"),))
+    result = lint(disc, Config(select=("ID001",)))
+    assert [f.code for f in result.findings] == ["ID001"]
