@@ -130,7 +130,8 @@ def create_view_without_or_replace(a: n.Action, ctx: RuleContext) -> Iterator[Vi
 
 @rule("ID003", "add-column-without-if-not-exists", "idempotency", wants=("AddColumn",),
       severity="warning", fixable=True, dry_run=True,
-      summary="ALTER TABLE ... ADD COLUMN without IF NOT EXISTS fails when the migration runs again.")
+      summary="ALTER TABLE ... ADD COLUMN without IF NOT EXISTS fails when the migration runs "
+              "again.")
 def add_column_without_if_not_exists(a: n.AddColumn, ctx: RuleContext) -> Iterator[Violation]:
     if not rerun_hazard(ctx):
         return
