@@ -251,14 +251,15 @@ def _apply_suppressions(raw: list[tuple[Finding, int]], sups: list[Suppression],
     meta_findings: list[Finding] = []
     for s in sups:
         for key in s.rules:
-            m = registry.lookup(key)
-            if m is None:
+            # A code, a name, a code prefix or a category, as in --select.
+            codes, unknown = registry.select([key])
+            if unknown:
                 meta_findings.append(_finding(
                     UNKNOWN, sel, migration.path, Span(s.line, s.column, s.line, s.column + 1),
                     f"sqlsafe: ignore names an unknown rule '{key}'",
                     "Use a rule code or name from `sqlsafe rules`."))
             else:
-                s.codes.add(m.code)
+                s.codes |= codes
         if not s.reason:
             meta_findings.append(_finding(
                 NO_REASON, sel, migration.path, Span(s.line, s.column, s.line, s.column + 1),

@@ -33,8 +33,6 @@ def test_rule_name_ok() -> None:
     assert _codes(f'-- sqlsafe: ignore unbatched-backfill reason="tiny"\n{BAD}') == []
 
 
-@pytest.mark.xfail(strict=True, reason="suppress.py documents categories (ignore LK001, timeout) "
-                                       "but lint resolves only codes and names")
 def test_category_ok() -> None:
     assert _codes(f'-- sqlsafe: ignore backfill reason="tiny"\n{BAD}') == []
 
