@@ -236,14 +236,14 @@ class CheckRun:
     engine: str = "embedded"
     database_url: str | None = None
     image: str | None = None
-    setup: str | None = None  # SQL run before the first migration (what production already has)
+    setup: str | None = None  # path of SQL run before the first migration (production's schema)
     from_index: int = 0
     fmt: str = "markdown"  # markdown | html | json
     compact: bool = False
     timestamp: str | None = None  # None: the report is deterministic
     report_path: str | None = None  # default: dry_run_report.md (.html/.json) in the root
     checksums_path: str | None = None  # default: checksum.txt in the root
-    on_progress: Any = None  # called with one line of text per migration
+    on_progress: Any = None  # replay's ProgressCallback(index, total, migration, result)
 
 
 @dataclass
@@ -268,7 +268,11 @@ def run_check(run: CheckRun, *, write: bool = True) -> CheckOutcome:
     """
     import os
 
-    from .dryrun.replay import dry_run
+    try:
+        from .dryrun.replay import dry_run
+    except ImportError:  # the replay ships separately while it is being written
+        raise UsageError("the dry-run replay (sqlsafe.dryrun.replay) is not available in "
+                         "this build") from None
     from .dryrun.sandbox import open_sandbox
     from .report import render
     from .report import plan, verify
@@ -297,8 +301,8 @@ def run_check(run: CheckRun, *, write: bool = True) -> CheckOutcome:
                       setup=run.setup, from_index=run.from_index, on_progress=run.on_progress)
         with sandbox.connect() as conn:
             observed = verify.run_queries(conn, queries)
-        backout_check = verify.check_backout(sandbox, disc, steps, setup=run.setup,
-                                             from_index=run.from_index)
+        backout_check = verify.check_backout(sandbox, disc, steps, setup_path=run.setup,
+                                             config=run.config, from_index=run.from_index)
     checksum_file = run.checksums_path or os.path.join(disc.root, "checksum.txt")
     report = build_report(dry, lint_result, disc, verification=observed,
                           backout_check=backout_check, from_index=run.from_index,

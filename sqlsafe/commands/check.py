@@ -6,6 +6,7 @@ time: ``sqlsafe lint`` loads this module too.
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime, timezone
 from typing import Any
@@ -52,17 +53,12 @@ def command(path: str, engine: str | None, database_url: str | None, image: str 
     if path == "-":
         fail("check needs migration files on disk, not stdin (checksum.txt lists files)")
     cfg = make_config((path,), **opts)
-    setup = None
-    if setup_file:
-        try:
-            with open(setup_file, encoding="utf-8-sig") as f:
-                setup = f.read()
-        except OSError as exc:
-            fail(f"cannot read --setup {setup_file}: {exc.strerror}")
+    if setup_file and not os.path.isfile(setup_file):
+        fail(f"cannot read --setup {setup_file}: no such file")
     engine = engine or cfg.engine
     run = api.CheckRun(
         paths=(path,), config=cfg, engine=engine, database_url=database_url,
-        image=image or cfg.image, setup=setup, from_index=from_index, fmt=fmt, compact=compact,
+        image=image or cfg.image, setup=setup_file, from_index=from_index, fmt=fmt, compact=compact,
         timestamp=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if timestamp
         else None,
         report_path=report_path, checksums_path=checksums_path,
@@ -83,15 +79,11 @@ def command(path: str, engine: str | None, database_url: str | None, image: str 
     sys.exit(EXIT_TOOL if outcome.problems else outcome.exit_code)
 
 
-def _progress(*args: Any) -> None:
-    """One line per migration on a terminal; the replay passes text or a MigrationResult."""
-    if len(args) == 1 and isinstance(args[0], str):
-        click.echo(f"sqlsafe: {args[0]}", err=True)
+def _progress(index: int, total: int, migration: Any, result: Any) -> None:
+    """One line per migration on a terminal (the replay's ProgressCallback): called before a
+    migration runs (result None) and after."""
+    if result is None:
         return
-    for a in args:
-        path = getattr(a, "path", None)
-        if path is not None:
-            ms = getattr(a, "duration_ms", 0.0) or 0.0
-            click.echo(f"sqlsafe: {path}: {getattr(a, 'status', '')} ({ms:.1f} ms)", err=True)
-            return
-    click.echo("sqlsafe: " + " ".join(str(a) for a in args), err=True)
+    ms = getattr(result, "duration_ms", 0.0) or 0.0
+    click.echo(f"sqlsafe: [{index + 1}/{total}] {migration.path}: {result.status} ({ms:.1f} ms)",
+               err=True)

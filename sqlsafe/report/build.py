@@ -137,8 +137,13 @@ def build_report(dry: DryRunResult, lint_result: LintResult, discovery: Discover
 
 
 def _observed(locks: tuple[ObservedLock, ...], created: set[str]) -> tuple[LockView, ...]:
-    return tuple(lock_view(o.relation, o.mode, o.relation not in created) for o in locks
-                 if o.relkind in _TABLE_KINDS)
+    # The strongest mode per table: a statement that also holds ACCESS SHARE on a table it
+    # locks in SHARE ROW EXCLUSIVE blocks what the stronger one blocks.
+    strongest: dict[str, str] = {}
+    for o in locks:
+        if o.relkind in _TABLE_KINDS and lk.rank(o.mode) > lk.rank(strongest.get(o.relation, "")):
+            strongest[o.relation] = o.mode
+    return tuple(lock_view(rel, mode, rel not in created) for rel, mode in strongest.items())
 
 
 def _statement_view(st: StatementResult, info: StatementInfo | None,

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from ..config import Config
 from ..model import DiscoveryResult
 from .model import BackoutCheck, BackoutStep, VerifyQuery
 
@@ -114,19 +115,29 @@ def _execute_script(conn: psycopg.Connection[Any], sql: str) -> None:
 
 
 def check_backout(sandbox: Sandbox, discovery: DiscoveryResult, steps: Sequence[BackoutStep],
-                  *, setup: str | None = None, from_index: int = 0,
-                  migrated_db: str | None = None) -> BackoutCheck:
+                  *, setup_path: str | None = None, config: Config | None = None,
+                  from_index: int = 0, migrated_db: str | None = None) -> BackoutCheck:
     """Run the generated rollback on a copy of the migrated database and compare its schema
-    with the schema before the set. The sandbox's own database is left untouched."""
+    with the schema before the set. The sandbox's own database is left untouched; nothing may
+    be connected to it (CREATE DATABASE ... TEMPLATE needs that), so call this after the replay
+    has returned."""
+    import dataclasses
+
     import psycopg
+
+    from ..dryrun.replay import load_setup
+    from ..dryrun.sandbox import SandboxError
 
     if not any(s.sql for s in steps):
         return BackoutCheck("not-run", note="nothing to roll back was generated")
     try:
         sandbox.create_database("sqlsafe_backout_base")
+        if setup_path:
+            # The replay's own loader (psql-like scripts, statement by statement), pointed at
+            # the base database through a copy of the sandbox whose default database it is.
+            base = dataclasses.replace(sandbox, dbname=sandbox._resolve("sqlsafe_backout_base"))
+            load_setup(base, setup_path, config or Config())
         with sandbox.connect("sqlsafe_backout_base") as conn:
-            if setup:
-                _execute_script(conn, setup)
             for m in discovery.migrations[:from_index]:
                 _execute_script(conn, m.section.text)
             before = schema_snapshot(conn)
@@ -140,7 +151,7 @@ def check_backout(sandbox: Sandbox, discovery: DiscoveryResult, steps: Sequence[
                         first = str(exc).strip().splitlines()[0]
                         return BackoutCheck("failed", error=f"{step.path}: {statement} — {first}")
             after = schema_snapshot(conn)
-    except psycopg.Error as exc:
+    except (psycopg.Error, SandboxError) as exc:
         return BackoutCheck("failed", error=str(exc).strip().splitlines()[0])
     finally:
         for name in ("sqlsafe_backout_copy", "sqlsafe_backout_base"):
