@@ -251,9 +251,12 @@ def _apply_suppressions(raw: list[tuple[Finding, int]], sups: list[Suppression],
     meta_findings: list[Finding] = []
     for s in sups:
         for key in s.rules:
-            # A code, a name, a code prefix or a category, as in --select.
-            codes, unknown = registry.select([key])
-            if unknown:
+            # A code, a name or a category. Not a code prefix: "LK01" is far more likely a typo
+            # of LK001 than a wish to silence LK010-LK019.
+            m = registry.lookup(key)
+            codes = {m.code} if m is not None else {
+                c for c, r in registry.RULES.items() if r.category == key.lower()}
+            if not codes:
                 meta_findings.append(_finding(
                     UNKNOWN, sel, migration.path, Span(s.line, s.column, s.line, s.column + 1),
                     f"sqlsafe: ignore names an unknown rule '{key}'",
