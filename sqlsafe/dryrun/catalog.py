@@ -36,29 +36,42 @@ def _not_ext(catalog: str, oid: str) -> str:
 
 
 # (oid, relfilenode, relkind, qualified name, mode), one row per held relation lock.
+# LEFT JOIN: a relation the transaction dropped has no pg_class row any more but its lock is
+# still held (relfilenode, relkind and name come back NULL; the replay names it from before).
 LOCKS = f"""
 SELECT l.relation, c.relfilenode, c.relkind, n.nspname || '.' || c.relname, l.mode
 FROM pg_locks l
-JOIN pg_class c ON c.oid = l.relation
-JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_class c ON c.oid = l.relation
+LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE l.locktype = 'relation' AND l.pid = pg_backend_pid() AND l.granted
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND {_USER_NS}
+  AND (c.oid IS NULL OR ({_USER_NS}))
 """
 
-# The same for the backend given as the parameter (the observer thread's query). The observer
-# is connected to the same database, so pg_class resolves the oids.
+# The same for the backend given as the parameter (the observer thread's query), with
+# ``granted`` as the sixth column: a lock the backend waits for shows the mode it needs. The
+# observer is connected to the same database, so pg_class resolves the oids.
 LOCKS_OF_PID = f"""
-SELECT l.relation, c.relfilenode, c.relkind, n.nspname || '.' || c.relname, l.mode
+SELECT l.relation, c.relfilenode, c.relkind, n.nspname || '.' || c.relname, l.mode, l.granted
 FROM pg_locks l
 JOIN pg_class c ON c.oid = l.relation
 JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE l.locktype = 'relation' AND l.pid = %s AND l.granted
+WHERE l.locktype = 'relation' AND l.pid = %s
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND {_USER_NS}
 """
 
+# The watcher's hold: a transaction with a snapshot, and SHARE UPDATE EXCLUSIVE on the tables
+# the statement is expected to lock, so a statement that needs a conflicting lock (or, like
+# CREATE INDEX CONCURRENTLY, waits for older snapshots) waits where the watcher can see it.
+WATCH_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ"
+WATCH_SNAPSHOT = "SELECT 1"
+WATCH_HOLD = "LOCK TABLE {} IN SHARE UPDATE EXCLUSIVE MODE NOWAIT"
+
 BACKEND_PID = "SELECT pg_backend_pid()"
+
+# Whether the backend waits for any lock (relation, virtualxid, transactionid ...).
+WAITING = "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = %s AND NOT granted)"
 
 AVAILABLE_EXTENSIONS = "SELECT name FROM pg_available_extensions"
 
