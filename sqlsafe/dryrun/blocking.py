@@ -32,7 +32,8 @@ from .result import Blocking, ObservedLock
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["PROBE_TIMEOUT_MS", "Prober", "compare", "probe_during", "tables_of"]
+__all__ = ["PROBE_TIMEOUT_MS", "Prober", "compare", "probe_during", "statement_tables",
+           "tables_of"]
 
 # Long enough for an unblocked probe on a loaded CI machine, short enough that a migration
 # with many statements is not slowed down noticeably (two probes per table per statement).
@@ -72,6 +73,27 @@ def tables_of(locks: Iterable[ObservedLock]) -> list[tuple[str, str]]:
         if lock.relkind in _READ_KINDS:
             seen.setdefault(lock.relation, lock.relkind)
     return list(seen.items())
+
+
+def statement_tables(node: Any) -> list[tuple[str, str]]:
+    """The tables a parsed statement names (from the normalized model), schema-qualified
+    (``public`` when unqualified): what to probe while a non-transactional statement runs,
+    before any lock of it can be observed."""
+    from ..normalize import normalize
+
+    if node is None:
+        return []
+    out: dict[str, str] = {}
+    try:
+        actions = normalize(node)
+    except Exception:  # normalizing is best effort here: no tables, no probes
+        return []
+    for action in actions:
+        rels = [getattr(action, "rel", None), *getattr(action, "rels", ())]
+        for rel in rels:
+            if rel is not None and hasattr(rel, "qualified"):
+                out.setdefault(rel.qualified, "r")
+    return list(out.items())
 
 
 class Prober:

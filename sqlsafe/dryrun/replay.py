@@ -46,7 +46,9 @@ from typing import TYPE_CHECKING, Any
 from .. import locks as lk
 from ..model import DiscoveryResult, LintResult, Migration, Section, StatementInfo
 from ..parse import ParsedStatement, parse_section
+from . import blocking as bk
 from . import catalog as q
+from . import sampledata
 from .result import (
     CatalogDiff,
     DownResult,
@@ -71,7 +73,7 @@ __all__ = ["ProgressCallback", "dry_run", "load_setup"]
 ProgressCallback = Callable[[int, int, Migration, "MigrationResult | None"], None]
 
 # How often the watcher polls pg_locks while a non-transactional statement runs.
-_POLL_SECONDS = 0.0005
+_POLL_SECONDS = 0.002
 # Relation kinds the static prediction speaks about (ordinary and partitioned tables,
 # materialized views); indexes only when the prediction names them.
 _PREDICTED_KINDS = frozenset("rpm")
@@ -272,6 +274,7 @@ class _Session:
         self.known: dict[int, Rel] = {}  # relations as of the end of the previous statement
         self.held: set[tuple[int, str]] = set()  # (oid, mode) held in the open transaction
         self._watch_conn: psycopg.Connection | None = None
+        self._prober: bk.Prober | None = None  # --measure-blocking: the probe session
 
     # -- transaction state --------------------------------------------------------------------
 
@@ -292,6 +295,9 @@ class _Session:
         self.held = set()
 
     def close(self) -> None:
+        if self._prober is not None:
+            self._prober.close()
+            self._prober = None
         if self._watch_conn is not None:
             self._watch_conn.close()
             self._watch_conn = None
@@ -342,13 +348,13 @@ class _Session:
         held_before = set(self.held)
         t0 = time.perf_counter()
         rows: int | None = None
+        probes: tuple[Any, ...] = ()
         watcher: _Watcher | None = None
         try:
             if own_tx:
                 self.conn.execute("BEGIN")
             if watch:
-                watcher = _Watcher(self._watcher_conn(), self.pid,
-                                   _tables_to_hold(stmt, unit, predictions, before))
+                watcher = _Watcher(self._watcher_conn(), self.pid)
                 watcher.start()
             t0 = time.perf_counter()
             try:
@@ -356,6 +362,11 @@ class _Session:
                     cur = self.conn.cursor()
                     with cur.copy(stmt.sql) as copy:
                         copy.write(_copy_data(unit.section, stmt))
+                elif watch and self.r.measure_blocking:
+                    # Locks of a non-transactional statement exist only while it runs.
+                    cur, probes = bk.probe_during(
+                        self.prober(), lambda: self.conn.execute(stmt.sql),  # type: ignore[arg-type]
+                        self.pid, bk.statement_tables(stmt.node))
                 else:
                     cur = self.conn.execute(stmt.sql)  # type: ignore[arg-type]
             finally:
@@ -390,6 +401,9 @@ class _Session:
             rewrites = self._rewrites(before, self.known)
         else:
             locks, rewrites = self._observe(before, held_before)
+            if self.r.measure_blocking and locks:
+                # After the statement, before COMMIT: its locks are still held.
+                probes = self.prober().probe(bk.tables_of(locks))
             if own_tx:
                 self.conn.execute("COMMIT")
                 self.held = set()
@@ -397,7 +411,8 @@ class _Session:
             self.held = set()
         locks.sort(key=lambda lock: (lock.relation, lk.rank(lock.mode)))
         result = StatementResult(stmt.span.line, stmt.sql, duration, tuple(locks),
-                                 tuple(rewrites), rows, None, in_tx, stmt.span.end_line)
+                                 tuple(rewrites), rows, None, in_tx, stmt.span.end_line,
+                                 blocking=probes)
         if predictions is not None:
             info = predictions.get((unit.section.path, stmt.span.line))
             if info is not None:
@@ -447,8 +462,7 @@ class _Session:
         current: dict[int, Rel] = {}
         for oid, relfilenode, relkind, name, mode in rows:
             now.add((int(oid), str(mode)))
-            if relkind is not None:  # else dropped by this transaction, still locked
-                current[int(oid)] = Rel(int(relfilenode), str(relkind), str(name))
+            current[int(oid)] = Rel(int(relfilenode), str(relkind), str(name))
         locks = [ObservedLock(before[oid].name, mode, before[oid].relkind)
                  for oid, mode in now - held_before if oid in before]
         rewrites = self._rewrites(before, current)
@@ -469,6 +483,11 @@ class _Session:
 
     def _refresh_known(self) -> None:
         self.known = take_snapshot(self.conn).rels
+
+    def prober(self) -> bk.Prober:
+        if self._prober is None:
+            self._prober = bk.Prober(self.r.sandbox.connect(self.dbname))
+        return self._prober
 
     def _watcher_conn(self) -> psycopg.Connection:
         if self._watch_conn is None or self._watch_conn.closed:
@@ -493,101 +512,37 @@ class _Session:
 
 
 class _Watcher:
-    """Polls pg_locks for another backend from a thread while that backend runs a statement.
+    """Polls pg_locks for another backend from a thread while that backend runs a statement."""
 
-    A fast statement on a small table can start and finish between two polls. So before the
-    statement starts, the watcher opens a transaction with a snapshot and takes SHARE UPDATE
-    EXCLUSIVE (NOWAIT) on the tables the statement is expected to lock: a statement that needs
-    a conflicting lock (VACUUM, CREATE/DROP/REINDEX ... CONCURRENTLY, DETACH ... CONCURRENTLY:
-    all take at least SHARE UPDATE EXCLUSIVE) or waits for older snapshots (CREATE INDEX
-    CONCURRENTLY) then waits where the watcher sees it — a waiting request shows the mode it
-    needs — and the watcher lets go at once. The statement's duration includes that wait.
-    """
-
-    _HOLD_LIMIT = 2.0  # seconds: let go even if the statement never waited
-
-    def __init__(self, conn: psycopg.Connection, pid: int, hold: Sequence[str] = ()) -> None:
+    def __init__(self, conn: psycopg.Connection, pid: int) -> None:
         self.conn = conn
         self.pid = pid
-        self.hold = tuple(hold)
         self.seen: dict[int, str] = {}
         self._stop = threading.Event()
-        self._ready = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="sqlsafe-lock-watcher",
                                         daemon=True)
         self._error: BaseException | None = None
 
     def start(self) -> None:
         self._thread.start()
-        self._ready.wait(10)
 
     def stop(self) -> dict[int, str]:
         self._stop.set()
         self._thread.join()
         return self.seen
 
-    def _take_hold(self) -> bool:
-        import psycopg
-        from psycopg import sql
-
-        if not self.hold:
-            return False
-        self.conn.execute(q.WATCH_BEGIN)
-        self.conn.execute(q.WATCH_SNAPSHOT)
-        for name in self.hold:
-            schema, _, rel = name.partition(".")
-            try:
-                self.conn.execute(sql.SQL(q.WATCH_HOLD).format(sql.Identifier(schema, rel)))
-            except psycopg.Error:
-                self.conn.execute("ROLLBACK")
-                return False
-        return True
-
     def _poll(self) -> None:
-        holding = False
         try:
-            holding = self._take_hold()
-            held_since = time.perf_counter()
-            self._ready.set()
             while True:
-                waiting = False
-                for oid, _filenode, _kind, _name, mode, granted in self.conn.execute(
+                for oid, _filenode, _kind, _name, mode in self.conn.execute(
                         q.LOCKS_OF_PID, (self.pid,), prepare=True):
                     oid = int(oid)
-                    waiting = waiting or not granted
                     if lk.rank(mode) > lk.rank(self.seen.get(oid, "")):
                         self.seen[oid] = str(mode)
-                if holding and not waiting:
-                    row = self.conn.execute(q.WAITING, (self.pid,), prepare=True).fetchone()
-                    waiting = bool(row and row[0])
-                if holding and (waiting or self._stop.is_set()
-                                or time.perf_counter() - held_since > self._HOLD_LIMIT):
-                    self.conn.execute("ROLLBACK")
-                    holding = False
-                if self._stop.is_set():
+                if self._stop.wait(_POLL_SECONDS):
                     return
-                if not holding:
-                    time.sleep(_POLL_SECONDS)
         except BaseException as exc:  # the connection died with the server: stop watching
             self._error = exc
-        finally:
-            self._ready.set()
-            if holding:
-                try:
-                    self.conn.execute("ROLLBACK")
-                except Exception:
-                    pass
-
-
-def _tables_to_hold(stmt: ParsedStatement, unit: _Unit,
-                    predictions: dict[tuple[str, int], StatementInfo] | None,
-                    before: dict[int, Rel]) -> list[str]:
-    """The existing tables the prediction says a statement locks (for the watcher's hold)."""
-    info = (predictions or {}).get((unit.section.path, stmt.span.line))
-    if info is None:
-        return []
-    tables = {rel.name for rel in before.values() if rel.relkind in _TABLE_KINDS}
-    return sorted({p.relation for p in info.locks if p.relation in tables})
 
 
 def _with_prediction(result: StatementResult, info: StatementInfo, before: dict[int, Rel],
@@ -620,11 +575,6 @@ def discrepancies(result: StatementResult, info: StatementInfo, before: dict[int
             predicted[lock.relation] = lock.mode
     observed: dict[str, str] = {}
     for lock in result.locks:
-        # An unpredicted ACCESS SHARE is a read (REFRESH reading the view's tables, a view or
-        # function body, a FK check): the static model does not follow reads, and the mode
-        # conflicts only with ACCESS EXCLUSIVE.
-        if lock.mode == lk.ACCESS_SHARE and lock.relation not in predicted:
-            continue
         if lock.relkind in _PREDICTED_KINDS or lock.relation in predicted:
             if lk.rank(lock.mode) > lk.rank(observed.get(lock.relation, "")):
                 observed[lock.relation] = lock.mode
@@ -668,6 +618,7 @@ class _Replayer:
     _available: frozenset[str] | None = None
     session: _Session | None = None
     clones: int = 0
+    measure_blocking: bool = False
 
     @property
     def server_version_num(self) -> int:
@@ -761,12 +712,18 @@ def dry_run(
     check_idempotency: bool = True,
     check_down: bool = True,
     on_progress: ProgressCallback | None = None,
+    sample_rows: int = 0,
+    measure_blocking: bool = False,
 ) -> DryRunResult:
     """Replay ``discovery.migrations`` in order on ``sandbox`` and observe each statement.
 
     ``from_index=N`` treats the first N migrations as already applied: they are replayed
     without observation and reported ``applied`` with ``pre_applied: true``. A failing
     migration stops the replay; the ones after it are ``skipped``.
+
+    ``sample_rows=N`` fills every empty table with N synthetic rows before each migration
+    (``sampledata.fill``); ``measure_blocking`` probes reads and writes of the tables each
+    statement locked (``blocking``).
     """
     if setup:
         load_setup(sandbox, setup, config)
@@ -776,7 +733,7 @@ def dry_run(
         predictions = {(s.path, s.span.line): s for s in lint_result.statements}
         for f in lint_result.findings:
             findings_by_path.setdefault(f.path, []).append(f)
-    replayer = _Replayer(sandbox, config)
+    replayer = _Replayer(sandbox, config, measure_blocking=measure_blocking)
     replayer.session = replayer.open()
     migrations = discovery.migrations
     total = len(migrations)
@@ -796,11 +753,14 @@ def dry_run(
                 continue
             if on_progress:
                 on_progress(index, total, migration, None)
+            if sample_rows and index >= from_index:
+                filled = sampledata.fill(replayer.session.conn, sample_rows)
+                replayer.notes.extend(filled.notes)
             res, snap = _replay_one(replayer, migration, snap, predictions,
                                     pre_applied=index < from_index,
                                     check_idempotency=check_idempotency,
                                     check_down=check_down)
-            res = replace(res, findings=findings)
+            res = sampledata.with_explanation(replace(res, findings=findings))
             failed = res.status == "failed"
             results.append(res)
             if on_progress:

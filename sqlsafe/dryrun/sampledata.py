@@ -32,7 +32,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["Filled", "explain_failure", "fill"]
+    from .result import MigrationResult
+
+__all__ = ["Filled", "explain_failure", "fill", "with_explanation"]
 
 # How often a nullable column is NULL (every NULL_EVERY-th row).
 NULL_EVERY = 10
@@ -680,3 +682,26 @@ def explain_failure(sqlstate: str | None, message: str, sql: str = "",
             return ("existing values do not convert to the new type or length: clean them up "
                     "first, or add a new column, backfill it with a checked conversion and swap")
     return None
+
+
+_UNIQUE_COLUMNS = re.compile(r"\bON\s+(?:ONLY\s+)?\S+\s*(?:USING\s+\w+\s*)?\((.*)\)", re.I | re.S)
+
+
+def with_explanation(result: MigrationResult) -> MigrationResult:
+    """``result`` with ``extras["explanation"]`` set when it failed in a way existing rows
+    explain (NOT NULL without default, duplicates under a new UNIQUE index, ...)."""
+    from dataclasses import replace
+
+    if result.status != "failed" or result.error is None:
+        return result
+    failing = next((s for s in result.statements if s.error is not None), None)
+    sql = failing.sql if failing is not None else ""
+    detail = None
+    if result.error.sqlstate == "23505":
+        m = _UNIQUE_COLUMNS.search(sql)
+        if m:  # the server's DETAIL names the key; the statement names it too
+            detail = f"Key ({' '.join(m.group(1).split())})=() is duplicated"
+    text = explain_failure(result.error.sqlstate, result.error.message, sql, detail)
+    if text is None:
+        return result
+    return replace(result, extras={**result.extras, "explanation": text})
