@@ -1,4 +1,4 @@
-"""The normalized statement model rules read: small frozen dataclasses, one per kind of action.
+"""The normalized statement model rules read: small frozen records (``_record.py``), one per kind of action.
 
 A statement normalizes to one or more actions (an ALTER TABLE with three sub-commands gives
 three). Rules never look at pglast nodes; the visitor in ``normalize.py`` builds these.
@@ -6,11 +6,11 @@ three). Rules never look at pglast nodes; the visitor in ``normalize.py`` builds
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from ._record import Record, record
 
 
-@dataclass(frozen=True)
-class Rel:
+@record
+class Rel(Record):
     name: str
     schema: str | None = None
 
@@ -22,8 +22,8 @@ class Rel:
         return f"{self.schema}.{self.name}" if self.schema else self.name
 
 
-@dataclass(frozen=True)
-class TypeRef:
+@record
+class TypeRef(Record):
     name: str  # canonical PostgreSQL name: int4, int8, varchar, text, numeric, timestamptz ...
     mods: tuple[int, ...] = ()
     array: bool = False
@@ -34,15 +34,15 @@ class TypeRef:
         return self.sql or self.name
 
 
-@dataclass(frozen=True)
-class Default:
+@record
+class Default(Record):
     sql: str
     volatile: bool | None  # None: cannot tell (a user function we have not seen)
     is_null: bool = False
 
 
-@dataclass(frozen=True)
-class ConstraintDef:
+@record
+class ConstraintDef(Record):
     kind: str  # check | foreign | unique | primary | exclude | notnull
     name: str | None = None
     columns: tuple[str, ...] = ()
@@ -56,8 +56,8 @@ class ConstraintDef:
     on_delete_cascade: bool = False
 
 
-@dataclass(frozen=True)
-class ColumnDef:
+@record
+class ColumnDef(Record):
     name: str
     type: TypeRef | None
     not_null: bool = False
@@ -73,8 +73,8 @@ class ColumnDef:
 # ---------------------------------------------------------------------------- actions
 
 
-@dataclass(frozen=True)
-class Action:
+@record
+class Action(Record):
     """Base class; ``kind`` is the class name, used by the rule registry for routing."""
 
     @property
@@ -82,7 +82,7 @@ class Action:
         return type(self).__name__
 
 
-@dataclass(frozen=True)
+@record
 class CreateTable(Action):
     rel: Rel
     if_not_exists: bool = False
@@ -96,7 +96,7 @@ class CreateTable(Action):
     partitioned: bool = False  # PARTITION BY: a partitioned parent with no storage
 
 
-@dataclass(frozen=True)
+@record
 class CreateIndex(Action):
     rel: Rel
     name: str | None
@@ -108,7 +108,7 @@ class CreateIndex(Action):
     only: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class Drop(Action):
     objtype: str  # table, index, schema, view, materialized view, sequence, type, domain, function, ...
     names: tuple[str, ...]
@@ -118,14 +118,14 @@ class Drop(Action):
     concurrently: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class AddColumn(Action):
     rel: Rel
     column: ColumnDef
     if_not_exists: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class DropColumn(Action):
     rel: Rel
     column: str
@@ -133,7 +133,7 @@ class DropColumn(Action):
     cascade: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class AlterColumnType(Action):
     rel: Rel
     column: str
@@ -141,44 +141,44 @@ class AlterColumnType(Action):
     using: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class SetNotNull(Action):
     rel: Rel
     column: str
 
 
-@dataclass(frozen=True)
+@record
 class DropNotNull(Action):
     rel: Rel
     column: str
 
 
-@dataclass(frozen=True)
+@record
 class SetDefault(Action):
     rel: Rel
     column: str
     default: Default
 
 
-@dataclass(frozen=True)
+@record
 class DropDefault(Action):
     rel: Rel
     column: str
 
 
-@dataclass(frozen=True)
+@record
 class AddConstraint(Action):
     rel: Rel
     constraint: ConstraintDef
 
 
-@dataclass(frozen=True)
+@record
 class ValidateConstraint(Action):
     rel: Rel
     name: str
 
 
-@dataclass(frozen=True)
+@record
 class DropConstraint(Action):
     rel: Rel
     name: str
@@ -186,7 +186,7 @@ class DropConstraint(Action):
     cascade: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class Rename(Action):
     objtype: str  # table, column, schema, index, constraint, view, type, sequence, ...
     rel: Rel | None
@@ -194,46 +194,46 @@ class Rename(Action):
     new: str
 
 
-@dataclass(frozen=True)
+@record
 class SetLogged(Action):
     rel: Rel
     logged: bool
 
 
-@dataclass(frozen=True)
+@record
 class SetTablespace(Action):
     rel: Rel
     tablespace: str
 
 
-@dataclass(frozen=True)
+@record
 class AttachPartition(Action):
     rel: Rel
     partition: Rel
 
 
-@dataclass(frozen=True)
+@record
 class DetachPartition(Action):
     rel: Rel
     partition: Rel
     concurrently: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class RowSecurity(Action):
     rel: Rel
     enable: bool
     force: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class AlterTableOther(Action):
     rel: Rel
     subtype: str  # the AlterTableType name without the AT_ prefix
     objtype: str = "table"
 
 
-@dataclass(frozen=True)
+@record
 class CreateType(Action):
     name: Rel
     type_kind: str  # enum | composite | range | domain
@@ -241,7 +241,7 @@ class CreateType(Action):
     values: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class AlterEnum(Action):
     name: Rel
     new_value: str | None
@@ -250,14 +250,14 @@ class AlterEnum(Action):
     positioned: bool = False  # BEFORE/AFTER given
 
 
-@dataclass(frozen=True)
+@record
 class AlterDomain(Action):
     name: Rel
     subtype: str  # add-constraint | drop-constraint | validate | set-not-null | drop-not-null | default
     not_valid: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class CreateObject(Action):
     """CREATE of a schema, sequence, extension, view, function, trigger, policy, ..."""
 
@@ -270,7 +270,7 @@ class CreateObject(Action):
     schema: str | None = None  # CREATE EXTENSION ... SCHEMA s (None: the creator's search_path)
 
 
-@dataclass(frozen=True)
+@record
 class CreateFunction(Action):
     name: str
     or_replace: bool
@@ -282,7 +282,7 @@ class CreateFunction(Action):
     body: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class AlterFunction(Action):
     """ALTER FUNCTION/PROCEDURE ... SET/RESET/SECURITY ...: only what security rules read."""
 
@@ -291,25 +291,25 @@ class AlterFunction(Action):
     security_definer: bool | None = None  # None: SECURITY not mentioned
 
 
-@dataclass(frozen=True)
+@record
 class CreateRole(Action):
     name: str
     password_literal: bool
     superuser: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class CreateDatabase(Action):
     name: str
 
 
-@dataclass(frozen=True)
+@record
 class CreateLanguage(Action):
     name: str
     trusted: bool
 
 
-@dataclass(frozen=True)
+@record
 class Insert(Action):
     rel: Rel
     on_conflict: bool
@@ -318,7 +318,7 @@ class Insert(Action):
     source_rels: tuple[Rel, ...] = ()  # tables the INSERT ... SELECT reads (top-level FROM)
 
 
-@dataclass(frozen=True)
+@record
 class Update(Action):
     rel: Rel
     has_where: bool
@@ -326,19 +326,19 @@ class Update(Action):
     where_sql: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class Delete(Action):
     rel: Rel
     has_where: bool
 
 
-@dataclass(frozen=True)
+@record
 class Truncate(Action):
     rels: tuple[Rel, ...]
     cascade: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class Copy(Action):
     rel: Rel | None
     is_from: bool
@@ -346,31 +346,31 @@ class Copy(Action):
     filename: str | None
 
 
-@dataclass(frozen=True)
+@record
 class SetVar(Action):
     name: str  # lowercased setting name; "" for RESET ALL
     value: str | None  # None for RESET / SET ... TO DEFAULT
     local: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class Transaction(Action):
     op: str  # begin | commit | rollback | savepoint | release | rollback_to | prepare | commit_prepared
 
 
-@dataclass(frozen=True)
+@record
 class Vacuum(Action):
     rels: tuple[Rel, ...]
     full: bool
     analyze_only: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class Cluster(Action):
     rel: Rel | None
 
 
-@dataclass(frozen=True)
+@record
 class Reindex(Action):
     target: str  # index | table | schema | database | system
     name: str
@@ -378,19 +378,19 @@ class Reindex(Action):
     concurrently: bool
 
 
-@dataclass(frozen=True)
+@record
 class RefreshMatView(Action):
     rel: Rel
     concurrently: bool
     with_data: bool = True
 
 
-@dataclass(frozen=True)
+@record
 class AlterSystem(Action):
     name: str
 
 
-@dataclass(frozen=True)
+@record
 class Grant(Action):
     is_grant: bool
     privileges: tuple[str, ...]
@@ -399,32 +399,32 @@ class Grant(Action):
     grantees: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@record
 class Lock(Action):
     rels: tuple[Rel, ...]
     mode: str  # pg_locks name
 
 
-@dataclass(frozen=True)
+@record
 class DoBlock(Action):
     body: str
     language: str = "plpgsql"
 
 
-@dataclass(frozen=True)
+@record
 class Comment(Action):
     objtype: str
     rel: Rel | None
 
 
-@dataclass(frozen=True)
+@record
 class Select(Action):
     rels: tuple[Rel, ...] = ()
     functions: tuple[str, ...] = ()
     set_configs: tuple[tuple[str, str, bool], ...] = ()  # set_config(name, value, is_local)
 
 
-@dataclass(frozen=True)
+@record
 class Other(Action):
     node: str  # the pglast node type name
-    rels: tuple[Rel, ...] = field(default=())
+    rels: tuple[Rel, ...] = ()

@@ -1,0 +1,87 @@
+"""``@record``: frozen value classes without dataclasses' start-up cost.
+
+``@dataclass(frozen=True)`` generates six methods per class by compiling source code, about
+1 ms per class on Python 3.11. The normalized model has some sixty classes, which cost a
+pre-commit run (a fresh interpreter per commit) more than the lint itself. ``Record`` gives
+the same behaviour — keyword and positional construction with defaults, immutability,
+equality, hashing, a readable repr, ``__match_args__`` — with shared methods built once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar, dataclass_transform
+
+_MISSING: Any = object()
+T = TypeVar("T", bound=type)
+
+
+class FrozenInstanceError(AttributeError):
+    pass
+
+
+class Record:
+    __record_fields__: tuple[str, ...] = ()
+    __record_defaults__: dict[str, Any] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        names = self.__record_fields__
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__} takes {len(names)} arguments, {len(args)} given")
+        values = self.__dict__
+        for name, value in zip(names, args):
+            values[name] = value
+        for name, value in kwargs.items():
+            if name not in names:
+                raise TypeError(f"{type(self).__name__} has no field '{name}'")
+            if name in values:
+                raise TypeError(f"{type(self).__name__} got '{name}' twice")
+            values[name] = value
+        if len(values) != len(names):
+            defaults = self.__record_defaults__
+            for name in names:
+                if name not in values:
+                    default = defaults.get(name, _MISSING)
+                    if default is _MISSING:
+                        raise TypeError(f"{type(self).__name__} is missing '{name}'")
+                    values[name] = default
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(self.__dict__[name] for name in self.__record_fields__)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={self.__dict__[name]!r}" for name in self.__record_fields__)
+        return f"{type(self).__name__}({inner})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((self.__class__, self._values()))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field '{name}'")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field '{name}'")
+
+
+@dataclass_transform()
+def record(cls: T) -> T:
+    """Collect the annotated fields (base classes first) and their defaults."""
+    names: list[str] = []
+    defaults: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        annotations = klass.__dict__.get("__annotations__", {})
+        for name in annotations:
+            if name.startswith("__"):
+                continue
+            if name not in names:
+                names.append(name)
+            if name in klass.__dict__:
+                defaults[name] = klass.__dict__[name]
+    cls.__record_fields__ = tuple(names)  # type: ignore[attr-defined]
+    cls.__record_defaults__ = defaults  # type: ignore[attr-defined]
+    cls.__match_args__ = tuple(names)  # type: ignore[attr-defined]
+    return cls
