@@ -73,7 +73,7 @@ __all__ = ["ProgressCallback", "dry_run", "load_setup"]
 ProgressCallback = Callable[[int, int, Migration, "MigrationResult | None"], None]
 
 # How often the watcher polls pg_locks while a non-transactional statement runs.
-_POLL_SECONDS = 0.002
+_POLL_SECONDS = 0.0005
 # Relation kinds the static prediction speaks about (ordinary and partitioned tables,
 # materialized views); indexes only when the prediction names them.
 _PREDICTED_KINDS = frozenset("rpm")
@@ -354,7 +354,8 @@ class _Session:
             if own_tx:
                 self.conn.execute("BEGIN")
             if watch:
-                watcher = _Watcher(self._watcher_conn(), self.pid)
+                watcher = _Watcher(self._watcher_conn(), self.pid,
+                                   _tables_to_hold(stmt, unit, predictions, before))
                 watcher.start()
             t0 = time.perf_counter()
             try:
@@ -462,7 +463,8 @@ class _Session:
         current: dict[int, Rel] = {}
         for oid, relfilenode, relkind, name, mode in rows:
             now.add((int(oid), str(mode)))
-            current[int(oid)] = Rel(int(relfilenode), str(relkind), str(name))
+            if relkind is not None:  # else dropped by this transaction, still locked
+                current[int(oid)] = Rel(int(relfilenode), str(relkind), str(name))
         locks = [ObservedLock(before[oid].name, mode, before[oid].relkind)
                  for oid, mode in now - held_before if oid in before]
         rewrites = self._rewrites(before, current)
@@ -512,37 +514,101 @@ class _Session:
 
 
 class _Watcher:
-    """Polls pg_locks for another backend from a thread while that backend runs a statement."""
+    """Polls pg_locks for another backend from a thread while that backend runs a statement.
 
-    def __init__(self, conn: psycopg.Connection, pid: int) -> None:
+    A fast statement on a small table can start and finish between two polls. So before the
+    statement starts, the watcher opens a transaction with a snapshot and takes SHARE UPDATE
+    EXCLUSIVE (NOWAIT) on the tables the statement is expected to lock: a statement that needs
+    a conflicting lock (VACUUM, CREATE/DROP/REINDEX ... CONCURRENTLY, DETACH ... CONCURRENTLY:
+    all take at least SHARE UPDATE EXCLUSIVE) or waits for older snapshots (CREATE INDEX
+    CONCURRENTLY) then waits where the watcher sees it — a waiting request shows the mode it
+    needs — and the watcher lets go at once. The statement's duration includes that wait.
+    """
+
+    _HOLD_LIMIT = 2.0  # seconds: let go even if the statement never waited
+
+    def __init__(self, conn: psycopg.Connection, pid: int, hold: Sequence[str] = ()) -> None:
         self.conn = conn
         self.pid = pid
+        self.hold = tuple(hold)
         self.seen: dict[int, str] = {}
         self._stop = threading.Event()
+        self._ready = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="sqlsafe-lock-watcher",
                                         daemon=True)
         self._error: BaseException | None = None
 
     def start(self) -> None:
         self._thread.start()
+        self._ready.wait(10)
 
     def stop(self) -> dict[int, str]:
         self._stop.set()
         self._thread.join()
         return self.seen
 
+    def _take_hold(self) -> bool:
+        import psycopg
+        from psycopg import sql
+
+        if not self.hold:
+            return False
+        self.conn.execute(q.WATCH_BEGIN)
+        self.conn.execute(q.WATCH_SNAPSHOT)
+        for name in self.hold:
+            schema, _, rel = name.partition(".")
+            try:
+                self.conn.execute(sql.SQL(q.WATCH_HOLD).format(sql.Identifier(schema, rel)))
+            except psycopg.Error:
+                self.conn.execute("ROLLBACK")
+                return False
+        return True
+
     def _poll(self) -> None:
+        holding = False
         try:
+            holding = self._take_hold()
+            held_since = time.perf_counter()
+            self._ready.set()
             while True:
-                for oid, _filenode, _kind, _name, mode in self.conn.execute(
+                waiting = False
+                for oid, _filenode, _kind, _name, mode, granted in self.conn.execute(
                         q.LOCKS_OF_PID, (self.pid,), prepare=True):
                     oid = int(oid)
+                    waiting = waiting or not granted
                     if lk.rank(mode) > lk.rank(self.seen.get(oid, "")):
                         self.seen[oid] = str(mode)
-                if self._stop.wait(_POLL_SECONDS):
+                if holding and not waiting:
+                    row = self.conn.execute(q.WAITING, (self.pid,), prepare=True).fetchone()
+                    waiting = bool(row and row[0])
+                if holding and (waiting or self._stop.is_set()
+                                or time.perf_counter() - held_since > self._HOLD_LIMIT):
+                    self.conn.execute("ROLLBACK")
+                    holding = False
+                if self._stop.is_set():
                     return
+                if not holding:
+                    time.sleep(_POLL_SECONDS)
         except BaseException as exc:  # the connection died with the server: stop watching
             self._error = exc
+        finally:
+            self._ready.set()
+            if holding:
+                try:
+                    self.conn.execute("ROLLBACK")
+                except Exception:
+                    pass
+
+
+def _tables_to_hold(stmt: ParsedStatement, unit: _Unit,
+                    predictions: dict[tuple[str, int], StatementInfo] | None,
+                    before: dict[int, Rel]) -> list[str]:
+    """The existing tables the prediction says a statement locks (for the watcher's hold)."""
+    info = (predictions or {}).get((unit.section.path, stmt.span.line))
+    if info is None:
+        return []
+    tables = {rel.name for rel in before.values() if rel.relkind in _TABLE_KINDS}
+    return sorted({p.relation for p in info.locks if p.relation in tables})
 
 
 def _with_prediction(result: StatementResult, info: StatementInfo, before: dict[int, Rel],
@@ -575,6 +641,11 @@ def discrepancies(result: StatementResult, info: StatementInfo, before: dict[int
             predicted[lock.relation] = lock.mode
     observed: dict[str, str] = {}
     for lock in result.locks:
+        # An unpredicted ACCESS SHARE is a read (REFRESH reading the view's tables, a view or
+        # function body, a FK check): the static model does not follow reads, and the mode
+        # conflicts only with ACCESS EXCLUSIVE.
+        if lock.mode == lk.ACCESS_SHARE and lock.relation not in predicted:
+            continue
         if lock.relkind in _PREDICTED_KINDS or lock.relation in predicted:
             if lk.rank(lock.mode) > lk.rank(observed.get(lock.relation, "")):
                 observed[lock.relation] = lock.mode
