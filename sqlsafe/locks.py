@@ -199,7 +199,13 @@ def predict(action: n.Action, state: SchemaState, pg: int, p: Prediction | None 
         case n.SetNotNull() | n.DropNotNull() | n.SetDefault() | n.DropDefault() | \
                 n.DropColumn() | n.SetLogged() | n.SetTablespace():
             p.lock(q(action.rel), ACCESS_EXCLUSIVE)
-            if isinstance(action, (n.SetLogged, n.SetTablespace)):
+            if isinstance(action, n.SetLogged):
+                p.rewrite(q(action.rel))
+            elif isinstance(action, n.SetTablespace) and action.tablespace != "pg_default":
+                # ATExecSetTableSpace (tablecmds.c, every version): "No work if no change in
+                # tablespace". A table created without TABLESPACE lives in the database default,
+                # pg_default unless CREATE DATABASE said otherwise: moving it there copies nothing
+                # (observed on PostgreSQL 15 and 18: the relfilenode stays).
                 p.rewrite(q(action.rel))
         case n.AddConstraint():
             c = action.constraint
