@@ -229,6 +229,13 @@ def render_rules(fmt: str, show_all: bool = False) -> str:
 # ---------------------------------------------------------------------------- check
 
 
+def _config_setup(config: Config) -> str:
+    assert config.setup is not None
+    if not Path(config.setup).is_file():
+        raise UsageError(f"{config.source}: setup file {config.setup} not found")
+    return config.setup
+
+
 @dataclass
 class CheckRun:
     paths: tuple[str, ...]
@@ -288,6 +295,8 @@ def run_check(run: CheckRun, *, write: bool = True) -> CheckOutcome:
     if not 0 <= run.from_index < len(disc.migrations):
         raise UsageError(f"--from {run.from_index} is out of range "
                          f"(0..{len(disc.migrations) - 1})")
+    if run.setup is None and run.config.setup:
+        run.setup = _config_setup(run.config)
     lint_result = lint(disc, run.config)
     paths = relative_paths(disc)
     queries = plan.verification_queries(disc, paths, run.from_index)
@@ -345,6 +354,8 @@ def run_dry_run(paths: tuple[str, ...], config: Config, *, engine: str,
                          else "; ".join(problem_lines(disc)))
     if not 0 <= from_index < len(disc.migrations):
         raise UsageError(f"--from {from_index} is out of range (0..{len(disc.migrations) - 1})")
+    if setup is None and config.setup:
+        setup = _config_setup(config)
     lint_result = lint(disc, config)
     # docker: the image of the target version unless --image says otherwise.
     pg = config.pg_version if engine == "docker" and not image else None

@@ -40,6 +40,9 @@ class Config:
     engine: str = "embedded"
     image: str | None = None
     statement_timeout_ms: int = 60_000
+    # SQL applied before the first migration in a dry run (e.g. `pg_dump --schema-only` of
+    # production); a relative path is relative to the config file.
+    setup: str | None = None
     report: str = "dry_run_report.md"
     source: str | None = None  # the file the config came from
 
@@ -92,6 +95,8 @@ def from_mapping(data: dict[str, Any], source: str) -> Config:
             known = ", ".join(sorted(_KEYS))
             raise ConfigError(f"{source}: unknown key '{raw_key}' in [tool.sqlsafe] (known: {known})")
         values[key] = _coerce(key, value, source)
+    if values.get("setup") and not Path(values["setup"]).is_absolute():
+        values["setup"] = str(Path(source).resolve().parent / values["setup"])
     return Config(**values, source=source)
 
 

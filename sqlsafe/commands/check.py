@@ -37,11 +37,15 @@ from ..cli import EXIT_TOOL, common_options, fail, make_config
               help="Where to write checksum.txt (default: in the migrations directory).")
 @click.option("--compact", is_flag=True,
               help="Fit a pull-request comment (< 65,000 characters, truncated with a note).")
+@click.option("--exit-zero", is_flag=True,
+              help="Exit 0 even on NO-GO (the report still says NO-GO); for demos and reports "
+                   "produced outside a gate.")
 @click.option("--timestamp", is_flag=True,
               help="Stamp the report with the time (off: the same input gives the same report).")
 def command(path: str, engine: str | None, database_url: str | None, image: str | None,
             setup_file: str | None, from_index: int, fmt: str, report_path: str | None,
-            checksums_path: str | None, compact: bool, timestamp: bool, **opts: Any) -> None:
+            checksums_path: str | None, compact: bool, exit_zero: bool, timestamp: bool,
+            **opts: Any) -> None:
     """Lint, replay on a disposable PostgreSQL, write the report and checksum.txt.
 
     Exit 1 on NO-GO, 2 when the tool could not do its job (e.g. the sandbox did not start),
@@ -76,7 +80,9 @@ def command(path: str, engine: str | None, database_url: str | None, image: str 
         click.echo(f"sqlsafe: error: {line}", err=True)
     verdict = outcome.report.decision.verdict
     click.echo(f"{verdict}: wrote {outcome.report_file} and {outcome.checksum_file}", err=True)
-    sys.exit(EXIT_TOOL if outcome.problems else outcome.exit_code)
+    if outcome.problems:
+        sys.exit(EXIT_TOOL)
+    sys.exit(0 if exit_zero else outcome.exit_code)
 
 
 def _progress(index: int, total: int, migration: Any, result: Any) -> None:
