@@ -1,0 +1,84 @@
+"""``sqlsafe dry-run`` end to end in a subprocess: JSON shape, exit codes, interruption."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.postgres
+
+SQLSAFE = [sys.executable, "-m", "sqlsafe"]
+
+
+def _write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).write_text(text, encoding="utf-8")
+    return root
+
+
+def test_json_and_exit_code_on_failure(tmp_path: Path) -> None:
+    _write(tmp_path, {"001_a.sql": "CREATE TABLE a (id int);\n",
+                      "002_b.sql": "ALTER TABLE a ADD COLUMN b int;\nSELECT nope FROM a;\n",
+                      "003_c.sql": "CREATE TABLE c (id int);\n"})
+    proc = subprocess.run([*SQLSAFE, "dry-run", str(tmp_path), "--format", "json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["version"] == 1 and out["server"]["engine"] == "embedded"
+    assert [m["status"] for m in out["migrations"]] == ["applied", "failed", "skipped"]
+    assert out["migrations"][1]["error"]["line"] == 2
+    first = out["migrations"][1]["statements"][0]
+    assert first["locks"] == [{"relation": "public.a", "mode": "AccessExclusiveLock"}]
+
+
+def test_sandbox_error_is_exit_2_with_one_line(tmp_path: Path) -> None:
+    _write(tmp_path, {"001_a.sql": "CREATE TABLE a (id int);\n"})
+    proc = subprocess.run([*SQLSAFE, "dry-run", str(tmp_path), "--engine", "url",
+                           "--database-url", "postgresql://u:Hunter2@127.0.0.1:1/x"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Hunter2" not in proc.stderr
+
+
+def _ours() -> set[str]:
+    return {p.name for p in Path("/tmp").glob("sqlsafe-*")}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_leaves_nothing_behind(tmp_path: Path, signum: int) -> None:
+    _write(tmp_path, {"001_sleep.sql": "SELECT pg_sleep(30);\n"})
+    before = _ours()
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from sqlsafe.cli import main; sys.argv = ['sqlsafe', 'dry-run', sys.argv[1]]; main()")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        new: set[str] = set()
+        while time.monotonic() < deadline and not new:
+            new = _ours() - before
+            time.sleep(0.05)
+        assert new, "the sandbox never started"
+        time.sleep(1.5)  # into pg_sleep
+        proc.send_signal(signum)
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert proc.returncode != 0
+    assert not (_ours() - before) & new
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            assert not any(name.encode() in cmdline for name in new)
