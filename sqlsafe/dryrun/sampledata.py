@@ -389,13 +389,13 @@ def _build(table: _Table, plan: _Plan, types: _Types, seed: int) -> str | None:
     n = plan.rows
     cards = max(1, n // 2)
     unique_j = f"(g.i + {seed})"
-    repeat_j = f"(1 + ((g.i * {_SPREAD} + {seed}) % {cards}))"
+    repeat_j = f"(1 + ((g.i::bigint * {_SPREAD} + {seed}) % {cards}))"
     targets: list[str] = []
     values: list[str] = []
     joins: list[str] = []
     for k, fk in enumerate(table.fks):
         cols = ", ".join(_ident(c) for c in fk.ref_columns)
-        pick = "(g.i - 1)" if fk.unique else f"((g.i * {_SPREAD} + {seed}))"
+        pick = "(g.i - 1)" if fk.unique else f"((g.i::bigint * {_SPREAD} + {seed}))"
         joins.append(
             f"CROSS JOIN (SELECT count(*) AS c FROM {fk.parent}) pc{k} "
             f"LEFT JOIN (SELECT {cols}, row_number() OVER (ORDER BY {cols}) - 1 AS rn "
