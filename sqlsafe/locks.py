@@ -246,6 +246,11 @@ def predict(action: n.Action, state: SchemaState, pg: int, p: Prediction | None 
             else:
                 p.lock(q(action.rel), ACCESS_EXCLUSIVE)
                 p.lock(q(action.partition), ACCESS_EXCLUSIVE)
+        case n.Inherit():
+            # tablecmds.c: ATExecAddInherit opens the parent with SHARE UPDATE EXCLUSIVE,
+            # ATExecDropInherit with ACCESS SHARE; the child takes ACCESS EXCLUSIVE.
+            p.lock(q(action.rel), ACCESS_EXCLUSIVE)
+            p.lock(q(action.parent), SHARE_UPDATE_EXCLUSIVE if action.add else ACCESS_SHARE)
         case n.RowSecurity():
             p.lock(q(action.rel), ACCESS_EXCLUSIVE)
         case n.AlterTableOther():

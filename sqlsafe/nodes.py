@@ -220,6 +220,15 @@ class DetachPartition(Action):
 
 
 @record
+class Inherit(Action):
+    """ALTER TABLE ... [NO] INHERIT parent."""
+
+    rel: Rel
+    parent: Rel
+    add: bool = True
+
+
+@record
 class RowSecurity(Action):
     rel: Rel
     enable: bool

@@ -212,7 +212,6 @@ KNOWN_GAPS = {
     "detach-partition-concurrently": "the partition's lock is taken after the watcher lets go of the parent and released within a millisecond; not yet observable",
     "drop-index-concurrently": "the index's lock is taken after the wait for older transactions and released within a millisecond; not yet observable",
     "reindex-index-concurrently": "the index's lock is taken after the waits; not always observable on a 100-row table",
-    "inherit": "INHERIT takes SHARE UPDATE EXCLUSIVE on the parent (ATExecAddInherit); the normalized AlterTableOther does not carry the parent's name yet",
 }
 
 
