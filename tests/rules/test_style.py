@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helpers import lines
+from helpers import lines, run
 
 LONG = "a" * 64
 
@@ -114,3 +114,8 @@ def test_st011_add_value_without_position_err() -> None:
 def test_st011_positioned_or_rename_ok() -> None:
     assert lines("ST011", "ALTER TYPE mood ADD VALUE 'meh' BEFORE 'ok';",
                  "ALTER TYPE mood RENAME VALUE 'ok' TO 'fine';") == []
+
+
+def test_identifier_too_long_quoted_with_spaces_err() -> None:
+    name = "a quoted name with spaces that goes on and on past the limit of bytes"
+    assert [f.code for f in run("ST009", f'CREATE TABLE "{name}" (id bigint);')] == ["ST009"]
