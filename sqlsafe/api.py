@@ -336,11 +336,14 @@ def run_dry_run(paths: tuple[str, ...], config: Config, *, engine: str,
                 database_url: str | None = None, image: str | None = None,
                 setup: str | None = None, from_index: int = 0, check_idempotency: bool = True,
                 check_down: bool = True, on_progress: Any = None,
-                on_sandbox_progress: Any = None) -> tuple[Any, LintResult, DiscoveryResult]:
+                on_sandbox_progress: Any = None,
+                data: dict[str, Any] | None = None) -> tuple[Any, LintResult, DiscoveryResult]:
     """Lint, then open a sandbox and replay: (DryRunResult, LintResult, DiscoveryResult).
 
     Each migration's lint findings are attached to its MigrationResult. Raises UsageError for
-    bad input and SandboxError (exit 2) when the sandbox cannot start.
+    bad input and SandboxError (exit 2) when the sandbox cannot start. ``data`` holds the
+    dry-run-with-data keywords of ``dry_run`` (sample_rows, measure_blocking,
+    inject_failures, estimate_stats, estimate_sizes).
     """
     import dataclasses
     import time
@@ -365,5 +368,5 @@ def run_dry_run(paths: tuple[str, ...], config: Config, *, engine: str,
         startup_ms = (time.perf_counter() - started) * 1000
         result = dry_run(disc, config, sandbox=sandbox, lint_result=lint_result, setup=setup,
                          from_index=from_index, check_idempotency=check_idempotency,
-                         check_down=check_down, on_progress=on_progress)
+                         check_down=check_down, on_progress=on_progress, **(data or {}))
     return dataclasses.replace(result, startup_ms=startup_ms), lint_result, disc

@@ -21,6 +21,62 @@ if TYPE_CHECKING:
 ENGINES = ("embedded", "docker", "local", "url")
 
 
+def data_options(f: Any) -> Any:
+    """Dry runs with data (shared by dry-run and check): synthetic rows, measured blocking,
+    failure injection, runtime estimates at production size (docs/estimates.md)."""
+    options = [
+        click.option("--sample-rows", type=click.IntRange(min=0), default=0, metavar="N",
+                     help="Fill every empty table with N synthetic rows before each migration "
+                          "(tables that already have rows, e.g. from --setup, are kept)."),
+        click.option("--measure-blocking", is_flag=True,
+                     help="Probe a read and a write on each table a statement locks, from a "
+                          "second session with a 50 ms lock_timeout."),
+        click.option("--inject-failures", is_flag=True,
+                     help="Interrupt each migration after every statement on a clone, retry "
+                          "it, and report retries that fail or leave a different schema."),
+        click.option("--estimate", is_flag=True,
+                     help="Estimate each statement's duration and lock-hold at production "
+                          "size (implied by --rows, --stats-file, --stats-from)."),
+        click.option("--rows", "rows_option", metavar="TABLE=N,...",
+                     help="Production row counts, e.g. orders=5M,users=120000."),
+        click.option("--stats-file", type=click.Path(dir_okay=False), metavar="FILE",
+                     help="Row counts exported from production (CSV or JSON; docs/estimates.md)."),
+        click.option("--stats-from", metavar="URL",
+                     help="Read row counts from production (read-only, one catalog query)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def data_keywords(sample_rows: int = 0, measure_blocking: bool = False,
+                  inject_failures: bool = False, estimate: bool = False,
+                  rows_option: str | None = None, stats_file: str | None = None,
+                  stats_from: str | None = None) -> dict[str, Any]:
+    """The ``dry_run`` keywords for the data options; raises UsageError on bad input."""
+    from .. import api
+
+    kw: dict[str, Any] = {"sample_rows": sample_rows, "measure_blocking": measure_blocking,
+                          "inject_failures": inject_failures}
+    if estimate or rows_option or stats_file or stats_from:
+        from ..dryrun import estimate as est
+
+        stats: dict[str, Any] = {}
+        try:
+            if stats_from:
+                stats.update(est.stats_from_url(stats_from))
+            if stats_file:
+                stats.update(est.load_stats_file(stats_file))
+            if rows_option:
+                stats.update(est.parse_rows_option(rows_option))  # --rows wins
+        except (OSError, ValueError) as exc:
+            raise api.UsageError(f"production row counts: {exc}") from None
+        except Exception as exc:  # psycopg errors reaching --stats-from
+            raise api.UsageError(f"--stats-from: {str(exc).strip().splitlines()[0]}") from None
+        kw["estimate_stats"] = stats
+    return kw
+
+
 @click.command("dry-run")
 @click.argument("path", default=".")
 @common_options
@@ -40,8 +96,11 @@ ENGINES = ("embedded", "docker", "local", "url")
 @click.option("--no-down", is_flag=True, help="Don't check the down migrations' round trip.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
+@data_options
 def command(path: str, engine: str, database_url: str | None, image: str | None,
             setup: str | None, from_index: int, no_idempotency: bool, no_down: bool, fmt: str,
+            sample_rows: int, measure_blocking: bool, inject_failures: bool, estimate: bool,
+            rows_option: str | None, stats_file: str | None, stats_from: str | None,
             **opts: Any) -> None:
     """Replay migrations on a disposable PostgreSQL: locks, rewrites, timings, errors,
     idempotency and down round trips, as the server reports them."""
@@ -52,12 +111,14 @@ def command(path: str, engine: str, database_url: str | None, image: str | None,
     tty = sys.stderr.isatty()
     progress = _Progress() if tty and fmt == "text" else None
     try:
+        data = data_keywords(sample_rows, measure_blocking, inject_failures, estimate,
+                             rows_option, stats_file, stats_from)
         result, _lint, disc = api.run_dry_run(
             (path,), cfg, engine=engine, database_url=database_url, image=image, setup=setup,
             from_index=from_index, check_idempotency=not no_idempotency,
             check_down=not no_down, on_progress=progress,
             on_sandbox_progress=(lambda m: click.echo(f"sqlsafe: {m}", err=True)) if tty
-            else None)
+            else None, data=data)
     except api.UsageError as exc:
         fail(str(exc))
     except SandboxError as exc:
@@ -103,6 +164,28 @@ class _Progress:
         click.echo(f"\r{_line(result)}\x1b[K", err=True)
 
 
+def _data_lines(m: MigrationResult) -> list[str]:
+    """Text for the dry-run-with-data extras: explanation, estimates, failure injection."""
+    out: list[str] = []
+    if m.extras.get("explanation"):
+        out.append(f"    why: {m.extras['explanation']}")
+    for e in m.extras.get("estimates", ()):
+        if e.get("estimated_ms") is None:
+            out.append(f"    line {e['line']}: estimate: {e['rows_source']}")
+            continue
+        out.append(f"    line {e['line']}: estimate at {e['rows']:,} rows of {e['relation']}: "
+                   f"{e['estimated_ms'] / 1000:.2f} s, locks held {e['lock_hold_ms'] / 1000:.2f} s"
+                   f" (risk {e.get('risk', '?')}; {e['fit']['model']} fit of "
+                   f"{', '.join(str(x['rows']) for x in e['measured'])} rows; {e['rows_source']})")
+    for e in m.extras.get("failure_injection", ()):
+        if e["retry"] != "ok":
+            where = (f"during statement {e['during_statement']}" if "during_statement" in e
+                     else f"after statement {e['after_statement']}")
+            out.append(f"    interrupted {where} (line {e['line']}): retry {e['retry']}: "
+                       f"{e['error']}")
+    return out
+
+
 def render_text(result: DryRunResult) -> str:
     from ..locks import SQL_NAMES
 
@@ -124,6 +207,11 @@ def render_text(result: DryRunResult) -> str:
                 out.append(f"    line {s.line}: {locks}{rw} ({s.duration_ms:.1f} ms)")
             for d in s.discrepancies:
                 out.append(f"    line {s.line}: prediction differs: {d}")
+            if s.blocking:
+                probes = ", ".join(f"{b.operation} {'blocked' if b.blocked else 'ok'}"
+                                   f" on {b.relation}" for b in s.blocking)
+                out.append(f"    line {s.line}: measured: {probes}")
+        out += _data_lines(m)
         if m.error is not None and not any(s.error for s in m.statements):
             out.append(f"    {m.path}:{m.error.line}: error: {m.error.message}")
         if m.idempotent is False:

@@ -48,7 +48,7 @@ __all__ = [
     "load_stats_file", "measure", "parse_rows_option", "risk_level", "stats_from_url",
 ]
 
-DEFAULT_SIZES = (1_000, 10_000)
+DEFAULT_SIZES = (5_000, 50_000)
 
 # Run on production (read-only) and save as CSV or JSON: docs/estimates.md.
 STATS_QUERY = (
@@ -162,7 +162,7 @@ def stats_from_url(url: str) -> dict[str, TableStats]:
 
 @dataclass(frozen=True)
 class Fit:
-    model: str  # "linear" | "n log n"
+    model: str  # "linear" | "n log n" | "constant"
     a: float  # ms
     b: float  # ms per row (linear) or per n·log2(n) unit
     residual: float = 0.0  # root mean square error of the fit, ms
@@ -197,11 +197,20 @@ def _least_squares(points: Sequence[tuple[float, float]], model: str) -> Fit:
 
 def fit(points: Sequence[tuple[float, float]], prefer: str = "linear") -> Fit:
     """Fit (rows, ms) points with both models; the smaller residual wins, ``prefer`` breaks
-    ties (two points fit both exactly)."""
+    ties (two points fit both exactly).
+
+    A statement whose time barely moves while the rows grow tenfold (catalog-only DDL: ADD
+    COLUMN without default, SET DEFAULT) is ``constant``: a slope fitted to two noisy
+    sub-millisecond timings would be multiplied by a thousand at production size."""
     distinct = {n for n, _ in points}
+    mean = sum(t for _, t in points) / len(points) if points else 0.0
     if len(distinct) < 2:
-        mean = sum(t for _, t in points) / len(points) if points else 0.0
         return Fit(prefer, mean, 0.0, 0.0)
+    small = [t for n, t in points if n == min(distinct)]
+    large = [t for n, t in points if n == max(distinct)]
+    t_small, t_large = sum(small) / len(small), sum(large) / len(large)
+    if t_large - t_small < max(_NOISE_MS, _NOISE_SHARE * t_small):
+        return Fit("constant", max(t for _, t in points), 0.0, 0.0)
     fits = {m: _least_squares(points, m) for m in ("linear", "n log n")}
     a, b = fits[prefer], fits["n log n" if prefer == "linear" else "linear"]
     # Within 5% (or 0.05 ms) of each other: not a real difference, keep the preferred model.
@@ -209,6 +218,10 @@ def fit(points: Sequence[tuple[float, float]], prefer: str = "linear") -> Fit:
         return b
     return a
 
+
+# Below these, the growth between the smallest and the largest size is noise.
+_NOISE_MS = 0.25
+_NOISE_SHARE = 0.5
 
 _SORTING = ("CreateIndex", "Reindex", "Cluster")
 
@@ -285,7 +298,7 @@ def _blocks(statements: Sequence[Any], wrap: bool) -> list[tuple[bool, int]]:
 
 def measure(sandbox: Sandbox, migrations: Sequence[Migration], *,
             sizes: Sequence[int] = DEFAULT_SIZES, template: str | None = None,
-            from_index: int = 0, repeat: int = 1,
+            from_index: int = 0, repeat: int = 2,
             on_progress: Callable[[str], None] | None = None) -> Measurements:
     """Replay the migrations at each size on a clone of ``template`` (default: the scratch
     database, which must have no open connections), every empty table filled with that many
@@ -332,7 +345,7 @@ def _replay_at(sandbox: Sandbox, dbname: str, migrations: Sequence[Migration],
                run_statements: Any, wraps: Any, from_index: int) -> None:
     with sandbox.connect(dbname) as conn:
         for index, (migration, statements) in enumerate(zip(migrations, parsed)):
-            filled = fill(conn, size)
+            filled = fill(conn, size, top_up=True)
             for note in filled.notes:
                 if note not in result.notes:
                     result.notes.append(note)

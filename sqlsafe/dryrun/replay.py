@@ -785,6 +785,9 @@ def dry_run(
     on_progress: ProgressCallback | None = None,
     sample_rows: int = 0,
     measure_blocking: bool = False,
+    inject_failures: bool = False,
+    estimate_stats: dict[str, Any] | None = None,
+    estimate_sizes: Sequence[int] | None = None,
 ) -> DryRunResult:
     """Replay ``discovery.migrations`` in order on ``sandbox`` and observe each statement.
 
@@ -794,10 +797,22 @@ def dry_run(
 
     ``sample_rows=N`` fills every empty table with N synthetic rows before each migration
     (``sampledata.fill``); ``measure_blocking`` probes reads and writes of the tables each
-    statement locked (``blocking``).
+    statement locked (``blocking``). ``inject_failures`` interrupts each migration after each
+    statement and retries it (``inject``); ``estimate_stats`` (production row counts, see
+    ``estimate``) replays at ``estimate_sizes`` and extrapolates. Both run on clones before
+    the replay, while the scratch database holds the state before the first migration.
     """
+    from . import estimate as est
+    from . import inject
+
     if setup:
         load_setup(sandbox, setup, config)
+    injected = inject.inject_failures(sandbox, discovery.migrations, sample_rows=sample_rows,
+                                      from_index=from_index) if inject_failures else {}
+    measured = None
+    if estimate_stats is not None:
+        measured = est.measure(sandbox, discovery.migrations, from_index=from_index,
+                               sizes=estimate_sizes or est.DEFAULT_SIZES)
     predictions: dict[tuple[str, int], StatementInfo] = {}
     findings_by_path: dict[str, list[Any]] = {}
     if lint_result is not None:
@@ -832,6 +847,8 @@ def dry_run(
                                     check_idempotency=check_idempotency,
                                     check_down=check_down)
             res = sampledata.with_explanation(replace(res, findings=findings))
+            if index in injected:
+                res = replace(res, extras={**res.extras, "failure_injection": injected[index]})
             failed = res.status == "failed"
             results.append(res)
             if on_progress:
@@ -840,13 +857,17 @@ def dry_run(
     finally:
         if replayer.session is not None:
             replayer.session.close()
-    return DryRunResult(
+    result = DryRunResult(
         server=ServerInfo(sandbox.engine, sandbox.server_version),
         migrations=tuple(results),
         lint=lint_result,
         schema_sha256=digest,
         notes=tuple(dict.fromkeys(replayer.notes)),
     )
+    if measured is not None and estimate_stats is not None:
+        basis = {"sizes": list(measured.sizes), "notes": measured.notes}
+        result = est.attach(result, est.estimate(measured, estimate_stats), basis)
+    return result
 
 
 def _replay_one(replayer: _Replayer, migration: Migration, before: Snapshot,

@@ -381,6 +381,7 @@ def _leave_to_server(c: _Column) -> bool:
 @dataclass
 class _Plan:
     rows: int
+    offset: int = 0  # rows the table already has: unique values start after them
     overrides: dict[str, str] = field(default_factory=dict)  # column -> SQL expression
     pools: dict[str, str] = field(default_factory=dict)  # column -> temp table holding values
 
@@ -388,7 +389,7 @@ class _Plan:
 def _build(table: _Table, plan: _Plan, types: _Types, seed: int) -> str | None:
     n = plan.rows
     cards = max(1, n // 2)
-    unique_j = f"(g.i + {seed})"
+    unique_j = f"(g.i + {seed + plan.offset})"
     repeat_j = f"(1 + ((g.i::bigint * {_SPREAD} + {seed}) % {cards}))"
     targets: list[str] = []
     values: list[str] = []
@@ -575,9 +576,13 @@ def _has_domain_check(conn: psycopg.Connection, typid: int, name: str | None) ->
 
 
 def fill(conn: psycopg.Connection, rows: int, *, seed: int = 0,
-         tables: set[str] | None = None) -> Filled:
+         tables: set[str] | None = None, top_up: bool = False) -> Filled:
     """Insert ``rows`` rows into every user table that has none (or only into ``tables``,
     given as ``schema.table``) and return the rows inserted per table.
+
+    ``top_up`` also brings tables that have fewer rows up to ``rows`` (the estimates need
+    every table at the size measured, whatever --setup put in it); new unique values start
+    after the existing row count, which avoids the usual collisions, not every one.
 
     Tables that cannot be filled are left empty and explained in ``result.notes``. Each table
     is inserted in its own transaction (a savepoint when ``conn`` is already in one), so one
@@ -595,12 +600,19 @@ def fill(conn: psycopg.Connection, rows: int, *, seed: int = 0,
         for table in _order(_load_tables(conn)):
             if tables is not None and table.key not in tables:
                 continue
-            if conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table.quoted})").fetchone() != (False,):
+            have = 0
+            if top_up:
+                row = conn.execute(f"SELECT count(*) FROM {table.quoted}").fetchone()
+                have = int(row[0]) if row else 0
+                if have >= rows:
+                    continue
+            elif conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table.quoted})").fetchone() != \
+                    (False,):
                 continue  # has rows already (from --setup or an earlier fill): keep them
             reason = _unsupported(table, types)
-            n, why = _rows_for(conn, table, rows)
+            n, why = _rows_for(conn, table, rows - have)
             reason = reason or why
-            plan = _Plan(n)
+            plan = _Plan(n, offset=have)
             attempts = 0
             while reason is None and attempts < _MAX_ATTEMPTS:
                 attempts += 1
