@@ -409,14 +409,20 @@ def _build_golang(srcs: list[_Source], acc: _Acc, layout: str) -> None:
                 acc.downs.append(_down(down.src))
             continue
         # golang-migrate's postgres driver sends a file as one multi-statement query, which
-        # PostgreSQL runs as one implicit transaction; popx ".autocommit" files are run outside.
+        # PostgreSQL runs as one implicit transaction -- but a file of a single statement runs
+        # as that statement alone, outside any transaction block. popx wraps each migration in
+        # a transaction except ".autocommit" files.
+        if layout == "popx":
+            in_tx = not up.autocommit
+        else:
+            in_tx = implicit_transaction(up.src.text)
         acc.migrations.append(
             _migration(
                 up.src,
                 layout,
                 up.version,
                 up.name,
-                in_transaction=not up.autocommit,
+                in_transaction=in_tx,
                 down=_down(down.src) if down else None,
             )
         )
@@ -477,16 +483,27 @@ def _build_goose(srcs: list[_Source], acc: _Acc) -> None:
         )
 
 
+def implicit_transaction(text: str) -> bool:
+    """A script sent as one simple query runs in an implicit transaction block when it holds
+    more than one statement (PostgreSQL protocol docs, "Multiple Statements in a Simple
+    Query"); a single statement runs on its own."""
+    from .parse import count_statements
+
+    return count_statements(text) > 1
+
+
 def _build_prisma(members: list[tuple[str, list[_Source]]], acc: _Acc) -> None:
     # Prisma applies migration folders in lexical order of their names and sends migration.sql
-    # as one multi-statement script: an implicit transaction.
+    # as one multi-statement script: an implicit transaction when it holds more than one
+    # statement (hence the usual advice: CREATE INDEX CONCURRENTLY alone in its own migration).
     for dirname, srcs in sorted(members, key=lambda p: os.path.basename(p[0])):
         base = os.path.basename(dirname)
         m = _PRISMA_DIR.match(base)
         version, name = (m.group("version"), m.group("name")) if m else (None, base)
         for s in srcs:
             if s.name == "migration.sql":
-                acc.migrations.append(_migration(s, "prisma", version, name, in_transaction=True))
+                acc.migrations.append(_migration(s, "prisma", version, name,
+                                                 in_transaction=implicit_transaction(s.text)))
             else:
                 acc.note(f"{s.path}: skipped, Prisma only runs migration.sql")
 

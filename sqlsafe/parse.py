@@ -172,6 +172,12 @@ def _error_message(exc: Exception) -> tuple[str, int | None]:
     return _ERR_RE.sub("", msg), loc
 
 
+def count_statements(text: str) -> int:
+    """How many statements the text holds (comments and empty statements do not count)."""
+    masked, _ = _mask_meta_commands(text)
+    return len(_boundaries(masked))
+
+
 def parse_section(section: Section) -> ParsedSection:
     masked, metas = _mask_meta_commands(section.text)
     index = LineIndex(section.text, section.line_offset, section.char_offset)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sqlsafe import discover as discover_mod
+from sqlsafe.parse import count_statements
 from sqlsafe.discover import LAYOUTS, discover
 from sqlsafe.model import DiscoveryResult, Migration
 
@@ -91,7 +92,10 @@ def test_prisma_ok(arg: tuple[str, ...]) -> None:
         "20240212141500_add_orders",
         "20240301080000_orders_customer_index",
     ]
-    assert all(m.layout == "prisma" and m.in_transaction for m in r.migrations)
+    assert all(m.layout == "prisma" for m in r.migrations)
+    assert [m.in_transaction for m in r.migrations] == [
+        count_statements(m.section.text) > 1 for m in r.migrations]
+    assert any(m.in_transaction for m in r.migrations)
     assert r.migrations[1].version == "20240212141500"
     assert r.migrations[1].name == "add_orders"
 
@@ -144,7 +148,9 @@ def test_golang_migrate_ok() -> None:
         "2_users_email_index.up.sql",
         "10_users_last_login.up.sql",
     ]
-    assert all(m.layout == "golang-migrate" and m.in_transaction for m in r.migrations)
+    assert all(m.layout == "golang-migrate" for m in r.migrations)
+    # one multi-statement query is an implicit transaction; a single statement runs alone
+    assert [m.in_transaction for m in r.migrations] == [False, False, True]
     downs = [m.down for m in r.migrations]
     assert downs[0] is not None and downs[0].section.text == "DROP TABLE IF EXISTS users;\n"
     assert downs[1] is not None and downs[1].path.endswith("2_users_email_index.down.sql")
