@@ -251,6 +251,9 @@ class CheckRun:
     report_path: str | None = None  # default: dry_run_report.md (.html/.json) in the root
     checksums_path: str | None = None  # default: checksum.txt in the root
     on_progress: Any = None  # replay's ProgressCallback(index, total, migration, result)
+    # dry-run-with-data keywords of dry_run (sample_rows, measure_blocking, inject_failures,
+    # estimate_stats): commands.dryrun.data_keywords builds them
+    data: dict[str, Any] | None = None
 
 
 @dataclass
@@ -307,7 +310,8 @@ def run_check(run: CheckRun, *, write: bool = True) -> CheckOutcome:
     with open_sandbox(run.engine, pg_version=pg, database_url=run.database_url,
                       image=run.image) as sandbox:
         dry = dry_run(disc, run.config, sandbox=sandbox, lint_result=lint_result,
-                      setup=run.setup, from_index=run.from_index, on_progress=run.on_progress)
+                      setup=run.setup, from_index=run.from_index, on_progress=run.on_progress,
+                      **(run.data or {}))
         with sandbox.connect() as conn:
             observed = verify.run_queries(conn, queries)
         backout_check = verify.check_backout(sandbox, disc, steps, setup_path=run.setup,

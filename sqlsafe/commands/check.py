@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from ..cli import EXIT_TOOL, common_options, fail, make_config
+from .dryrun import data_keywords, data_options
 
 
 @click.command("check")
@@ -42,9 +43,12 @@ from ..cli import EXIT_TOOL, common_options, fail, make_config
                    "produced outside a gate.")
 @click.option("--timestamp", is_flag=True,
               help="Stamp the report with the time (off: the same input gives the same report).")
+@data_options
 def command(path: str, engine: str | None, database_url: str | None, image: str | None,
             setup_file: str | None, from_index: int, fmt: str, report_path: str | None,
             checksums_path: str | None, compact: bool, exit_zero: bool, timestamp: bool,
+            sample_rows: int, measure_blocking: bool, inject_failures: bool, estimate: bool,
+            rows_option: str | None, stats_file: str | None, stats_from: str | None,
             **opts: Any) -> None:
     """Lint, replay on a disposable PostgreSQL, write the report and checksum.txt.
 
@@ -68,6 +72,8 @@ def command(path: str, engine: str | None, database_url: str | None, image: str 
         report_path=report_path, checksums_path=checksums_path,
         on_progress=_progress if sys.stderr.isatty() else None)
     try:
+        run.data = data_keywords(sample_rows, measure_blocking, inject_failures, estimate,
+                                 rows_option, stats_file, stats_from)
         outcome = api.run_check(run)
     except api.UsageError as exc:
         fail(str(exc))

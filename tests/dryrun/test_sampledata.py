@@ -131,3 +131,16 @@ def test_explain_failure_knows_the_row_failures() -> None:
                            "ALTER TABLE t ALTER COLUMN a SET NOT NULL").startswith(
         "column a has NULLs in existing rows")
     assert explain_failure("42601", "syntax error") is None
+
+
+def test_cli_sample_rows_fails_with_the_explanation() -> None:
+    from click.testing import CliRunner
+
+    from sqlsafe.cli import cli
+
+    result = CliRunner().invoke(cli, ["dry-run", str(WITH_DATA / "not_null"), "--sample-rows",
+                                       "1000", "--no-idempotency", "--no-down"])
+    assert result.exit_code == 1, result.output
+    assert "002_add_heartbeat.sql:3: error: column \"heartbeat\" of relation \"workers\" " \
+           "contains null values" in result.output
+    assert "why: column heartbeat is NOT NULL with no default" in result.output
