@@ -274,7 +274,7 @@ def _blocks(statements: Sequence[Any], wrap: bool) -> list[tuple[bool, int]]:
     """(runs inside a transaction, commit-block number) per statement."""
     out: list[tuple[bool, int]] = []
     block, depth = 0, 0
-    for i, stmt in enumerate(statements):
+    for stmt in statements:
         node = stmt.node
         kind = getattr(getattr(node, "kind", None), "name", "") \
             if node is not None and type(node).__name__ == "TransactionStmt" else ""
@@ -292,7 +292,6 @@ def _blocks(statements: Sequence[Any], wrap: bool) -> list[tuple[bool, int]]:
         else:
             block += 1
             out.append((False, block))
-        del i
     return out
 
 
@@ -379,7 +378,8 @@ def _replay_at(sandbox: Sandbox, dbname: str, migrations: Sequence[Migration],
 # Estimating
 
 
-def estimate(measured: Measurements, stats: dict[str, TableStats]) -> dict[int, list[dict[str, Any]]]:
+def estimate(measured: Measurements,
+             stats: dict[str, TableStats]) -> dict[int, list[dict[str, Any]]]:
     """Per migration index, the JSON-able ``extras["estimates"]`` list (one item per
     statement that was measured at every size)."""
     out: dict[int, list[dict[str, Any]]] = {}

@@ -217,7 +217,6 @@ def inject_failures(
     index, the list for ``extras["failure_injection"]``; a migration whose clean run fails
     gets no entry (the replay reports that failure)."""
     from .replay import schema_differences, take_snapshot
-
     from .sampledata import fill
 
     clones = _Clones(sandbox, "inject")

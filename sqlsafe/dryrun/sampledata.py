@@ -638,7 +638,8 @@ def fill(conn: psycopg.Connection, rows: int, *, seed: int = 0,
             if reason is not None:
                 filled.notes.append(f"{table.key}: left empty: {reason}")
             elif plan.rows < rows and table.key in filled:
-                filled.notes.append(f"{table.key}: {plan.rows} rows (its constraints allow no more)")
+                filled.notes.append(
+                    f"{table.key}: {plan.rows} rows (its constraints allow no more)")
     finally:
         for pool in dict.fromkeys(pools):
             if conn.info.transaction_status == 0 or conn.info.transaction_status == 2:

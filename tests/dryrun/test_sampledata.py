@@ -79,7 +79,8 @@ def test_fill_satisfies_types_and_constraints(sandbox: Sandbox) -> None:
         # CHECKs hold (range, IN list, two columns), and so does the domain's.
         assert one("SELECT min(score) >= 10 AND max(score) <= 20, "
                    "count(DISTINCT status) FILTER (WHERE status NOT IN ('active', 'disabled')), "
-                   "bool_and(ends_at > starts_at), min(age) > 0 FROM users") == (True, 0, True, True)
+                   "bool_and(ends_at > starts_at), min(age) > 0 FROM users") == \
+            (True, 0, True, True)
         assert one("SELECT count(*) FROM events_2024") == (500,)
         assert one("SELECT count(*) FROM profiles p LEFT JOIN users u ON u.id = p.user_id "
                    "WHERE u.id IS NULL") == (0,)
