@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Any
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from . import registry
 from .config import Config
@@ -284,8 +284,7 @@ def run_check(run: CheckRun, *, write: bool = True) -> CheckOutcome:
         raise UsageError("the dry-run replay (sqlsafe.dryrun.replay) is not available in "
                          "this build") from None
     from .dryrun.sandbox import open_sandbox
-    from .report import render
-    from .report import plan, verify
+    from .report import plan, render, verify
     from .report.build import build_report, relative_paths
     from .report.model import NO_GO
 

@@ -128,7 +128,7 @@ def _column(cd: Any) -> n.ColumnDef:
             unique = True
         elif isinstance(kind, exp.DefaultColumnConstraint):
             sql = kind.this.sql() if kind.this is not None else ""
-            volatile = any(isinstance(x, exp.Anonymous) or isinstance(x, exp.Rand)
+            volatile = any(isinstance(x, (exp.Anonymous, exp.Rand))
                            for x in kind.find_all(exp.Func))
             default = n.Default(sql, volatile, is_null=sql.upper() == "NULL")
     return n.ColumnDef(_name(cd.this), _type(cd.args.get("kind")), not_null, default,

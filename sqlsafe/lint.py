@@ -29,7 +29,6 @@ from .schema import SchemaState
 from .suppress import Suppression, bind, is_expired, parse_suppressions
 
 
-
 @dataclass
 class Selection:
     enabled: set[str]

@@ -203,7 +203,7 @@ class SchemaState:
                 if lk.is_dangerous(mode) and not self.tx.first_strong_lock_line:
                     self.tx.first_strong_lock_line = line
 
-    def apply(self, action: n.Action, *, implicit_tx_open: bool = False) -> None:  # noqa: C901
+    def apply(self, action: n.Action, *, implicit_tx_open: bool = False) -> None:
         path, idx = self.path, self.migration_index
         self._record_guard(action)
         match action:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -67,7 +67,7 @@ def command(path: str, engine: str | None, database_url: str | None, image: str 
     run = api.CheckRun(
         paths=(path,), config=cfg, engine=engine, database_url=database_url,
         image=image or cfg.image, setup=setup_file, from_index=from_index, fmt=fmt, compact=compact,
-        timestamp=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if timestamp
+        timestamp=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if timestamp
         else None,
         report_path=report_path, checksums_path=checksums_path,
         on_progress=_progress if sys.stderr.isatty() else None)

@@ -330,7 +330,8 @@ def _value(types: _Types, typid: int, typmod: int, j: str, col: _Column, seed: i
             return f"point(({j}), ({j}))"
         case "bit" | "varbit":
             bits = typmod if typname == "bit" and typmod > 0 else 1  # bit's typmod is its length
-            return f"(({j})::int::bit(32))::{'bit(%d)' % bits if typname == 'bit' else 'varbit'}"
+            target = f"bit({bits})" if typname == "bit" else "varbit"
+            return f"(({j})::int::bit(32))::{target}"
         case "int4range" | "int8range" | "numrange":
             return f"{typname}(({j}), ({j}) + 10)"
         case "daterange":
@@ -671,7 +672,7 @@ def explain_failure(sqlstate: str | None, message: str, sql: str = "",
         case "23502":  # not_null_violation
             m = _COLUMN_NULLS.search(message)
             column = m.group(1) if m else "the column"
-            if "add column" in text or " add " in text and "set not null" not in text:
+            if "add column" in text or (" add " in text and "set not null" not in text):
                 return (f"column {column} is NOT NULL with no default: existing rows violate it "
                         f"— add it nullable (or with a default), backfill, then SET NOT NULL")
             return (f"column {column} has NULLs in existing rows: SET NOT NULL fails — backfill "

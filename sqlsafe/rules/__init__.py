@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# CP901 (edited-merged-migration) is registered next to the git code that detects it; importing
+# that module here puts it in the catalogue like every other rule.
+from .. import gitdiff  # noqa: F401
 from . import (  # noqa: F401
     backfill,
     compatibility,
@@ -14,7 +17,3 @@ from . import (  # noqa: F401
     timeout,
     transaction,
 )
-
-# CP901 (edited-merged-migration) is registered next to the git code that detects it; importing
-# that module here puts it in the catalogue like every other rule.
-from .. import gitdiff  # noqa: E402, F401

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from sqlsafe import discover as discover_mod
-from sqlsafe.parse import count_statements
 from sqlsafe.discover import LAYOUTS, discover
 from sqlsafe.model import DiscoveryResult, Migration
+from sqlsafe.parse import count_statements
 
 REPO = Path(__file__).resolve().parents[2]
 LAYOUT_DIR = REPO / "fixtures" / "layouts"

@@ -13,17 +13,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from sqlsafe.config import Config
 from pglast.parser import parse_sql
 
+from sqlsafe.config import Config
+from sqlsafe.dryrun import sandbox as sandbox_module
 from sqlsafe.dryrun.replay import cannot_run_in_transaction, dry_run
-from sqlsafe.dryrun.sandbox import Sandbox, open_sandbox
+from sqlsafe.dryrun.sandbox import Sandbox, SandboxError, open_sandbox
 from sqlsafe.lint import lint
 from sqlsafe.model import DiscoveryResult, Migration, Section
-
-from sqlsafe.dryrun import sandbox as sandbox_module
-from sqlsafe.dryrun.sandbox import SandboxError
 
 LOCAL_MAJOR = 15
 

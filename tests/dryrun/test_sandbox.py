@@ -126,7 +126,7 @@ def test_starts_serves_and_cleans_up(engine: str, version: int | None, prefix: s
 def test_exception_inside_with_cleans_up() -> None:
     with pytest.raises(ZeroDivisionError):
         with open_sandbox() as sandbox:
-            1 / 0
+            raise ZeroDivisionError
     _assert_gone(sandbox)
 
 
@@ -257,7 +257,7 @@ def test_signal_cleans_up(
 def test_sigkill_server_dies_and_next_run_removes_the_leftovers(
     child: tuple[subprocess.Popen[str], Path, int],
 ) -> None:
-    proc, workdir, pid = child
+    proc, workdir, _pid = child
     proc.kill()
     proc.wait(timeout=5)
     # PR_SET_PDEATHSIG: the kernel sends the postmaster SIGQUIT when its parent dies.

@@ -86,10 +86,10 @@ def test_cp008_new_table_ok() -> None:
 
 
 def test_cp008_is_opt_in_ok() -> None:
+    from helpers import migrations
+
     from sqlsafe.config import Config
     from sqlsafe.lint import lint
-
-    from helpers import migrations
 
     result = lint(migrations(SETUP, "ALTER TABLE accounts ALTER COLUMN plan DROP NOT NULL;"), Config())
     assert not [f for f in result.findings if f.code == "CP008"]

@@ -174,10 +174,10 @@ def test_id_rules_inside_transaction_ok() -> None:
 def test_id_rules_repeatable_migration_in_transaction_err() -> None:
     from dataclasses import replace
 
+    from helpers import migrations
+
     from sqlsafe.config import Config
     from sqlsafe.lint import lint
-
-    from helpers import migrations
 
     disc = migrations("CREATE TABLE t (id int);", in_transaction=True, layout="flyway")
     disc = replace(disc, migrations=(replace(disc.migrations[0], kind="repeatable"),))

@@ -129,10 +129,10 @@ def test_sc011_exposed_schemas_setting_err() -> None:
 
 
 def test_sc011_off_without_profile_ok() -> None:
+    from helpers import migrations
+
     from sqlsafe.config import Config
     from sqlsafe.lint import lint
-
-    from helpers import migrations
 
     result = lint(migrations("CREATE TABLE notes (id bigint);"), Config())
     assert [f for f in result.findings if f.code == "SC011"] == []

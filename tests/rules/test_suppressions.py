@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 from helpers import migrations
 
 from sqlsafe.config import Config

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from helpers import migrations
+
 from sqlsafe.config import Config
 from sqlsafe.lint import lint
 from sqlsafe.model import Finding
-
-from helpers import migrations
 
 SETUP = ("CREATE TABLE IF NOT EXISTS accounts (id bigint PRIMARY KEY, email text);\n"
          "CREATE TABLE IF NOT EXISTS orders (id bigint PRIMARY KEY, status mood);\n")
