@@ -114,3 +114,24 @@ def test_page_shape(page: Path) -> None:
     assert meta is not None
     if meta.func is not None:
         assert "bad" in kinds and "good" in kinds, f"{page.name} needs bad and good examples"
+
+
+def test_catalogue_is_current() -> None:
+    from sqlsafe.ruledocs import catalogue
+
+    committed = (RULES_DIR / "README.md").read_text(encoding="utf-8")
+    assert committed == catalogue(), "rules/README.md is stale: python -m sqlsafe.ruledocs"
+
+
+def test_explain_prints_the_page_from_the_package() -> None:
+    from click.testing import CliRunner
+
+    from sqlsafe.cli import cli
+
+    result = CliRunner().invoke(cli, ["explain", "LK001"])
+    assert result.exit_code == 0
+    assert result.output.startswith("# LK001 non-concurrent-index-creation")
+    result = CliRunner().invoke(cli, ["explain", "non-concurrent-index-creation"])
+    assert "## Why is this bad?" in result.output
+    result = CliRunner().invoke(cli, ["explain", "XX999"])
+    assert result.exit_code == 2
