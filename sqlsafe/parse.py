@@ -15,6 +15,7 @@ from typing import Any
 
 from pglast import parser as _pg
 
+from . import fastparse
 from .model import Section, Span
 
 # psql meta-commands start with a backslash at the beginning of a line (outside a statement).
@@ -166,7 +167,7 @@ def _skip_leading_comments(text: str, ranges: list[tuple[int, int]]) -> list[tup
 
 
 def _error_message(exc: Exception) -> tuple[str, int | None]:
-    args = getattr(exc, "args", ())
+    args = exc.args
     msg = str(args[0]) if args else str(exc)
     loc = args[1] if len(args) > 1 and isinstance(args[1], int) else None
     return _ERR_RE.sub("", msg), loc
@@ -187,7 +188,7 @@ def parse_section(section: Section) -> ParsedSection:
         sql = raw[:-1] if raw.endswith(";") else raw
         span = index.span(start, end)
         try:
-            parsed = _pg.parse_sql(sql)
+            parsed = fastparse.parse_sql(sql)
         except _pg.ParseError as exc:
             message, loc = _error_message(exc)
             if loc is None and "end of input" in message:
@@ -209,8 +210,9 @@ def parse_section(section: Section) -> ParsedSection:
             continue
         # The scanner and parser disagree (rare): keep the parser's statements, with their own spans.
         for raw_stmt in parsed:
-            s0 = start + raw_stmt.stmt_location
-            s1 = start + (raw_stmt.stmt_location + raw_stmt.stmt_len if raw_stmt.stmt_len else len(sql))
+            loc = raw_stmt.stmt_location or 0  # pglast types the field Optional; it is 0 at the start
+            s0 = start + loc
+            s1 = start + (loc + raw_stmt.stmt_len if raw_stmt.stmt_len else len(sql))
             statements.append(
                 ParsedStatement(section.path, i, index.span(s0, s1), masked[s0:s1], raw_stmt.stmt)
             )

@@ -1,0 +1,81 @@
+"""fastparse builds the same pglast trees as pglast's own parse_sql (locations aside)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pglast import parser
+
+from sqlsafe import fastparse
+from sqlsafe.model import Section
+from sqlsafe.parse import parse_section
+from sqlsafe.ruledocs import blocks
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _differs(a: Any, b: Any, path: str = "") -> str | None:
+    if type(a) is not type(b):
+        return f"{path}: {type(a).__name__} vs {type(b).__name__}"
+    if isinstance(a, tuple):
+        if len(a) != len(b):
+            return f"{path}: {len(a)} vs {len(b)} items"
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = _differs(x, y, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if hasattr(a, "__slots__") and not isinstance(a, (str, int, float)):
+        for slot in a:
+            if "location" in slot:
+                continue  # -1 or None for "unknown": positions are not read from trees
+            found = _differs(getattr(a, slot), getattr(b, slot), f"{path}.{slot}")
+            if found:
+                return found
+        return None
+    return None if a == b else f"{path}: {a!r} vs {b!r}"
+
+
+def _statements(texts: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    out = []
+    for name, text in texts:
+        for st in parse_section(Section(name, text)).statements:
+            if st.node is not None:
+                out.append((name, st.sql))
+    return out
+
+
+def _check(statements: list[tuple[str, str]]) -> None:
+    assert statements
+    for name, sql in statements:
+        slow = parser.parse_sql(sql)
+        fast = fastparse.parse_sql(sql)
+        found = _differs(slow, fast)
+        assert found is None, f"{name}: {sql[:80]!r}: {found}"
+
+
+def test_rule_page_examples_parse_the_same() -> None:
+    texts = []
+    for page in sorted((REPO / "rules").glob("*.md")):
+        for b in blocks(page.read_text(encoding="utf-8")):
+            texts.append((page.name, b.sql))
+    _check(_statements(texts))
+
+
+def test_fixtures_parse_the_same() -> None:
+    texts = [(str(p), p.read_text(encoding="utf-8")) for p in sorted(REPO.glob("fixtures/**/*.sql"))]
+    _check(_statements(texts))
+
+
+def test_corpus_parses_the_same(corpus: Path) -> None:
+    texts = [(str(p), p.read_text(encoding="utf-8", errors="replace"))
+             for p in sorted(corpus.rglob("*.sql"))]
+    _check(_statements(texts))
+
+
+def test_errors_are_pglast_errors() -> None:
+    with pytest.raises(parser.ParseError) as info:
+        fastparse.parse_sql("ALTER TABL x")
+    assert info.value.args[1] == 6
