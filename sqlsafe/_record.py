@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, TypeVar, dataclass_transform
 
 _MISSING: Any = object()
-T = TypeVar("T", bound=type)
+R = TypeVar("R", bound="Record")
 
 
 class FrozenInstanceError(AttributeError):
@@ -55,7 +55,7 @@ class Record:
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined]
+        return self._values() == other._values()
 
     def __hash__(self) -> int:
         return hash((self.__class__, self._values()))
@@ -68,7 +68,7 @@ class Record:
 
 
 @dataclass_transform()
-def record(cls: T) -> T:
+def record(cls: type[R]) -> type[R]:
     """Collect the annotated fields (base classes first) and their defaults."""
     names: list[str] = []
     defaults: dict[str, Any] = {}
@@ -81,7 +81,9 @@ def record(cls: T) -> T:
                 names.append(name)
             if name in klass.__dict__:
                 defaults[name] = klass.__dict__[name]
-    cls.__record_fields__ = tuple(names)  # type: ignore[attr-defined]
-    cls.__record_defaults__ = defaults  # type: ignore[attr-defined]
-    cls.__match_args__ = tuple(names)  # type: ignore[attr-defined]
+    cls.__record_fields__ = tuple(names)
+    cls.__record_defaults__ = defaults
+    # Each record gets its own __match_args__ here; mypy sees it neither declared on Record
+    # nor assignable (it models the attribute @dataclass_transform synthesizes as read-only).
+    cls.__match_args__ = tuple(names)  # type: ignore[attr-defined,misc]
     return cls

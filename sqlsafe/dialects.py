@@ -164,9 +164,9 @@ def normalize(expr: Any) -> tuple[n.Action, ...]:
         rel = _rel(expr.this)
         return tuple(_alter_action(rel, a) for a in expr.args.get("actions") or ())
     if isinstance(expr, exp.Update):
-        cols = tuple(e.this.name for e in expr.expressions if isinstance(e, exp.EQ)
-                     and isinstance(e.this, exp.Column))
-        return (n.Update(_rel(expr.this), expr.args.get("where") is not None, cols),)
+        set_cols = tuple(e.this.name for e in expr.expressions if isinstance(e, exp.EQ)
+                         and isinstance(e.this, exp.Column))
+        return (n.Update(_rel(expr.this), expr.args.get("where") is not None, set_cols),)
     if isinstance(expr, exp.Delete):
         return (n.Delete(_rel(expr.this), expr.args.get("where") is not None),)
     if isinstance(expr, exp.TruncateTable):

@@ -59,7 +59,7 @@ def _plan(cls: type) -> tuple[tuple[str, str, str, Any], ...]:
     return plan
 
 
-def _node(cls: type, data: dict[str, Any]) -> Any:
+def _node(cls: type[ast.Node], data: dict[str, Any]) -> Any:
     obj = cls.__new__(cls)
     setattr_ = object.__setattr__
     for slot, key, kind, extra in _plan(cls):

@@ -19,7 +19,7 @@ import re
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, overload
 
 from . import registry
 from .model import DiscoveryResult, Finding, LintResult, Migration, Span
@@ -43,6 +43,10 @@ def _usage(message: str) -> Exception:
     return UsageError(message)
 
 
+@overload
+def _git(args: list[str], cwd: str, *, binary: Literal[False] = False) -> str: ...
+@overload
+def _git(args: list[str], cwd: str, *, binary: Literal[True]) -> bytes: ...
 def _git(args: list[str], cwd: str, *, binary: bool = False) -> str | bytes:
     try:
         proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False,
@@ -97,7 +101,7 @@ def changes(discovery: DiscoveryResult, ref: str) -> Changes:
         raise _usage(f"--changed-since: '{ref}' is not a git ref")
     start = _start_dir(discovery)
     try:
-        top = str(_git(["rev-parse", "--show-toplevel"], start)).strip()
+        top = _git(["rev-parse", "--show-toplevel"], start).strip()
     except GitError as exc:
         raise _usage(f"--changed-since needs a git repository ({start}: {exc})") from None
     try:
@@ -107,22 +111,22 @@ def changes(discovery: DiscoveryResult, ref: str) -> Changes:
                      "(in CI, fetch it first, e.g. actions/checkout with fetch-depth: 0)") \
             from None
     try:
-        base = str(_git(["merge-base", "--end-of-options", ref, "HEAD"], top)).strip()
+        base = _git(["merge-base", "--end-of-options", ref, "HEAD"], top).strip()
     except GitError as exc:
         raise _usage(f"--changed-since: no common history between '{ref}' and HEAD ({exc}); "
                      "a shallow clone needs more history (fetch-depth: 0)") from None
 
     status: dict[str, str] = {}
-    status.update(_name_status(str(_git(
-        ["diff", "--name-status", "-z", "--no-renames", "--no-ext-diff", base, "HEAD"], top))))
+    status.update(_name_status(_git(
+        ["diff", "--name-status", "-z", "--no-renames", "--no-ext-diff", base, "HEAD"], top)))
     # Staged and unstaged edits on top of HEAD.
-    for path, st in _name_status(str(_git(
-            ["diff", "--name-status", "-z", "--no-renames", "--no-ext-diff", "HEAD"], top))).items():
+    for path, st in _name_status(_git(
+            ["diff", "--name-status", "-z", "--no-renames", "--no-ext-diff", "HEAD"], top)).items():
         if st == "D":
             status.pop(path, None)
         else:
             status[path] = "A" if status.get(path) == "A" else st
-    for path in str(_git(["ls-files", "-z", "--others", "--exclude-standard"], top)).split("\0"):
+    for path in _git(["ls-files", "-z", "--others", "--exclude-standard"], top).split("\0"):
         if path:
             status[path] = "A"
 
@@ -148,11 +152,11 @@ def _edited(migrations: tuple[Migration, ...], rel_of: dict[str, str], base: str
         return ()
     rels = sorted(set(rel_of.values()))
     at_base: dict[str, str] = {}
-    listing = str(_git(["ls-tree", "-r", "-z", base, "--", *rels], top))
+    listing = _git(["ls-tree", "-r", "-z", base, "--", *rels], top)
     for entry in listing.split("\0"):
         if "\t" in entry:
-            info, path = entry.split("\t", 1)
-            at_base[path] = info.split()[2]
+            info, tree_path = entry.split("\t", 1)
+            at_base[tree_path] = info.split()[2]
     out: list[Edited] = []
     abspath = {m.path: m.abspath for m in migrations}
     for display, rel in sorted(rel_of.items()):
@@ -160,10 +164,10 @@ def _edited(migrations: tuple[Migration, ...], rel_of: dict[str, str], base: str
         path = abspath.get(display)
         if old_blob is None or path is None:
             continue
-        new_blob = str(_git(["hash-object", "--", rel], top)).strip()
+        new_blob = _git(["hash-object", "--", rel], top).strip()
         if new_blob == old_blob:
             continue
-        old = bytes(_git(["cat-file", "blob", old_blob], top, binary=True))
+        old = _git(["cat-file", "blob", old_blob], top, binary=True)
         new = Path(path).read_bytes()
         out.append(Edited(display, _squash(old) == _squash(new)))
     return tuple(out)

@@ -181,8 +181,8 @@ def predict(action: n.Action, state: SchemaState, pg: int, p: Prediction | None 
             for rel in action.rels:
                 if state.has_relation(rel):
                     p.lock(q(rel), ACCESS_EXCLUSIVE)
-                    for ref in state.referenced_by_fks(q(rel)):
-                        p.lock(ref, ACCESS_EXCLUSIVE)
+                    for referencing in state.referenced_by_fks(q(rel)):
+                        p.lock(referencing, ACCESS_EXCLUSIVE)
         case n.AddColumn():
             p.lock(q(action.rel), ACCESS_EXCLUSIVE)
             col = action.column

@@ -87,11 +87,16 @@ def rel_of(rv: Any) -> n.Rel:
     return n.Rel(rv.relname, getattr(rv, "schemaname", None) or None)
 
 
+def _sval(node: ast.String) -> str:
+    # pglast types String.sval Optional; the parser always fills it ('' for an empty literal).
+    return node.sval or ""
+
+
 def _names(seq: Any) -> list[str]:
     out = []
     for item in seq or ():
         if isinstance(item, ast.String):
-            out.append(item.sval)
+            out.append(_sval(item))
         elif isinstance(item, str):
             out.append(item)
     return out
@@ -113,7 +118,7 @@ def type_ref(tn: Any) -> n.TypeRef | None:
     mods: list[int] = []
     for m in tn.typmods or ():
         val = getattr(m, "val", None)
-        if isinstance(val, ast.Integer):
+        if isinstance(val, ast.Integer) and val.ival is not None:  # Optional only in pglast's types
             mods.append(val.ival)
     array = bool(tn.arrayBounds)
     # Built by hand: pglast's deparser is two orders of magnitude slower and this runs for
@@ -241,7 +246,7 @@ def column_def(cd: Any, known_volatility: dict[str, str] | None = None) -> n.Col
 def _defel(options: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for d in options or ():
-        if isinstance(d, ast.DefElem):
+        if isinstance(d, ast.DefElem) and d.defname is not None:  # Optional only in pglast's types
             out[d.defname] = d.arg
     return out
 
@@ -314,8 +319,8 @@ def _drop_stmt(s: Any, kv: dict[str, str]) -> list[n.Action]:
             if parts:
                 rels.append(n.Rel(parts[-1], parts[-2] if len(parts) > 1 else None))
         elif isinstance(obj, ast.String):
-            names.append(obj.sval)
-            rels.append(n.Rel(obj.sval))
+            names.append(_sval(obj))
+            rels.append(n.Rel(_sval(obj)))
         elif isinstance(obj, ast.ObjectWithArgs):
             parts = _names(obj.objname)
             names.append(".".join(parts))
@@ -495,7 +500,7 @@ def _grant(s: Any, kv: dict[str, str]) -> list[n.Action]:
         if isinstance(o, ast.RangeVar):
             objects.append(str(rel_of(o)))
         elif isinstance(o, ast.String):
-            objects.append(o.sval)
+            objects.append(_sval(o))
         else:
             objects.append(deparse(o))
     grantees = []
@@ -586,7 +591,7 @@ def _view(s: Any, kv: dict[str, str]) -> list[n.Action]:
 
 
 def _create_enum(s: Any, kv: dict[str, str]) -> list[n.Action]:
-    vals = tuple(v.sval for v in s.vals or () if isinstance(v, ast.String))
+    vals = tuple(_sval(v) for v in s.vals or () if isinstance(v, ast.String))
     return [n.CreateType(qualified_name(s.typeName), "enum", values=vals)]
 
 
@@ -665,10 +670,11 @@ def _select(s: Any, kv: dict[str, str]) -> list[n.Action]:
     def walk(node: Any) -> None:
         if isinstance(node, ast.FuncCall):
             parts = _names(node.funcname)
-            if parts and parts[-1].lower() == "set_config" and len(node.args or ()) == 3:
-                a = [_const_str(x) for x in node.args]
-                local = isinstance(getattr(node.args[2], "val", None), ast.Boolean) and \
-                    node.args[2].val.boolval
+            args = node.args or ()
+            if parts and parts[-1].lower() == "set_config" and len(args) == 3:
+                a = [_const_str(x) for x in args]
+                local = isinstance(getattr(args[2], "val", None), ast.Boolean) and \
+                    args[2].val.boolval
                 if a[0] and a[1] is not None:
                     configs.append((a[0].lower(), a[1], bool(local)))
         if isinstance(node, ast.Node):

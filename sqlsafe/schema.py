@@ -149,9 +149,9 @@ class SchemaState:
 
     def has_valid_not_null_check(self, rel: n.Rel, column: str) -> bool:
         t = self.table(rel)
-        return bool(t) and any(
+        return t is not None and any(
             c.kind == "check" and c.valid and c.not_null_column == column
-            for c in t.constraints.values()  # type: ignore[union-attr]
+            for c in t.constraints.values()
         )
 
     def setting(self, name: str) -> str | None:
@@ -281,56 +281,56 @@ class SchemaState:
                 t = self._ensure_table(action.rel)
                 t.columns.pop(action.column, None)
             case n.AlterColumnType():
-                c = self.column(action.rel, action.column)
-                if c is not None:
-                    c.type = action.type
+                cs = self.column(action.rel, action.column)
+                if cs is not None:
+                    cs.type = action.type
                 else:
                     self._ensure_table(action.rel).columns[action.column] = ColumnState(
                         action.column, action.type)
             case n.SetNotNull():
-                c = self.column(action.rel, action.column)
-                if c is not None:
-                    c.not_null = True
+                cs = self.column(action.rel, action.column)
+                if cs is not None:
+                    cs.not_null = True
             case n.DropNotNull():
-                c = self.column(action.rel, action.column)
-                if c is not None:
-                    c.not_null = False
+                cs = self.column(action.rel, action.column)
+                if cs is not None:
+                    cs.not_null = False
             case n.SetDefault() | n.DropDefault():
-                c = self.column(action.rel, action.column)
-                if c is not None:
-                    c.has_default = isinstance(action, n.SetDefault)
+                cs = self.column(action.rel, action.column)
+                if cs is not None:
+                    cs.has_default = isinstance(action, n.SetDefault)
             case n.AddConstraint():
                 self._add_constraint(self._ensure_table(action.rel), action.constraint, path)
             case n.ValidateConstraint():
-                c = self.constraint(action.rel, action.name)
-                if c is not None:
-                    c.valid = True
+                con = self.constraint(action.rel, action.name)
+                if con is not None:
+                    con.valid = True
             case n.DropConstraint():
-                t = self.table(action.rel)
-                if t is not None:
-                    t.constraints.pop(action.name, None)
+                tbl = self.table(action.rel)
+                if tbl is not None:
+                    tbl.constraints.pop(action.name, None)
             case n.Rename(objtype="table"):
                 if action.rel is not None:
                     old = self.qualify(action.rel)
-                    t = self.tables.pop(old, None)
+                    tbl = self.tables.pop(old, None)
                     new = f"{action.rel.schema or self.search_schema}.{action.new}"
-                    if t is not None:
-                        t.qualified = new
-                        self.tables[new] = t
+                    if tbl is not None:
+                        tbl.qualified = new
+                        self.tables[new] = tbl
             case n.Rename(objtype="column"):
                 if action.rel is not None:
-                    t = self.table(action.rel)
-                    if t is not None and action.old in t.columns:
-                        col = t.columns.pop(action.old)
-                        col.name = action.new
-                        t.columns[action.new] = col
+                    tbl = self.table(action.rel)
+                    if tbl is not None and action.old in tbl.columns:
+                        cs = tbl.columns.pop(action.old)
+                        cs.name = action.new
+                        tbl.columns[action.new] = cs
             case n.Update():
                 key = self.qualify(action.rel)
-                for col in action.columns:
-                    self.backfills[(key, col)] = idx
-                    c = self.column(action.rel, col)
-                    if c is not None:
-                        c.backfilled = True
+                for name in action.columns:
+                    self.backfills[(key, name)] = idx
+                    cs = self.column(action.rel, name)
+                    if cs is not None:
+                        cs.backfilled = True
                 if self.tx.open:
                     self.tx.updated_tables.add(key)
             case n.DoBlock():

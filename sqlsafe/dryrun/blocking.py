@@ -108,7 +108,7 @@ class Prober:
         # Autocommit: each probe is its own transaction and leaves nothing behind; an
         # UPDATE ... WHERE false commits no change.
         conn.autocommit = True
-        conn.execute(f"SET lock_timeout = {int(timeout_ms)}")  # type: ignore[arg-type]
+        conn.execute(f"SET lock_timeout = {int(timeout_ms)}")
         # A probe must never wait on anything but the lock it is measuring.
         conn.execute("SET statement_timeout = 5000")
 
@@ -152,7 +152,7 @@ class Prober:
 
         t0 = time.perf_counter()
         try:
-            self.conn.execute(sql)  # type: ignore[arg-type]
+            self.conn.execute(sql)
         except psycopg.Error as exc:
             waited = (time.perf_counter() - t0) * 1000
             if self.conn.info.transaction_status != 0:  # a failed LOCK TABLE block

@@ -152,7 +152,7 @@ def stats_from_url(url: str) -> dict[str, TableStats]:
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
         # Every transaction of this session is read-only; the query reads catalogs only.
         conn.execute("SET default_transaction_read_only = on")
-        rows = conn.execute(STATS_QUERY).fetchall()  # type: ignore[arg-type]
+        rows = conn.execute(STATS_QUERY).fetchall()
     return dict(_stats_row(s, n, r, b, "--stats-from") for s, n, r, b in rows)
 
 
@@ -228,6 +228,7 @@ _SORTING = ("CreateIndex", "Reindex", "Cluster")
 
 def preferred_model(node: Any) -> str:
     """``n log n`` for statements that sort the table (index builds), else ``linear``."""
+    from .. import nodes as n
     from ..normalize import normalize
 
     if node is None:
@@ -240,8 +241,7 @@ def preferred_model(node: Any) -> str:
         name = type(action).__name__
         if name in _SORTING:
             return "n log n"
-        if name == "AddConstraint" and getattr(action.constraint, "kind", "") in ("primary",
-                                                                                  "unique"):
+        if isinstance(action, n.AddConstraint) and action.constraint.kind in ("primary", "unique"):
             return "n log n"
     return "linear"
 

@@ -90,7 +90,7 @@ def run_statements(conn: psycopg.Connection, statements: Sequence[ParsedStatemen
             break
         t0 = time.perf_counter()
         try:
-            conn.execute(stmt.sql)  # type: ignore[arg-type]
+            conn.execute(stmt.sql)
         except psycopg.Error as exc:
             if conn.info.transaction_status != 0:
                 conn.execute("ROLLBACK")
@@ -128,7 +128,7 @@ def _interrupt_concurrently(sandbox: Sandbox, dbname: str, stmt: ParsedStatement
 
         def build() -> None:
             try:
-                worker.execute(stmt.sql)  # type: ignore[arg-type]
+                worker.execute(stmt.sql)
                 outcome.append(None)
             except psycopg.Error as exc:
                 outcome.append(exc)
@@ -159,7 +159,9 @@ def _interrupt_concurrently(sandbox: Sandbox, dbname: str, stmt: ParsedStatement
 
 def _is_concurrently(stmt: ParsedStatement) -> bool:
     node = stmt.node
-    name = type(node).__name__ if node is not None else ""
+    if node is None:
+        return False
+    name = type(node).__name__
     if name == "IndexStmt":
         return bool(node.concurrent)
     if name == "ReindexStmt":
@@ -303,6 +305,7 @@ def _in_explicit_block(statements: Sequence[ParsedStatement], k: int) -> bool:
     depth = 0
     for stmt in statements[:k]:
         if _is_txn_control(stmt):
+            assert stmt.node is not None  # _is_txn_control only accepts a parsed statement
             kind = getattr(stmt.node.kind, "name", "")
             if kind in ("TRANS_STMT_BEGIN", "TRANS_STMT_START"):
                 depth = 1

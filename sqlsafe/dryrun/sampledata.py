@@ -196,12 +196,12 @@ def _load_tables(conn: psycopg.Connection) -> list[_Table]:
         fk = _ForeignKey(name, list(cols), f"{_ident(fschema)}.{_ident(frel)}",
                          f"{fschema}.{frel}", list(fcols))
         columns = {c.name: c for c in t.columns}
-        if all(columns[c].fk is None for c in fk.columns if c in columns):
-            fk.unique = all(columns[c].unique for c in fk.columns if c in columns)
+        if all(columns[name].fk is None for name in fk.columns if name in columns):
+            fk.unique = all(columns[name].unique for name in fk.columns if name in columns)
             t.fks.append(fk)
-            for c in fk.columns:
-                if c in columns:
-                    columns[c].fk = len(t.fks) - 1
+            for name in fk.columns:
+                if name in columns:
+                    columns[name].fk = len(t.fks) - 1
     return tables
 
 

@@ -78,10 +78,10 @@ def create_without_if_not_exists(a: n.Action, ctx: RuleContext) -> Iterator[Viol
     match a:
         case n.CreateTable(if_not_exists=False, materialized=False, temporary=False):
             kind, name = "table", a.rel.name
-        case n.CreateIndex(if_not_exists=False, concurrently=False, name=str()):
+        case n.CreateIndex(if_not_exists=False, concurrently=False, name=str() as index_name):
             if covered_by_create(ctx, a.rel):
                 return  # the table's own CREATE fails first on a re-run
-            kind, name = "index", a.name
+            kind, name = "index", index_name
         case n.CreateObject(objtype="schema" | "sequence" | "extension", if_not_exists=False):
             kind, name = a.objtype, a.name
         case _:

@@ -64,10 +64,10 @@ def _key_columns(a: n.Action, ctx: RuleContext) -> list[tuple[str, str, n.Constr
     match a:
         case n.CreateTable():
             cons = list(a.constraints)
-            for c in a.columns:
-                if c.primary_key:
-                    out.append((c.name, "primary key", None))
-                cons += [x for x in c.constraints if x.kind == "foreign"]
+            for coldef in a.columns:
+                if coldef.primary_key:
+                    out.append((coldef.name, "primary key", None))
+                cons += [x for x in coldef.constraints if x.kind == "foreign"]
         case n.AddColumn():
             if a.column.primary_key:
                 out.append((a.column.name, "primary key", None))
