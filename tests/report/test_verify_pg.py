@@ -47,14 +47,14 @@ def test_verification_queries_hold_on_the_migrated_database(migrated) -> None:  
 
 
 def test_generated_backout_restores_the_schema(migrated) -> None:  # type: ignore[no-untyped-def]
-    sandbox, disc, setup = migrated
+    sandbox, disc, _setup = migrated
     steps, _, _ = plan.backout(disc, relative_paths(disc))
     check = verify.check_backout(sandbox, disc, steps, setup_path=str(SETUP))
     assert check.status == "restored", check
 
 
 def test_incomplete_backout_is_caught(migrated) -> None:  # type: ignore[no-untyped-def]
-    sandbox, disc, setup = migrated
+    sandbox, disc, _setup = migrated
     steps, _, _ = plan.backout(disc, relative_paths(disc))
     # Forget to drop the heartbeat column: the comparison must notice.
     steps[0] = replace(steps[0], sql=tuple(s for s in steps[0].sql if "DROP COLUMN" not in s))
