@@ -4,9 +4,20 @@
     python -m sqlsafe.report.refresh --check    # exit 1 when a committed report is stale
 
 Each fixture directory may hold ``setup.sql`` (what production already has), passed as
-``--setup``. The comparison ignores what legitimately changes between runs and machines:
-durations, server and sqlsafe versions, the schema hash (it covers version-specific catalog
-text) and OIDs. tests/report/test_reports.py runs the check.
+``--setup``; ``FIXTURES`` gives each fixture its dry-run-with-data options. The comparison
+ignores what legitimately changes between runs and machines: durations, server and sqlsafe
+versions, the schema hash (it covers version-specific catalog text) and OIDs.
+
+Estimates at production size (``with_data/rollout``) change from run to run too: they are
+timings, fitted and multiplied by a few thousand. The report shows them to two significant
+figures ("≈ 1.6 min") with the basis they rest on — a coarse bucket ("1–10 min") would hide
+the figure a reviewer compares with a maintenance window — and the comparison normalizes
+them like durations: "≈ <n> <unit>", sizes, the fitted coefficients, the measured points and
+the fit model's name (two noisy sub-millisecond timings may fit "constant" or "linear").
+What the estimates decide — risk levels, the 5 s lock budget, the recommendation — is not
+normalized: the fixture's row counts keep every statement far from a threshold (100 rows vs
+100M), so a machine twice as fast or slow gives the same report.
+tests/report/test_reports.py runs the check.
 """
 
 from __future__ import annotations
@@ -16,7 +27,16 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = ("dlq_heartbeat", "prisma_backfill")
+# fixture directory -> dry-run-with-data options (``sqlsafe check`` flags of the same name)
+OPTIONS: dict[str, dict[str, object]] = {
+    "dlq_heartbeat": {},
+    "prisma_backfill": {},
+    "with_data/rollout": {
+        "sample_rows": 1000, "measure_blocking": True, "inject_failures": True,
+        "rows": "orders=100M,settings=100,workers=5000",
+    },
+}
+FIXTURES = tuple(OPTIONS)
 EXTENSIONS = {"markdown": "md", "html": "html", "json": "json"}
 
 _RULES = (
@@ -35,6 +55,15 @@ _RULES = (
     (re.compile(r"(Schema after the set \(sha256\)(?: \||</th><td>) ?)[0-9a-f]{64}"), r"\1<sha>"),
     (re.compile(r'("schema_sha256": ")[0-9a-f]{64}'), r"\1<sha>"),
     (re.compile(r"\b(oid|OID) \d+"), r"\1 <oid>"),
+    # estimates at production size (see the module docstring)
+    (re.compile(r"≈ \d+(?:\.\d+)? (?:ms|s|min|h|B|kB|MB|GB)\b"), "≈ <estimate>"),
+    (re.compile(r"\b\d+(?:\.\d+)? (?:min|h)\b"), "<duration>"),
+    (re.compile(r"(rows → )\d+(?:\.\d+)? (?:ms|s|min|h)"), r"\1<estimate>"),
+    (re.compile(r"\b(?:linear|n log n) fit\b|\bconstant \(did not grow with the rows\)"),
+     "<fit>"),
+    (re.compile(r'("(?:estimated_ms|lock_hold_ms|relation_bytes|ms)": )[0-9.eE+-]+'),
+     r"\1<estimate>"),
+    (re.compile(r'("model": ")(?:linear|n log n|constant)'), r"\1<fit>"),
 )
 
 
@@ -44,8 +73,14 @@ def normalize(text: str) -> str:
     return text
 
 
+def report_name(fixture: str) -> str:
+    """reports/<name>.*: ``with_data/rollout`` -> ``with_data_rollout``."""
+    return fixture.replace("/", "_")
+
+
 def generate(fixture: str, *, engine: str = "embedded") -> dict[str, str]:
-    """Run ``sqlsafe check`` on ``fixtures/<fixture>`` (real PostgreSQL) in every format."""
+    """Run ``sqlsafe check`` on ``fixtures/<fixture>`` (real PostgreSQL) in every format,
+    with the fixture's dry-run-with-data options."""
     import os
 
     from .. import api
@@ -59,6 +94,7 @@ def generate(fixture: str, *, engine: str = "embedded") -> dict[str, str]:
         setup = str(setup_file) if setup_file.is_file() else None
         config = load_config(None, Path(directory))
         run = api.CheckRun(paths=(directory,), config=config, engine=engine, setup=setup)
+        run.data = _data(OPTIONS.get(fixture, {}))
         outcome = api.run_check(run, write=False)
         from . import render
 
@@ -67,10 +103,21 @@ def generate(fixture: str, *, engine: str = "embedded") -> dict[str, str]:
         os.chdir(here)
 
 
+def _data(options: dict[str, object]) -> dict[str, object] | None:
+    if not options:
+        return None
+    from ..dryrun import estimate as est
+
+    data = {k: v for k, v in options.items() if k != "rows"}
+    if "rows" in options:
+        data["estimate_stats"] = est.parse_rows_option(str(options["rows"]))
+    return data
+
+
 def stale(fixture: str, rendered: dict[str, str]) -> list[str]:
     out = []
     for fmt, ext in EXTENSIONS.items():
-        path = REPO / "reports" / f"{fixture}.{ext}"
+        path = REPO / "reports" / f"{report_name(fixture)}.{ext}"
         old = path.read_text(encoding="utf-8") if path.is_file() else ""
         if normalize(old) != normalize(rendered[fmt]):
             out.append(str(path.relative_to(REPO)))
@@ -88,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         (REPO / "reports").mkdir(exist_ok=True)
         for fmt, ext in EXTENSIONS.items():
-            (REPO / "reports" / f"{fixture}.{ext}").write_text(rendered[fmt], encoding="utf-8")
-            print(f"wrote reports/{fixture}.{ext}")
+            name = report_name(fixture)
+            (REPO / "reports" / f"{name}.{ext}").write_text(rendered[fmt], encoding="utf-8")
+            print(f"wrote reports/{name}.{ext}")
     if bad:
         print("stale: " + ", ".join(bad) + " (refresh: python -m sqlsafe.report.refresh)",
               file=sys.stderr)
