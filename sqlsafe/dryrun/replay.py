@@ -19,7 +19,10 @@ The method is eugene's trace (ANCHORS.md section 2), improved:
   connection that polls pg_locks for the migration's backend every few milliseconds while the
   statement runs (``_Watcher``), keeping the strongest mode seen per relation.
 - A schema snapshot (``catalog.SCHEMA``) after each migration gives the catalog diff; it is the
-  "before" of the next migration, so there is one snapshot per migration.
+  "before" of the next migration, so there is one snapshot per migration. Snapshots after the
+  first are incremental (``_Session.snapshot``): a per-object fingerprint of the catalog rows
+  (``catalog.SCHEMA_FINGERPRINT``) says what changed, and only that and what depends on it is
+  read again (``catalog.SCHEMA_OF``); the result equals a full snapshot.
 
 Checks by execution, after a migration applied:
 
@@ -106,10 +109,16 @@ class Rel:
 
 @dataclass
 class Snapshot:
-    """One ``catalog.SCHEMA`` result: readable object keys with a definition, plus relations."""
+    """One ``catalog.SCHEMA`` result: readable object keys with a definition, plus relations.
+
+    ``owners`` (relation or type -> its keys) and ``fingerprint`` let the next snapshot of the
+    same database recompute only what changed (``_Session.snapshot``); ``take_snapshot``
+    leaves them empty."""
 
     objects: dict[str, str]
     rels: dict[int, Rel]
+    owners: dict[str, list[str]] = field(default_factory=dict)
+    fingerprint: dict[tuple[int, int], tuple[int, int, int]] | None = None
 
     def digest(self) -> str:
         h = hashlib.sha256()
@@ -118,15 +127,32 @@ class Snapshot:
         return h.hexdigest()
 
 
-def take_snapshot(conn: psycopg.Connection) -> Snapshot:
-    objects: dict[str, str] = {}
-    rels: dict[int, Rel] = {}
-    for kind, name, detail, oid, relfilenode, relkind in conn.execute(q.SCHEMA, prepare=True):
+def _add_rows(snap: Snapshot, rows: Iterable[tuple[Any, ...]]) -> None:
+    objects, rels, owners = snap.objects, snap.rels, snap.owners
+    added: set[str] = set()
+    for kind, name, detail, oid, relfilenode, relkind, owner in rows:
+        if kind == "owner":
+            continue
         if kind == "relation":
             kind = q.RELKIND_NAMES.get(relkind, "relation")
             rels[int(oid)] = Rel(int(relfilenode), str(relkind), str(name))
-        objects[f"{kind} {name}"] = str(detail)
-    return Snapshot(objects, rels)
+        key = f"{kind} {name}"
+        detail = str(detail)
+        if key in added:
+            # Two objects of one table with one name (PostgreSQL 18 names NOT NULL
+            # constraints itself, and a foreign key can carry the same name): keep the greater
+            # definition, so the result does not depend on the order the plan returns rows in.
+            detail = max(detail, objects[key])
+        else:
+            added.add(key)
+            owners.setdefault(owner or "", []).append(key)
+        objects[key] = detail
+
+
+def take_snapshot(conn: psycopg.Connection) -> Snapshot:
+    snap = Snapshot({}, {})
+    _add_rows(snap, conn.execute(q.SCHEMA, prepare=True))
+    return snap
 
 
 def catalog_diff(before: Snapshot, after: Snapshot) -> CatalogDiff:
@@ -275,6 +301,76 @@ class _Session:
         self.held: set[tuple[int, str]] = set()  # (oid, mode) held in the open transaction
         self._watch_conn: psycopg.Connection | None = None
         self._prober: bk.Prober | None = None  # --measure-blocking: the probe session
+        # The snapshot before the running migration: the base of mid-migration refreshes.
+        self.base: Snapshot | None = None
+        # The observation queries are PREPAREd by name, once per session, and psycopg's own
+        # cache is off: after every DROP/ALTER/ROLLBACK a migration runs, psycopg would send
+        # DEALLOCATE ALL and parse and plan the queries again (a quarter of the run).
+        conn.prepare_threshold = None
+        self._prepared = False
+
+    # -- observation queries ------------------------------------------------------------------
+
+    _PREPARE = (
+        ("sqlsafe_locks", "", q.LOCKS),
+        ("sqlsafe_fingerprint", "", q.SCHEMA_FINGERPRINT),
+        ("sqlsafe_schema", "", q.SCHEMA),
+        ("sqlsafe_schema_of", "(oid[], oid[])", q.SCHEMA_OF),
+    )
+
+    def _ensure_prepared(self) -> None:
+        if self._prepared:
+            return
+        # After a migration's DEALLOCATE/DISCARD some or none may be gone: ask.
+        have = {r[0] for r in self.conn.execute(
+            "SELECT name FROM pg_prepared_statements WHERE name LIKE 'sqlsafe\\_%'")}
+        for name, params, sql in self._PREPARE:
+            if name not in have:
+                self.conn.execute(f"PREPARE {name}{params} AS {sql}")
+        self._prepared = True
+
+    def _forget_prepared(self, node: Any) -> None:
+        """A migration's DEALLOCATE or DISCARD may drop the session's prepared statements."""
+        if node is not None and type(node).__name__ in ("DeallocateStmt", "DiscardStmt"):
+            self._prepared = False
+
+    def locks(self) -> list[tuple[Any, ...]]:
+        self._ensure_prepared()
+        return self.conn.execute("EXECUTE sqlsafe_locks").fetchall()
+
+    def snapshot(self, base: Snapshot | None = None) -> Snapshot:
+        """``take_snapshot`` on this session; with ``base`` (an earlier snapshot of the same
+        database, or of the one it was cloned from, taken at a committed state no later than
+        now) only the objects whose catalog fingerprint changed, and what depends on them, are
+        read again. The result is the same as a full snapshot's."""
+        self._ensure_prepared()
+        fp = {(int(c), int(o)): (int(n), int(x), int(st))
+              for c, o, n, x, st in self.conn.execute("EXECUTE sqlsafe_fingerprint")}
+        if base is None or base.fingerprint is None:
+            snap = Snapshot({}, {}, {}, fp)
+            _add_rows(snap, self.conn.execute("EXECUTE sqlsafe_schema"))
+            return snap
+        old = base.fingerprint
+        changed = [k for k, v in fp.items() if old.get(k) != v]
+        changed += [k for k in old if k not in fp]
+        classids = ",".join(str(c) for c, _ in changed)
+        objids = ",".join(str(o) for _, o in changed)
+        rows = self.conn.execute(
+            f"EXECUTE sqlsafe_schema_of('{{{classids}}}', '{{{objids}}}')").fetchall()
+        dirty = {row[6] for row in rows if row[0] == "owner"}
+        dirty.add("")  # the global parts are always read again
+        objects = dict(base.objects)
+        owners: dict[str, list[str]] = {}
+        for owner, keys in base.owners.items():
+            if owner in dirty:
+                for key in keys:
+                    objects.pop(key, None)
+            else:
+                owners[owner] = keys
+        rels = {oid: rel for oid, rel in base.rels.items() if f"c{oid}" not in dirty}
+        snap = Snapshot(objects, rels, owners, fp)
+        _add_rows(snap, rows)
+        return snap
 
     # -- transaction state --------------------------------------------------------------------
 
@@ -340,6 +436,7 @@ class _Session:
         in_tx = self.in_transaction
         control = _txn_kind(stmt.node)
         no_tx = cannot_run_in_transaction(stmt.node, self.r.server_version_num)
+        self._forget_prepared(stmt.node)
         # Outside a transaction block a statement's locks are gone when it returns: run it in
         # its own one-statement transaction (what autocommit does) so they can be read.
         own_tx = observe and not in_tx and not control and not no_tx
@@ -458,7 +555,7 @@ class _Session:
 
     def _observe(self, before: dict[int, Rel],
                  held_before: set[tuple[int, str]]) -> tuple[list[ObservedLock], list[str]]:
-        rows = self.conn.execute(q.LOCKS, prepare=True).fetchall()
+        rows = self.locks()
         now: set[tuple[int, str]] = set()
         current: dict[int, Rel] = {}
         for oid, relfilenode, relkind, name, mode in rows:
@@ -484,7 +581,7 @@ class _Session:
         return sorted(out)
 
     def _refresh_known(self) -> None:
-        self.known = take_snapshot(self.conn).rels
+        self.known = self.snapshot(self.base).rels
 
     def prober(self) -> bk.Prober:
         if self._prober is None:
@@ -721,10 +818,11 @@ class _Replayer:
 
     # -- clones for checks that cannot roll back ----------------------------------------------
 
-    def on_clone(self, work: Callable[[_Session], Any]) -> Any:
+    def on_clone(self, work: Callable[[_Session], Any], base: Snapshot) -> Any:
         """Run ``work`` on a copy of the scratch database; the main replay never sees it.
         CREATE DATABASE ... TEMPLATE needs the template to have no other connections, so
-        the main session (and its watcher) are closed around the copy and reopened after."""
+        the main session (and its watcher) are closed around the copy and reopened after.
+        ``base`` is the snapshot of the scratch database as it is copied."""
         assert self.session is not None
         known = self.session.known
         self.session.close()
@@ -734,7 +832,8 @@ class _Replayer:
             self.sandbox.create_database(name, template=self.sandbox.dbname)
             clone = self.open(name)
             try:
-                clone.known = take_snapshot(clone.conn).rels
+                clone.base = base
+                clone.known = clone.snapshot(base).rels
                 return work(clone)
             finally:
                 clone.close()
@@ -825,8 +924,8 @@ def dry_run(
     total = len(migrations)
     results: list[MigrationResult] = []
     try:
-        snap = take_snapshot(replayer.session.conn)
-        replayer.session.known = snap.rels
+        snap = replayer.session.snapshot()
+        replayer.session.known = dict(snap.rels)
         failed = False
         for index, migration in enumerate(migrations):
             findings = tuple(findings_by_path.get(migration.path, ()))
@@ -877,11 +976,14 @@ def _replay_one(replayer: _Replayer, migration: Migration, before: Snapshot,
     assert session is not None
     unit = _unit(migration, migration.section, replayer.server_version_num)
     replayer.notes.extend(unit.notes)
-    session.known = before.rels
+    # A copy: the observation updates ``known`` from pg_locks, and the snapshot must stay what
+    # the catalog said, as the base of the next incremental snapshot.
+    session.known = dict(before.rels)
+    session.base = before
     statements, error, duration = session.run_unit(unit, observe=not pre_applied,
                                                    predictions=predictions)
-    after = take_snapshot(session.conn)
-    session.known = after.rels
+    after = session.snapshot(before)
+    session.known = dict(after.rels)
     diff = catalog_diff(before, after)
     if error is not None:
         return MigrationResult(migration.path, migration.sha256, "failed", duration,
@@ -900,10 +1002,11 @@ def _replay_one(replayer: _Replayer, migration: Migration, before: Snapshot,
                            idem_error, down, tuple(statements), None, diff), after
 
 
-def _run_checked(session: _Session, units: Sequence[_Unit], in_rollback: bool,
+def _run_checked(session: _Session, units: Sequence[_Unit], in_rollback: bool, base: Snapshot,
                  ) -> tuple[int, StatementError | None, Snapshot]:
     """Run units one after another (unobserved); stop at the first error. Returns
-    (index of the failing unit or -1, its error, the schema afterwards)."""
+    (index of the failing unit or -1, its error, the schema afterwards). ``base`` is the
+    snapshot of the state the units start from."""
     if in_rollback:
         session.execute_control("BEGIN")
     try:
@@ -918,8 +1021,8 @@ def _run_checked(session: _Session, units: Sequence[_Unit], in_rollback: bool,
             else:
                 _results, error, _ms = session.run_unit(unit, observe=False)
                 if error is not None:
-                    return i, error, take_snapshot(session.conn)
-        return -1, None, take_snapshot(session.conn)
+                    return i, error, session.snapshot(base)
+        return -1, None, session.snapshot(base)
     finally:
         if in_rollback:
             session.rollback_if_open()
@@ -927,7 +1030,8 @@ def _run_checked(session: _Session, units: Sequence[_Unit], in_rollback: bool,
 
 def _check_idempotency(replayer: _Replayer, unit: _Unit, after: Snapshot) -> tuple[bool, str | None]:
     def check(session: _Session) -> tuple[bool, str | None]:
-        failed_at, error, snap = _run_checked(session, [unit], in_rollback=unit.tx_safe)
+        failed_at, error, snap = _run_checked(session, [unit], in_rollback=unit.tx_safe,
+                                             base=after)
         if error is not None:
             return False, f"line {error.line}: {error.message}"
         diffs = schema_differences(after, snap)
@@ -938,7 +1042,7 @@ def _check_idempotency(replayer: _Replayer, unit: _Unit, after: Snapshot) -> tup
     assert replayer.session is not None
     if unit.tx_safe:
         return check(replayer.session)
-    return replayer.on_clone(check)  # type: ignore[no-any-return]
+    return replayer.on_clone(check, after)  # type: ignore[no-any-return]
 
 
 def _check_down(replayer: _Replayer, up: _Unit, before: Snapshot, after: Snapshot) -> DownResult:
@@ -963,7 +1067,7 @@ def _check_down(replayer: _Replayer, up: _Unit, before: Snapshot, after: Snapsho
                 _r, error, _ms = session.run_unit(down, observe=False)
                 if error is not None:
                     return DownResult("failed", error=error)
-            diffs = schema_differences(before, take_snapshot(session.conn))
+            diffs = schema_differences(before, session.snapshot(after))
             # Up again: a down that leaves something behind often makes the next up fail.
             if safe:
                 try:
@@ -984,4 +1088,4 @@ def _check_down(replayer: _Replayer, up: _Unit, before: Snapshot, after: Snapsho
     assert replayer.session is not None
     if safe:
         return check(replayer.session)  # type: ignore[no-any-return]
-    return replayer.on_clone(check)  # type: ignore[no-any-return]
+    return replayer.on_clone(check, after)  # type: ignore[no-any-return]
