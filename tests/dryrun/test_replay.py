@@ -95,9 +95,12 @@ def test_create_index_concurrently_seen_by_the_watcher(fresh: Sandbox, tmp_path:
 
 
 def test_prisma_cic_fails_where_dbmate_no_transaction_succeeds(fresh: Sandbox, tmp_path: Path) -> None:
+    # Prisma sends migration.sql as one simple query: with two statements that is an implicit
+    # transaction block and CONCURRENTLY fails; alone in its file it runs (migration 3).
     prisma = _write(tmp_path / "p", {
         "prisma/migrations/20240101000000_init/migration.sql": "CREATE TABLE t (id int);\n",
-        "prisma/migrations/20240102000000_idx/migration.sql": "CREATE INDEX CONCURRENTLY t_id ON t (id);\n",
+        "prisma/migrations/20240102000000_idx/migration.sql":
+            "SET lock_timeout = '2s';\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n",
     })
     result = _replay(fresh, prisma / "prisma" / "migrations", check_idempotency=False)
     assert [m.status for m in result.migrations] == ["applied", "failed"]
@@ -110,6 +113,15 @@ def test_prisma_cic_fails_where_dbmate_no_transaction_succeeds(fresh: Sandbox, t
         "db/migrations/20240102000000_idx.sql": "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n-- migrate:down\nDROP INDEX t_id;\n",
     })
     result = _replay(fresh, dbmate / "db" / "migrations", check_idempotency=False, check_down=False)
+    assert [m.status for m in result.migrations] == ["applied", "applied"], result.migrations[1].error
+    with fresh.connect() as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    alone = _write(tmp_path / "a", {
+        "prisma/migrations/20240101000000_init/migration.sql": "CREATE TABLE t (id int);\n",
+        "prisma/migrations/20240102000000_idx/migration.sql": "CREATE INDEX CONCURRENTLY t_id ON t (id);\n",
+    })
+    result = _replay(fresh, alone / "prisma" / "migrations", check_idempotency=False)
     assert [m.status for m in result.migrations] == ["applied", "applied"], result.migrations[1].error
 
 
