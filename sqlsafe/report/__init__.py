@@ -7,20 +7,25 @@ jinja2 and psycopg are imported by these modules only; the lint path never impor
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .model import Report
+
 FORMATS = ("markdown", "html", "json")
 
 
-def render(report: object, fmt: str, *, compact: bool = False) -> str:
+def render(report: Report, fmt: str, *, compact: bool = False) -> str:
     if fmt == "markdown":
         from . import markdown
 
-        return markdown.render(report, compact=compact)  # type: ignore[arg-type]
+        return markdown.render(report, compact=compact)
     if fmt == "html":
         from . import html
 
-        return html.render(report)  # type: ignore[arg-type]
+        return html.render(report)
     if fmt == "json":
         from . import json_
 
-        return json_.render(report)  # type: ignore[arg-type]
+        return json_.render(report)
     raise ValueError(f"unknown report format {fmt!r}")

@@ -98,7 +98,7 @@ def run_queries(conn: psycopg.Connection[Any], queries: Sequence[VerifyQuery]) -
     out = []
     for q in queries:
         try:
-            row = conn.execute(q.sql).fetchone()  # type: ignore[arg-type]
+            row = conn.execute(q.sql).fetchone()
             value = "" if row is None or row[0] is None else str(row[0])
         except psycopg.Error as exc:
             if not conn.autocommit:
@@ -111,7 +111,7 @@ def run_queries(conn: psycopg.Connection[Any], queries: Sequence[VerifyQuery]) -
 def _execute_script(conn: psycopg.Connection[Any], sql: str) -> None:
     # One simple-protocol call per script, as psql -f would send statement by statement:
     # psycopg sends a parameterless string with several statements in one Query message.
-    conn.execute(sql)  # type: ignore[arg-type]
+    conn.execute(sql)
 
 
 def check_backout(sandbox: Sandbox, discovery: DiscoveryResult, steps: Sequence[BackoutStep],
@@ -146,7 +146,7 @@ def check_backout(sandbox: Sandbox, discovery: DiscoveryResult, steps: Sequence[
             for step in steps:  # already in reverse apply order
                 for statement in step.sql:
                     try:
-                        conn.execute(statement)  # type: ignore[arg-type]
+                        conn.execute(statement)
                     except psycopg.Error as exc:
                         first = str(exc).strip().splitlines()[0]
                         return BackoutCheck("failed", error=f"{step.path}: {statement} — {first}")
@@ -157,7 +157,7 @@ def check_backout(sandbox: Sandbox, discovery: DiscoveryResult, steps: Sequence[
         for name in ("sqlsafe_backout_copy", "sqlsafe_backout_base"):
             try:
                 sandbox.drop_database(name)
-            except Exception:  # noqa: BLE001 - not created, or already gone; cleanup is best effort
+            except Exception:  # not created, or already gone; cleanup is best effort
                 pass
     diff = compare(before, after)
     return BackoutCheck("restored" if not diff else "differs", diff)
