@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from dryrun_helpers import reset_public
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -10,3 +13,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "postgres: starts or needs a real PostgreSQL server (slower; deselect with "
         "-m 'not postgres')"
     )
+
+
+@pytest.fixture
+def fresh(sandbox: Any) -> Any:
+    """The module's ``sandbox`` with an empty public schema."""
+    return reset_public(sandbox)

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from dryrun_helpers import write_tree
 from psycopg import sql
 
 from sqlsafe.dryrun import sandbox as sandbox_module
@@ -126,14 +127,6 @@ def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
                           env=env)
 
 
-def _write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return root
-
-
 MIGRATIONS = {
     "20240101000000_accounts.sql": ("-- migrate:up\n"
                                     "CREATE SCHEMA billing;\n"
@@ -164,7 +157,7 @@ def _assert_hidden(proc: subprocess.CompletedProcess[str], *passwords: str) -> N
 
 @pytest.mark.parametrize("form", ["userinfo", "password-param"])
 def test_url_run_leaves_the_server_as_it_was(server: Sandbox, tmp_path: Path, form: str) -> None:
-    _write(tmp_path / "db" / "migrations", MIGRATIONS)
+    write_tree(tmp_path / "db" / "migrations", MIGRATIONS)
     keepme, databases = _keepme(server), _databases(server)
     log_start = len(_log(server))
     proc = _run(["dry-run", str(tmp_path / "db" / "migrations"), "--engine", "url",
@@ -197,7 +190,7 @@ def test_url_run_leaves_the_server_as_it_was(server: Sandbox, tmp_path: Path, fo
 
 
 def test_wrong_password_is_exit_2_and_not_shown(server: Sandbox, tmp_path: Path) -> None:
-    _write(tmp_path, {"001_a.sql": "CREATE TABLE a (id int);\n"})
+    write_tree(tmp_path, {"001_a.sql": "CREATE TABLE a (id int);\n"})
     databases = _databases(server)
     proc = _run(["dry-run", str(tmp_path), "--engine", "url", "--database-url",
                  _url(server, "ada", WRONG_PASSWORD, "userinfo"), "--format", "json"])
@@ -210,7 +203,7 @@ def test_wrong_password_is_exit_2_and_not_shown(server: Sandbox, tmp_path: Path)
 
 
 def test_role_without_createdb_is_exit_2_with_one_line(server: Sandbox, tmp_path: Path) -> None:
-    _write(tmp_path, {"001_a.sql": "CREATE TABLE a (id int);\n"})
+    write_tree(tmp_path, {"001_a.sql": "CREATE TABLE a (id int);\n"})
     databases, keepme = _databases(server), _keepme(server)
     proc = _run(["dry-run", str(tmp_path), "--engine", "url", "--database-url",
                  _url(server, "nocreate", OTHER_PASSWORD, "password-param"), "--format", "json"])

@@ -7,13 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dryrun_helpers import replay, write_tree
 
-from sqlsafe.config import Config
-from sqlsafe.discover import discover
-from sqlsafe.dryrun.replay import dry_run
-from sqlsafe.dryrun.result import DryRunResult
 from sqlsafe.dryrun.sandbox import Sandbox, open_sandbox
-from sqlsafe.lint import lint
 
 pytestmark = pytest.mark.postgres
 
@@ -24,35 +20,13 @@ def sandbox() -> Iterator[Sandbox]:
         yield sb
 
 
-@pytest.fixture
-def fresh(sandbox: Sandbox) -> Sandbox:
-    with sandbox.connect() as conn:
-        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-    return sandbox
-
-
-def _write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return root
-
-
-def _replay(sandbox: Sandbox, root: Path, **kw: object) -> DryRunResult:
-    disc = discover([str(root)])
-    config = Config(pg_version=sandbox.server_version_num // 10000)
-    return dry_run(disc, config, sandbox=sandbox, lint_result=lint(disc, config), **kw)  # type: ignore[arg-type]
-
-
 def test_failure_in_the_middle_stops_with_line_and_skips_the_rest(fresh: Sandbox, tmp_path: Path) -> None:
-    root = _write(tmp_path, {
+    root = write_tree(tmp_path, {
         "001_a.sql": "CREATE TABLE a (id int);\n",
         "002_b.sql": "CREATE TABLE b (id int);\n\nINSERT INTO b (id)\n  VALUES (nope);\n",
         "003_c.sql": "CREATE TABLE c (id int);\n",
     })
-    result = _replay(fresh, root)
+    result = replay(fresh, root)
     assert [m.status for m in result.migrations] == ["applied", "failed", "skipped"]
     failed = result.migrations[1]
     assert failed.error is not None and failed.error.line == 4
@@ -62,7 +36,7 @@ def test_failure_in_the_middle_stops_with_line_and_skips_the_rest(fresh: Sandbox
 
 
 def test_observed_locks_add_column_index_fk_type_validate(fresh: Sandbox, tmp_path: Path) -> None:
-    root = _write(tmp_path, {
+    root = write_tree(tmp_path, {
         "001_setup.sql": "CREATE TABLE p (id int PRIMARY KEY);\nCREATE TABLE t (id int, pid int, v varchar(5));\n",
         "002_ops.sql": (
             "ALTER TABLE t ADD COLUMN c int;\n"
@@ -72,7 +46,7 @@ def test_observed_locks_add_column_index_fk_type_validate(fresh: Sandbox, tmp_pa
             "ALTER TABLE t VALIDATE CONSTRAINT t_fk;\n"
         ),
     })
-    result = _replay(fresh, root, check_idempotency=False)
+    result = replay(fresh, root, check_idempotency=False)
     stmts = result.migrations[1].statements
     strongest = [{(lk.relation, lk.mode) for lk in s.locks} for s in stmts]
     assert ("public.t", "AccessExclusiveLock") in strongest[0]
@@ -84,11 +58,11 @@ def test_observed_locks_add_column_index_fk_type_validate(fresh: Sandbox, tmp_pa
 
 
 def test_create_index_concurrently_seen_by_the_watcher(fresh: Sandbox, tmp_path: Path) -> None:
-    root = _write(tmp_path, {
+    root = write_tree(tmp_path, {
         "001_t.sql": "CREATE TABLE t (id int);\nINSERT INTO t SELECT generate_series(1, 1000);\n",
         "002_i.sql": "CREATE INDEX CONCURRENTLY t_id ON t (id);\n",
     })
-    result = _replay(fresh, root, check_idempotency=False)
+    result = replay(fresh, root, check_idempotency=False)
     (stmt,) = result.migrations[1].statements
     assert stmt.in_transaction is False
     assert ("public.t", "ShareUpdateExclusiveLock") in {(lk.relation, lk.mode) for lk in stmt.locks}
@@ -97,41 +71,41 @@ def test_create_index_concurrently_seen_by_the_watcher(fresh: Sandbox, tmp_path:
 def test_prisma_cic_fails_where_dbmate_no_transaction_succeeds(fresh: Sandbox, tmp_path: Path) -> None:
     # Prisma sends migration.sql as one simple query: with two statements that is an implicit
     # transaction block and CONCURRENTLY fails; alone in its file it runs (migration 3).
-    prisma = _write(tmp_path / "p", {
+    prisma = write_tree(tmp_path / "p", {
         "prisma/migrations/20240101000000_init/migration.sql": "CREATE TABLE t (id int);\n",
         "prisma/migrations/20240102000000_idx/migration.sql":
             "SET lock_timeout = '2s';\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n",
     })
-    result = _replay(fresh, prisma / "prisma" / "migrations", check_idempotency=False)
+    result = replay(fresh, prisma / "prisma" / "migrations", check_idempotency=False)
     assert [m.status for m in result.migrations] == ["applied", "failed"]
     assert "cannot run inside a transaction block" in (result.migrations[1].error.message or "")
     with fresh.connect() as conn:
         conn.execute("DROP SCHEMA public CASCADE")
         conn.execute("CREATE SCHEMA public")
-    dbmate = _write(tmp_path / "d", {
+    dbmate = write_tree(tmp_path / "d", {
         "db/migrations/20240101000000_init.sql": "-- migrate:up\nCREATE TABLE t (id int);\n-- migrate:down\nDROP TABLE t;\n",
         "db/migrations/20240102000000_idx.sql": "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n-- migrate:down\nDROP INDEX t_id;\n",
     })
-    result = _replay(fresh, dbmate / "db" / "migrations", check_idempotency=False, check_down=False)
+    result = replay(fresh, dbmate / "db" / "migrations", check_idempotency=False, check_down=False)
     assert [m.status for m in result.migrations] == ["applied", "applied"], result.migrations[1].error
     with fresh.connect() as conn:
         conn.execute("DROP SCHEMA public CASCADE")
         conn.execute("CREATE SCHEMA public")
-    alone = _write(tmp_path / "a", {
+    alone = write_tree(tmp_path / "a", {
         "prisma/migrations/20240101000000_init/migration.sql": "CREATE TABLE t (id int);\n",
         "prisma/migrations/20240102000000_idx/migration.sql": "CREATE INDEX CONCURRENTLY t_id ON t (id);\n",
     })
-    result = _replay(fresh, alone / "prisma" / "migrations", check_idempotency=False)
+    result = replay(fresh, alone / "prisma" / "migrations", check_idempotency=False)
     assert [m.status for m in result.migrations] == ["applied", "applied"], result.migrations[1].error
 
 
 def test_idempotency_true_and_false(fresh: Sandbox, tmp_path: Path) -> None:
-    root = _write(tmp_path, {
+    root = write_tree(tmp_path, {
         "001_a.sql": "CREATE TABLE IF NOT EXISTS a (id int);\n",
         "002_b.sql": "CREATE TABLE b (id int);\n",
         "003_c.sql": "CREATE INDEX CONCURRENTLY IF NOT EXISTS b_id ON b (id);\n",
     })
-    result = _replay(fresh, root)
+    result = replay(fresh, root)
     assert [m.idempotent for m in result.migrations] == [True, False, True]
     assert 'relation "b" already exists' in (result.migrations[1].idempotency_error or "")
     # the checks did not disturb the replay
@@ -139,13 +113,13 @@ def test_idempotency_true_and_false(fresh: Sandbox, tmp_path: Path) -> None:
 
 
 def test_down_that_does_not_restore_the_schema_is_caught(fresh: Sandbox, tmp_path: Path) -> None:
-    root = _write(tmp_path, {
+    root = write_tree(tmp_path, {
         "001_t.up.sql": "CREATE TABLE t (id int);\n",
         "001_t.down.sql": "DROP TABLE t;\n",
         "002_c.up.sql": "ALTER TABLE t ADD COLUMN c int;\nCREATE INDEX t_c ON t (c);\n",
         "002_c.down.sql": "DROP INDEX t_c;\n",
     })
-    result = _replay(fresh, root, check_idempotency=False)
+    result = replay(fresh, root, check_idempotency=False)
     assert [m.status for m in result.migrations] == ["applied", "applied"]
     assert result.migrations[0].down.status == "applied"
     assert result.migrations[0].down.restores_schema is True

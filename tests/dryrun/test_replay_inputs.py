@@ -15,13 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dryrun_helpers import replay, write_tree
 
-from sqlsafe.config import Config, load_config
-from sqlsafe.discover import discover
-from sqlsafe.dryrun.replay import dry_run
-from sqlsafe.dryrun.result import DryRunResult
+from sqlsafe.config import load_config
 from sqlsafe.dryrun.sandbox import Sandbox, open_sandbox
-from sqlsafe.lint import lint
 
 pytestmark = pytest.mark.postgres
 
@@ -36,30 +33,6 @@ SCHEMA_DUMP = FIXTURES / "schema_only_dump.sql"
 def sandbox() -> Iterator[Sandbox]:
     with open_sandbox("embedded") as sb:
         yield sb
-
-
-@pytest.fixture
-def fresh(sandbox: Sandbox) -> Sandbox:
-    with sandbox.connect() as conn:
-        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-    return sandbox
-
-
-def _write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return root
-
-
-def _replay(sandbox: Sandbox, root: Path, config: Config | None = None,
-            **kw: object) -> DryRunResult:
-    disc = discover([str(root)])
-    config = config or Config(pg_version=sandbox.server_version_num // 10000)
-    return dry_run(disc, config, sandbox=sandbox, lint_result=lint(disc, config),
-                   **kw)  # type: ignore[arg-type]
 
 
 def _cli(*args: str) -> tuple[int, dict[str, Any], str]:
@@ -77,7 +50,7 @@ def _locks(stmt: dict[str, Any]) -> set[tuple[str, str]]:
 
 def test_setup_dump_tables_exist_before_the_first_migration(tmp_path: Path) -> None:
     assert "\\restrict" in SCHEMA_DUMP.read_text()  # a dump as pg_dump 18 writes it
-    _write(tmp_path, {
+    write_tree(tmp_path, {
         "001_ship.sql": (
             "ALTER TABLE orders ADD COLUMN note text;\n"
             "CREATE INDEX customers_email_lower ON customers (lower(email));\n"
@@ -109,7 +82,7 @@ def test_setup_dump_tables_exist_before_the_first_migration(tmp_path: Path) -> N
 
 
 def test_copy_from_stdin_with_inline_data(fresh: Sandbox, tmp_path: Path) -> None:
-    root = _write(tmp_path, {
+    root = write_tree(tmp_path, {
         "001_copy.sql": (
             "CREATE TABLE people (id int PRIMARY KEY, name text);\n"
             "COPY people (id, name) FROM stdin;\n"
@@ -120,7 +93,7 @@ def test_copy_from_stdin_with_inline_data(fresh: Sandbox, tmp_path: Path) -> Non
             "INSERT INTO people VALUES (4, 'linus');\n"
         ),
     })
-    result = _replay(fresh, root)
+    result = replay(fresh, root)
     (migration,) = result.migrations
     assert migration.status == "applied", migration.error
     assert [s.line for s in migration.statements] == [1, 2, 7]
@@ -136,7 +109,7 @@ def test_copy_from_stdin_with_inline_data(fresh: Sandbox, tmp_path: Path) -> Non
 
 
 def test_meta_commands_set_echo_ignored_include_noted(fresh: Sandbox, tmp_path: Path) -> None:
-    root = _write(tmp_path, {
+    root = write_tree(tmp_path, {
         "001_meta.sql": (
             "\\set ON_ERROR_STOP on\n"
             "\\echo creating m\n"
@@ -145,7 +118,7 @@ def test_meta_commands_set_echo_ignored_include_noted(fresh: Sandbox, tmp_path: 
             "INSERT INTO m VALUES (1);\n"
         ),
     })
-    result = _replay(fresh, root, check_idempotency=False)
+    result = replay(fresh, root, check_idempotency=False)
     (migration,) = result.migrations
     assert migration.status == "applied", migration.error
     assert [s.line for s in migration.statements] == [3, 5]
@@ -161,7 +134,7 @@ def test_meta_commands_set_echo_ignored_include_noted(fresh: Sandbox, tmp_path: 
 
 
 def test_from_n_applies_the_first_n_without_observing(tmp_path: Path) -> None:
-    _write(tmp_path, {
+    write_tree(tmp_path, {
         "001_t.sql": "CREATE TABLE t (id int);\nINSERT INTO t SELECT generate_series(1, 10);\n",
         "002_idx.sql": "CREATE INDEX t_id ON t (id);\n",
         # runs only if 001 and 002 really were applied
@@ -188,7 +161,7 @@ def test_from_n_applies_the_first_n_without_observing(tmp_path: Path) -> None:
 
 
 def test_missing_extension_is_a_sandbox_gap(fresh: Sandbox, tmp_path: Path) -> None:
-    root = _write(tmp_path, {
+    root = write_tree(tmp_path, {
         "001_ext.sql": ("CREATE TABLE k (id int);\nCREATE EXTENSION pgcrypto;\n"
                         "CREATE TABLE after (id int);\n"),
         "002_next.sql": "CREATE TABLE later (id int);\n",
@@ -196,7 +169,7 @@ def test_missing_extension_is_a_sandbox_gap(fresh: Sandbox, tmp_path: Path) -> N
     with fresh.connect() as conn:
         available = conn.execute(
             "SELECT count(*) FROM pg_available_extensions WHERE name = 'pgcrypto'").fetchone()
-    result = _replay(fresh, root, check_idempotency=False)
+    result = replay(fresh, root, check_idempotency=False)
     first = result.migrations[0]
     if available == (1,):
         assert first.status == "applied", first.error
@@ -217,7 +190,7 @@ def test_missing_extension_is_a_sandbox_gap(fresh: Sandbox, tmp_path: Path) -> N
 
 def test_statement_timeout_from_config_stops_a_slow_statement(fresh: Sandbox,
                                                               tmp_path: Path) -> None:
-    root = _write(tmp_path, {
+    root = write_tree(tmp_path, {
         ".sqlsafe.toml": "statement-timeout-ms = 200\n",
         "migrations/001_a.sql": ("CREATE TABLE a (id int);\n\nSELECT pg_sleep(5);\n"
                                  "CREATE TABLE b (id int);\n"),
@@ -226,7 +199,7 @@ def test_statement_timeout_from_config_stops_a_slow_statement(fresh: Sandbox,
     config = load_config(None, root / "migrations").merged(pg_version=18)
     assert config.statement_timeout_ms == 200
     started = time.monotonic()
-    result = _replay(fresh, root / "migrations", config)
+    result = replay(fresh, root / "migrations", config)
     assert time.monotonic() - started < 4.0  # pg_sleep(5) did not run to its end
     assert [m.status for m in result.migrations] == ["failed", "skipped"]
     first = result.migrations[0]

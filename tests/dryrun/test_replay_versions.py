@@ -12,14 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dryrun_helpers import replay, write_tree
 
-from sqlsafe.config import Config
-from sqlsafe.discover import discover
 from sqlsafe.dryrun import sandbox as sandbox_module
-from sqlsafe.dryrun.replay import dry_run
-from sqlsafe.dryrun.result import DryRunResult, StatementResult
+from sqlsafe.dryrun.result import StatementResult
 from sqlsafe.dryrun.sandbox import Sandbox, SandboxError, open_sandbox
-from sqlsafe.lint import lint
 from sqlsafe.locks import rank
 
 pytestmark = pytest.mark.postgres
@@ -50,29 +47,6 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
     with open_sandbox(engine, pg_version=major) as sb:
         assert sb.server_version_num // 10000 == major
         yield sb
-
-
-@pytest.fixture
-def fresh(sandbox: Sandbox) -> Sandbox:
-    with sandbox.connect() as conn:
-        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-    return sandbox
-
-
-def _write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return root
-
-
-def _replay(sandbox: Sandbox, root: Path, **kw: object) -> DryRunResult:
-    disc = discover([str(root)])
-    config = Config(pg_version=sandbox.server_version_num // 10000)
-    return dry_run(disc, config, sandbox=sandbox, lint_result=lint(disc, config),
-                   **kw)  # type: ignore[arg-type]
 
 
 def _strongest(stmt: StatementResult) -> dict[str, str]:
@@ -115,9 +89,9 @@ LOCK_CASES = [
 def test_observed_lock_modes_and_rewrites(fresh: Sandbox, tmp_path: Path, statements: list[str],
                                           index: int, expected: dict[str, str],
                                           rewrites: bool) -> None:
-    root = _write(tmp_path, {"001_setup.sql": _SETUP,
+    root = write_tree(tmp_path, {"001_setup.sql": _SETUP,
                              "002_op.sql": "\n".join(statements) + "\n"})
-    result = _replay(fresh, root, check_idempotency=False)
+    result = replay(fresh, root, check_idempotency=False)
     assert [m.status for m in result.migrations] == ["applied", "applied"], \
         result.migrations[1].error
     stmt = result.migrations[1].statements[index]
@@ -133,13 +107,13 @@ def test_observed_lock_modes_and_rewrites(fresh: Sandbox, tmp_path: Path, statem
 
 
 def test_idempotent_true_for_guarded_false_for_unguarded(fresh: Sandbox, tmp_path: Path) -> None:
-    root = _write(tmp_path, {
+    root = write_tree(tmp_path, {
         "001_guarded.sql": ("CREATE TABLE IF NOT EXISTS a (id int);\n"
                             "ALTER TABLE a ADD COLUMN IF NOT EXISTS b int;\n"
                             "CREATE INDEX IF NOT EXISTS a_b ON a (b);\n"),
         "002_unguarded.sql": "CREATE TABLE u (id int);\n",
     })
-    result = _replay(fresh, root)
+    result = replay(fresh, root)
     assert [m.status for m in result.migrations] == ["applied", "applied"]
     guarded, unguarded = result.migrations
     assert guarded.idempotent is True and guarded.idempotency_error is None
@@ -155,14 +129,14 @@ def test_idempotent_true_for_guarded_false_for_unguarded(fresh: Sandbox, tmp_pat
 
 
 def test_down_that_forgets_a_column_is_caught(fresh: Sandbox, tmp_path: Path) -> None:
-    root = _write(tmp_path, {
+    root = write_tree(tmp_path, {
         "001_t.up.sql": "CREATE TABLE t (id int);\n",
         "001_t.down.sql": "DROP TABLE t;\n",
         "002_cols.up.sql": ("ALTER TABLE t ADD COLUMN forgotten int;\n"
                             "ALTER TABLE t ADD COLUMN d int;\n"),
         "002_cols.down.sql": "ALTER TABLE t DROP COLUMN d;\n",
     })
-    result = _replay(fresh, root, check_idempotency=False)
+    result = replay(fresh, root, check_idempotency=False)
     assert [m.status for m in result.migrations] == ["applied", "applied"]
     good, bad = (m.down for m in result.migrations)
     assert good.status == "applied" and good.restores_schema is True and not good.differences
@@ -182,7 +156,7 @@ def test_down_that_forgets_a_column_is_caught(fresh: Sandbox, tmp_path: Path) ->
 def test_failure_in_the_middle_through_the_cli(tmp_path: Path,
                                                engine_major: tuple[str, int]) -> None:
     engine, major = engine_major
-    _write(tmp_path, {
+    write_tree(tmp_path, {
         "001_a.sql": "CREATE TABLE a (id int);\nINSERT INTO a VALUES (1), (2);\n",
         "002_b.sql": ("ALTER TABLE a ADD COLUMN b int;\n"
                       "CREATE INDEX a_b ON a (b);\n"
