@@ -43,6 +43,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -296,7 +297,9 @@ class _Session:
         self.r = replayer
         self.conn = conn
         self.dbname = dbname
-        self.pid: int = conn.execute(q.BACKEND_PID).fetchone()[0]  # type: ignore[index]
+        row = conn.execute(q.BACKEND_PID).fetchone()
+        assert row is not None  # SELECT pg_backend_pid() always returns one row
+        self.pid: int = int(row[0])
         self.known: dict[int, Rel] = {}  # relations as of the end of the previous statement
         self.held: set[tuple[int, str]] = set()  # (oid, mode) held in the open transaction
         self._watch_conn: psycopg.Connection | None = None
@@ -463,10 +466,10 @@ class _Session:
                 elif watch and self.r.measure_blocking:
                     # Locks of a non-transactional statement exist only while it runs.
                     cur, probes = bk.probe_during(
-                        self.prober(), lambda: self.conn.execute(stmt.sql),  # type: ignore[arg-type]
+                        self.prober(), lambda: self.conn.execute(stmt.sql),
                         self.pid, bk.statement_tables(stmt.node))
                 else:
-                    cur = self.conn.execute(stmt.sql)  # type: ignore[arg-type]
+                    cur = self.conn.execute(stmt.sql)
             finally:
                 duration = (time.perf_counter() - t0) * 1000
                 seen = watcher.stop() if watcher is not None else None
@@ -529,7 +532,7 @@ class _Session:
         t0 = time.perf_counter()
         try:
             try:
-                self.conn.execute(stmt.sql)  # type: ignore[arg-type]
+                self.conn.execute(stmt.sql)
             finally:
                 duration = (time.perf_counter() - t0) * 1000
                 seen = watcher.stop() if watcher is not None else {}
@@ -716,7 +719,7 @@ def _with_prediction(result: StatementResult, info: StatementInfo, before: dict[
 
 
 def discrepancies(result: StatementResult, info: StatementInfo, before: dict[int, Rel],
-                  held_before: set[tuple[int, str]] = frozenset()) -> list[str]:  # type: ignore[assignment]
+                  held_before: AbstractSet[tuple[int, str]] = frozenset()) -> list[str]:
     """Where PostgreSQL contradicts the static prediction for one statement.
 
     Only relations that existed before the statement count, compared by the strongest mode per
@@ -733,19 +736,22 @@ def discrepancies(result: StatementResult, info: StatementInfo, before: dict[int
             if lk.rank(mode) > lk.rank(held_modes.get(name, "")):
                 held_modes[name] = mode
     predicted: dict[str, str] = {}
-    for lock in info.locks:
-        if lock.relation in existing and lk.rank(lock.mode) > lk.rank(predicted.get(lock.relation, "")):
-            predicted[lock.relation] = lock.mode
+    for guess in info.locks:
+        if guess.relation in existing and \
+                lk.rank(guess.mode) > lk.rank(predicted.get(guess.relation, "")):
+            predicted[guess.relation] = guess.mode
     observed: dict[str, str] = {}
-    for lock in result.locks:
+    # A separate name from the loop above: these are ObservedLocks (with a relkind), those
+    # LockPredictions.
+    for seen in result.locks:
         # An unpredicted ACCESS SHARE is a read (REFRESH reading the view's tables, a view or
         # function body, a FK check): the static model does not follow reads, and the mode
         # conflicts only with ACCESS EXCLUSIVE.
-        if lock.mode == lk.ACCESS_SHARE and lock.relation not in predicted:
+        if seen.mode == lk.ACCESS_SHARE and seen.relation not in predicted:
             continue
-        if lock.relkind in _PREDICTED_KINDS or lock.relation in predicted:
-            if lk.rank(lock.mode) > lk.rank(observed.get(lock.relation, "")):
-                observed[lock.relation] = lock.mode
+        if (seen.relkind in _PREDICTED_KINDS or seen.relation in predicted) and \
+                lk.rank(seen.mode) > lk.rank(observed.get(seen.relation, "")):
+            observed[seen.relation] = seen.mode
     out: list[str] = []
     for rel in sorted(set(predicted) | set(observed)):
         p, o = predicted.get(rel), observed.get(rel)
@@ -797,7 +803,7 @@ class _Replayer:
         timeout = int(self.config.statement_timeout_ms)
         # A hung statement cannot hang the run. SET, not a startup option: the url engine may
         # sit behind a pooler that rejects startup options.
-        conn.execute(f"SET statement_timeout = {timeout}")  # type: ignore[arg-type]
+        conn.execute(f"SET statement_timeout = {timeout}")
         return _Session(self, conn, dbname)
 
     def sandbox_gap(self, node: Any) -> str | None:
@@ -1030,7 +1036,7 @@ def _run_checked(session: _Session, units: Sequence[_Unit], in_rollback: bool, b
 
 def _check_idempotency(replayer: _Replayer, unit: _Unit, after: Snapshot) -> tuple[bool, str | None]:
     def check(session: _Session) -> tuple[bool, str | None]:
-        failed_at, error, snap = _run_checked(session, [unit], in_rollback=unit.tx_safe,
+        _failed_at, error, snap = _run_checked(session, [unit], in_rollback=unit.tx_safe,
                                              base=after)
         if error is not None:
             return False, f"line {error.line}: {error.message}"
@@ -1042,7 +1048,7 @@ def _check_idempotency(replayer: _Replayer, unit: _Unit, after: Snapshot) -> tup
     assert replayer.session is not None
     if unit.tx_safe:
         return check(replayer.session)
-    return replayer.on_clone(check, after)  # type: ignore[no-any-return]
+    return replayer.on_clone(check, after)
 
 
 def _check_down(replayer: _Replayer, up: _Unit, before: Snapshot, after: Snapshot) -> DownResult:
@@ -1087,5 +1093,5 @@ def _check_down(replayer: _Replayer, up: _Unit, before: Snapshot, after: Snapsho
 
     assert replayer.session is not None
     if safe:
-        return check(replayer.session)  # type: ignore[no-any-return]
-    return replayer.on_clone(check, after)  # type: ignore[no-any-return]
+        return check(replayer.session)
+    return replayer.on_clone(check, after)

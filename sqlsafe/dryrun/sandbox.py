@@ -266,8 +266,8 @@ def _signals_deferred() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        for signum in received:
-            signal.raise_signal(signum)
+        for pending in received:
+            signal.raise_signal(pending)
 
 
 # --------------------------------------------------------------------------------------------
