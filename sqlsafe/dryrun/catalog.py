@@ -290,6 +290,27 @@ SELECT 'owner', '', '', NULL, NULL, NULL, 't' || objid FROM types
 """
 )
 
+# The same rows for exactly the given owners (parameters: classids, objids, as the fingerprint
+# names them), without following pg_depend: most migrations rename nothing, and then no other
+# object's text can have changed (see ``_Session.snapshot``), so the walk above is wasted.
+SCHEMA_OWN = (
+    f"""
+WITH {_EXT_CTE}, dirty(classid, objid) AS (
+  SELECT * FROM unnest($1::oid[], $2::oid[])
+), rels AS (
+  SELECT objid FROM dirty WHERE classid = 'pg_class'::regclass::oid
+), types AS (
+  SELECT objid FROM dirty WHERE classid = 'pg_type'::regclass::oid
+)
+"""
+    + _schema("c.oid IN (SELECT objid FROM rels)", "t.oid IN (SELECT objid FROM types)")
+    + """UNION ALL
+SELECT 'owner', '', '', NULL, NULL, NULL, 'c' || objid FROM rels
+UNION ALL
+SELECT 'owner', '', '', NULL, NULL, NULL, 't' || objid FROM types
+"""
+)
+
 # Readable kinds for relation rows (pg_class.relkind).
 RELKIND_NAMES = {
     "r": "table",

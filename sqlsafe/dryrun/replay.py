@@ -150,6 +150,65 @@ def _add_rows(snap: Snapshot, rows: Iterable[tuple[Any, ...]]) -> None:
         objects[key] = detail
 
 
+_PG_CLASS = 1259  # 'pg_class'::regclass, fixed in every PostgreSQL version
+_PG_TYPE = 1247  # 'pg_type'::regclass
+
+
+def _oid_arrays(objects: Sequence[tuple[int, int]]) -> str:
+    """The (classids, objids) parameters of SCHEMA_OF / SCHEMA_OWN as two array literals."""
+    classids = ",".join(str(c) for c, _ in objects)
+    objids = ",".join(str(o) for _, o in objects)
+    return f"'{{{classids}}}', '{{{objids}}}'"
+
+
+def _needs_walk(changed: Sequence[tuple[int, int]],
+                old: dict[tuple[int, int], tuple[int, int, int]],
+                fp: dict[tuple[int, int], tuple[int, int, int]], base: Snapshot,
+                rows: Sequence[tuple[Any, ...]]) -> bool:
+    """Whether another object's text may show a name that changed among ``changed``, so that
+    SCHEMA_OF must also read what depends on them (``rows``: SCHEMA_OWN of ``changed``).
+
+    An object's text comes from its own catalog rows (under the fingerprint) and the names of
+    what it references by oid. So a dependent whose own rows did not change shows something
+    new only when a referenced name changed. For a relation the keys of its rows hold every
+    name a dependent can show (relation, column, index and sequence names); for a type the
+    key and, for enum labels, the detail. A name that only disappeared (a dropped column)
+    or only appeared (an added one) is no rename: a dependent of a dropped part was dropped
+    with it, and nothing that existed could reference a new part without changing its own
+    rows. Likewise a new object needs no walk. Conservative everywhere else: a changed
+    function, schema, extension, collation, operator or operator class, a relation or type
+    the snapshot does not show (composite type columns, TOAST tables), names both gone and
+    new on one object, and any changed type detail walk as before."""
+    new: dict[str, dict[str, str]] = {}
+    for kind, name, detail, _oid, _filenode, relkind, owner in rows:
+        if kind == "owner":
+            new.setdefault(str(owner), {})
+            continue
+        if kind == "relation":
+            kind = q.RELKIND_NAMES.get(relkind, "relation")
+        new.setdefault(owner or "", {})[f"{kind} {name}"] = str(detail)
+    for classid, objid in changed:
+        if (classid, objid) not in old:
+            continue  # created since the base snapshot
+        if classid not in (_PG_CLASS, _PG_TYPE):
+            return True
+        owner = ("c" if classid == _PG_CLASS else "t") + str(objid)
+        before = base.owners.get(owner, [])
+        after = new.get(owner, {})
+        if not before or (not after and (classid, objid) in fp):
+            return True  # not shown by the snapshot (then or now)
+        removed, added = set(before) - set(after), set(after) - set(before)
+        if removed and added:
+            # A rename (or a drop and an add): a dependent of a dropped part was dropped
+            # with it, and nothing could reference an added part yet; only both can hide a
+            # rename.
+            return True
+        if classid == _PG_TYPE and any(base.objects.get(k) != after[k] for k in after
+                                       if k in before):
+            return True  # enum labels (a RENAME VALUE shows in defaults and views)
+    return False
+
+
 def take_snapshot(conn: psycopg.Connection) -> Snapshot:
     snap = Snapshot({}, {})
     _add_rows(snap, conn.execute(q.SCHEMA, prepare=True))
@@ -319,6 +378,7 @@ class _Session:
         ("sqlsafe_fingerprint", "", q.SCHEMA_FINGERPRINT),
         ("sqlsafe_schema", "", q.SCHEMA),
         ("sqlsafe_schema_of", "(oid[], oid[])", q.SCHEMA_OF),
+        ("sqlsafe_schema_own", "(oid[], oid[])", q.SCHEMA_OWN),
     )
 
     def _ensure_prepared(self) -> None:
@@ -356,10 +416,17 @@ class _Session:
         old = base.fingerprint
         changed = [k for k, v in fp.items() if old.get(k) != v]
         changed += [k for k in old if k not in fp]
-        classids = ",".join(str(c) for c, _ in changed)
-        objids = ",".join(str(o) for _, o in changed)
+        if not changed:
+            # Every catalog row the snapshot reads is under the fingerprint: nothing to read.
+            return Snapshot(dict(base.objects), dict(base.rels), dict(base.owners), fp)
+        # First only the changed objects themselves; their dependents too only when a name
+        # another object's text can show changed (``_needs_walk``): adding a foreign key to a
+        # table does not change the text of the tables that reference it.
         rows = self.conn.execute(
-            f"EXECUTE sqlsafe_schema_of('{{{classids}}}', '{{{objids}}}')").fetchall()
+            f"EXECUTE sqlsafe_schema_own({_oid_arrays(changed)})").fetchall()
+        if _needs_walk(changed, old, fp, base, rows):
+            rows = self.conn.execute(
+                f"EXECUTE sqlsafe_schema_of({_oid_arrays(changed)})").fetchall()
         dirty = {row[6] for row in rows if row[0] == "owner"}
         dirty.add("")  # the global parts are always read again
         objects = dict(base.objects)
