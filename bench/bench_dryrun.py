@@ -1,17 +1,20 @@
 """Benchmark the dry run against the physical floor: the same files in ONE psql session.
 
-    python bench/bench_dryrun.py [MIGRATIONS_DIR]
+    python bench/bench_dryrun.py [MIGRATIONS_DIR] [--runs N]
 
 Default: documenso's Prisma migrations in ../shared/corpus (163 files); skipped when absent.
-Prints: server start time; psql floor (each file in its own transaction via \\i); the dry run
-without idempotency/down checks (the primary figure) and its ratio to the floor; the dry run
-with the checks, reported separately.
+Each figure is the median of N runs (default 3; this machine varies ±30% run to run), each on
+a fresh sandbox. Prints: server start time and its phases; the psql floor (each file in its
+own transaction via \\i); the dry run without idempotency/down checks (the primary figure) and
+its ratio to the floor; the dry run with the checks. The dry run gets the lint result, as the
+CLI passes it (the per-statement predictions decide which observations can be skipped).
 """
 
 from __future__ import annotations
 
+import argparse
+import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,13 +24,18 @@ from sqlsafe.discover import discover
 from sqlsafe.dryrun import sandbox as sandbox_module
 from sqlsafe.dryrun.replay import dry_run
 from sqlsafe.dryrun.sandbox import open_sandbox
+from sqlsafe.lint import lint
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = REPO.parent / "shared" / "corpus" / "documenso" / "packages" / "prisma" / "migrations"
 
 
 def main() -> int:
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("target", nargs="?", default=str(DEFAULT))
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    target = Path(args.target)
     if not target.exists():
         print(f"skipped: {target} not found")
         return 0
@@ -36,38 +44,60 @@ def main() -> int:
     print(f"{len(disc.migrations)} migrations ({disc.migrations[0].layout}) from {target}")
     psql = sandbox_module._embedded_bindir(None).bindir / "psql"
     config = Config(pg_version=18)
-    t0 = time.perf_counter()
-    with open_sandbox("embedded") as sb:
-        startup = time.perf_counter() - t0
-        print(f"server start: {startup:.2f} s")
-        floor_dsn = sb.create_database("floor")
-        with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
-            for f in files:
-                script.write(f"BEGIN;\n\\i '{f}'\nCOMMIT;\n")
-        t = time.perf_counter()
-        proc = subprocess.run([str(psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", floor_dsn,
-                               "-f", script.name], capture_output=True, text=True)
-        floor = time.perf_counter() - t
+    lint_result = lint(disc, config)
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
+        for f in files:
+            script.write(f"BEGIN;\n\\i '{f}'\nCOMMIT;\n")
+    figures: dict[str, list[float]] = {}
+    phases: dict[str, list[float]] = {}
+    statuses: dict[str, int] = {}
+    try:
+        for run in range(args.runs):
+            t0 = time.perf_counter()
+            with open_sandbox("embedded") as sb:
+                figures.setdefault("start", []).append(time.perf_counter() - t0)
+                for phase, seconds in sb.startup_phases.items():
+                    phases.setdefault(phase, []).append(seconds)
+                floor_dsn = sb.create_database("floor")
+                t = time.perf_counter()
+                proc = subprocess.run([str(psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d",
+                                       floor_dsn, "-f", script.name],
+                                      capture_output=True, text=True, check=False)
+                figures.setdefault("floor", []).append(time.perf_counter() - t)
+                if proc.returncode and run == 0:
+                    print(f"psql stopped: {proc.stderr.strip().splitlines()[0][:200]}")
+                t = time.perf_counter()
+                result = dry_run(disc, config, sandbox=sb, lint_result=lint_result,
+                                 check_idempotency=False, check_down=False)
+                figures.setdefault("replay", []).append(time.perf_counter() - t)
+                statuses = {s: sum(1 for m in result.migrations if m.status == s)
+                            for s in ("applied", "failed", "skipped")}
+            with open_sandbox("embedded") as sb:
+                t = time.perf_counter()
+                dry_run(disc, config, sandbox=sb, lint_result=lint_result,
+                        check_idempotency=True, check_down=True)
+                figures.setdefault("checks", []).append(time.perf_counter() - t)
+    finally:
         Path(script.name).unlink()
-        if proc.returncode:
-            print(f"psql failed: {proc.stderr.strip()[:300]}")
-        print(f"psql floor (one session, BEGIN; \\i; COMMIT per file): {floor:.2f} s")
-        t = time.perf_counter()
-        result = dry_run(disc, config, sandbox=sb, check_idempotency=False, check_down=False)
-        replay = time.perf_counter() - t
-        statuses = {s: sum(1 for m in result.migrations if m.status == s)
-                    for s in ("applied", "failed", "skipped")}
-        print(f"dry run (observed, no checks): {replay:.2f} s = {replay / floor:.2f}x the floor "
-              f"{statuses}")
-        sb.create_database("checks")
-        checked = sb.connect("checks")
-        checked.close()
-    with open_sandbox("embedded") as sb:
-        t = time.perf_counter()
-        dry_run(disc, config, sandbox=sb, check_idempotency=True, check_down=True)
-        print(f"dry run with idempotency + down checks: {time.perf_counter() - t:.2f} s")
+
+    def med(name: str) -> float:
+        return statistics.median(figures[name])
+
+    def spread(name: str) -> str:
+        return f"(runs {', '.join(f'{v:.2f}' for v in figures[name])})"
+
+    parts = ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in phases.items())
+    print(f"median of {args.runs} runs")
+    print(f"server start: {med('start'):.2f} s [{parts}] {spread('start')}")
+    print(f"psql floor (one session, BEGIN; \\i; COMMIT per file): {med('floor'):.2f} s "
+          f"{spread('floor')}")
+    ratios = [r / f for r, f in zip(figures["replay"], figures["floor"], strict=True)]
+    print(f"dry run (observed, no checks): {med('replay'):.2f} s = "
+          f"{med('replay') / med('floor'):.2f}x the floor (median of per-run ratios "
+          f"{statistics.median(ratios):.2f}x) {spread('replay')} {statuses}")
+    print(f"dry run with idempotency + down checks: {med('checks'):.2f} s {spread('checks')}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -111,6 +111,9 @@ class Sandbox:
     _db_prefix: str = field(default="", repr=False)
     _created: dict[str, str] = field(default_factory=dict, repr=False)
     _secrets: tuple[str, ...] = field(default=(), repr=False)
+    # Seconds per start-up phase (embedded and local: template copy, postmaster start, first
+    # connection), so a benchmark can tell which one to cut.
+    startup_phases: dict[str, float] = field(default_factory=dict, repr=False)
 
     def connect(self, dbname: str | None = None, *, autocommit: bool = True) -> psycopg.Connection:
         """Connect to the scratch database, or to one made by :meth:`create_database`."""
@@ -567,10 +570,18 @@ def _open_managed(binaries: _Binaries, engine: str, progress: Progress) -> Itera
         bindir = _reachable_binaries(binaries, account, progress)
         server = _Server(workdir, bindir, account, workdir / "data")
         template = _template_cluster(binaries, server, progress)
+        phases = {"prepare": time.monotonic() - started}
+        mark = time.monotonic()
         _copy_cluster(template, server.data, account)
+        phases["copy"] = time.monotonic() - mark
         progress(f"starting PostgreSQL {binaries.version} ({engine})")
+        mark = time.monotonic()
         _start(server)
+        phases["postmaster"] = time.monotonic() - mark
+        mark = time.monotonic()
         sandbox = _managed_sandbox(server, engine)
+        phases["connect"] = time.monotonic() - mark
+        sandbox.startup_phases = phases
         progress(f"PostgreSQL {sandbox.server_version} ready in {time.monotonic() - started:.2f}s")
         yield sandbox
     finally:
