@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..cli import EXIT_FINDINGS, EXIT_OK, EXIT_TOOL, common_options, fail, make_config
+from ..lint import fails
 
 if TYPE_CHECKING:
     from ..dryrun.result import DryRunResult, MigrationResult
@@ -113,7 +114,7 @@ def command(path: str, engine: str, database_url: str | None, image: str | None,
     try:
         data = data_keywords(sample_rows, measure_blocking, inject_failures, estimate,
                              rows_option, stats_file, stats_from)
-        result, _lint, disc = api.run_dry_run(
+        result, lint_result, disc = api.run_dry_run(
             (path,), cfg, engine=engine, database_url=database_url, image=image, setup=setup,
             from_index=from_index, check_idempotency=not no_idempotency,
             check_down=not no_down, on_progress=progress,
@@ -130,7 +131,12 @@ def command(path: str, engine: str, database_url: str | None, image: str | None,
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
         click.echo(render_text(result), nl=False)
-    sys.exit(EXIT_FINDINGS if result.failed else EXIT_OK)
+        if lint_result.findings:
+            click.echo(f"lint: {lint_result.errors} error(s), {lint_result.warnings} warning(s) "
+                       "on these migrations (sqlsafe lint shows them)")
+    # DESIGN.md: 1 for a failed migration, or findings at or above --fail-on.
+    failing = result.failed or fails(lint_result, cfg.fail_on)
+    sys.exit(EXIT_FINDINGS if failing else EXIT_OK)
 
 
 def _strongest(m: MigrationResult) -> str:

@@ -46,8 +46,20 @@ def test_sandbox_error_is_exit_2_with_one_line(tmp_path: Path) -> None:
     assert proc.stderr.count("\n") == 1 and "Hunter2" not in proc.stderr
 
 
-def _ours() -> set[str]:
-    return {p.name for p in Path("/tmp").glob("sqlsafe-*")}
+def _ours(pid: int | None = None) -> set[str]:
+    """sqlsafe temp dirs in /tmp; with ``pid``, only those the process ``pid`` owns (other
+    sqlsafe runs on the machine must not confuse the test)."""
+    found = set()
+    for p in Path("/tmp").glob("sqlsafe-*"):
+        if pid is not None:
+            try:
+                owner = (p / ".sqlsafe-sandbox-owner").read_text().split()[0]
+            except (OSError, IndexError):
+                continue
+            if owner != str(pid):
+                continue
+        found.add(p.name)
+    return found
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -62,7 +74,7 @@ def test_interrupt_leaves_nothing_behind(tmp_path: Path, signum: int) -> None:
         deadline = time.monotonic() + 30
         new: set[str] = set()
         while time.monotonic() < deadline and not new:
-            new = _ours() - before
+            new = _ours(proc.pid) - before
             time.sleep(0.05)
         assert new, "the sandbox never started"
         time.sleep(1.5)  # into pg_sleep
@@ -81,3 +93,17 @@ def test_interrupt_leaves_nothing_behind(tmp_path: Path, signum: int) -> None:
             except OSError:
                 continue
             assert not any(name.encode() in cmdline for name in new)
+
+
+def test_lint_errors_fail_the_dry_run_unless_fail_on_says_otherwise(tmp_path: Path) -> None:
+    # DESIGN.md: exit 1 for findings at or above --fail-on, even when every migration applied.
+    _write(tmp_path, {"001_a.sql": "CREATE TABLE a (id int);\n",
+                      "002_b.sql": "CREATE INDEX a_id ON a (id);\n"})
+    proc = subprocess.run([*SQLSAFE, "dry-run", str(tmp_path), "--format", "json"],
+                          capture_output=True, text=True, timeout=120)
+    assert [m["status"] for m in json.loads(proc.stdout)["migrations"]] == ["applied", "applied"]
+    assert proc.returncode == 1, proc.stderr  # LK001 on the index of an existing table
+    proc = subprocess.run([*SQLSAFE, "dry-run", str(tmp_path), "--fail-on", "never"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "lint: 1 error(s)" in proc.stdout
