@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from pglast import ast
@@ -134,25 +135,27 @@ _TYPE_DISPLAY = {"int4": "integer", "int8": "bigint", "int2": "smallint", "bpcha
                  "varchar": "varchar", "timestamptz": "timestamptz", "timestamp": "timestamp"}
 
 
+def iter_nodes(node: Any) -> Iterator[Any]:
+    """Every pglast node in a tree, depth first, the root included."""
+    if isinstance(node, ast.Node):
+        yield node
+        for attr in node:
+            yield from iter_nodes(getattr(node, attr))
+    elif isinstance(node, tuple):
+        for item in node:
+            yield from iter_nodes(item)
+
+
 def func_names(expr: Any) -> list[str]:
     """Every function called anywhere in an expression (lowercased, unqualified)."""
     found: list[str] = []
-
-    def walk(node: Any) -> None:
+    for node in iter_nodes(expr):
         if isinstance(node, ast.FuncCall):
             parts = _names(node.funcname)
             if parts:
                 found.append(parts[-1].lower())
-        if isinstance(node, ast.SQLValueFunction):
+        elif isinstance(node, ast.SQLValueFunction):
             found.append("current_timestamp")
-        if isinstance(node, ast.Node):
-            for attr in node:
-                walk(getattr(node, attr))
-        elif isinstance(node, tuple):
-            for item in node:
-                walk(item)
-
-    walk(expr)
     return found
 
 
@@ -666,25 +669,17 @@ def _select(s: Any, kv: dict[str, str]) -> list[n.Action]:
             rels.append(rel_of(f))
     fns = func_names(s.targetList)
     configs: list[tuple[str, str, bool]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, ast.FuncCall):
-            parts = _names(node.funcname)
-            args = node.args or ()
-            if parts and parts[-1].lower() == "set_config" and len(args) == 3:
-                a = [_const_str(x) for x in args]
-                local = isinstance(getattr(args[2], "val", None), ast.Boolean) and \
-                    args[2].val.boolval
-                if a[0] and a[1] is not None:
-                    configs.append((a[0].lower(), a[1], bool(local)))
-        if isinstance(node, ast.Node):
-            for attr in node:
-                walk(getattr(node, attr))
-        elif isinstance(node, tuple):
-            for item in node:
-                walk(item)
-
-    walk(s.targetList)
+    for node in iter_nodes(s.targetList):
+        if not isinstance(node, ast.FuncCall):
+            continue
+        parts = _names(node.funcname)
+        args = node.args or ()
+        if parts and parts[-1].lower() == "set_config" and len(args) == 3:
+            a = [_const_str(x) for x in args]
+            local = isinstance(getattr(args[2], "val", None), ast.Boolean) and \
+                args[2].val.boolval
+            if a[0] and a[1] is not None:
+                configs.append((a[0].lower(), a[1], bool(local)))
     return [n.Select(tuple(rels), tuple(fns), tuple(configs))]
 
 
