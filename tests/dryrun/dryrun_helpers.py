@@ -35,3 +35,26 @@ def reset_public(sandbox: Sandbox) -> Sandbox:
         conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
         conn.execute("CREATE SCHEMA public")
     return sandbox
+
+
+# The Debian PostgreSQL the test machines have besides the embedded 18.
+LOCAL_MAJOR = 15
+
+
+def local_available(major: int = LOCAL_MAJOR) -> bool:
+    """Whether PostgreSQL ``major`` binaries are installed here (for --engine local)."""
+    from sqlsafe.dryrun import sandbox as sandbox_module
+    from sqlsafe.dryrun.sandbox import SandboxError
+
+    try:
+        sandbox_module._local_bindir(major)
+    except SandboxError:
+        return False
+    return True
+
+
+def needs_local(major: int = LOCAL_MAJOR) -> Any:
+    import pytest
+
+    return pytest.mark.skipif(not local_available(major),
+                              reason=f"no PostgreSQL {major} binaries on this machine")

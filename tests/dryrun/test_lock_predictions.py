@@ -13,31 +13,20 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from dryrun_helpers import LOCAL_MAJOR
+from dryrun_helpers import needs_local as local_needs
 from pglast.parser import parse_sql
 
 from sqlsafe.config import Config
-from sqlsafe.dryrun import sandbox as sandbox_module
 from sqlsafe.dryrun.replay import cannot_run_in_transaction, dry_run
-from sqlsafe.dryrun.sandbox import Sandbox, SandboxError, open_sandbox
+from sqlsafe.dryrun.sandbox import Sandbox, open_sandbox
 from sqlsafe.lint import lint
 from sqlsafe.model import DiscoveryResult, Migration, Section
-
-LOCAL_MAJOR = 15
-
-
-def _local_available() -> bool:
-    try:
-        sandbox_module._local_bindir(LOCAL_MAJOR)
-    except SandboxError:
-        return False
-    return True
-
 
 ENGINES = [
     pytest.param(("embedded", None), id="pg18"),
     pytest.param(("local", LOCAL_MAJOR), id="pg15",
-                 marks=pytest.mark.skipif(not _local_available(),
-                                          reason="no PostgreSQL 15 binaries on this machine")),
+                 marks=local_needs()),
 ]
 
 pytestmark = pytest.mark.postgres

@@ -12,29 +12,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dryrun_helpers import replay, write_tree
+from dryrun_helpers import LOCAL_MAJOR, replay, write_tree
+from dryrun_helpers import needs_local as local_needs
 
 from sqlsafe.dryrun import sandbox as sandbox_module
 from sqlsafe.dryrun.result import StatementResult
-from sqlsafe.dryrun.sandbox import Sandbox, SandboxError, open_sandbox
+from sqlsafe.dryrun.sandbox import Sandbox, open_sandbox
 from sqlsafe.locks import rank
 
 pytestmark = pytest.mark.postgres
 
-LOCAL_MAJOR = 15
 SQLSAFE = [sys.executable, "-m", "sqlsafe"]
 
 
-def _local_available() -> bool:
-    try:
-        sandbox_module._local_bindir(LOCAL_MAJOR)
-    except SandboxError:
-        return False
-    return True
-
-
-_needs_local = pytest.mark.skipif(not _local_available(),
-                                  reason=f"no PostgreSQL {LOCAL_MAJOR} binaries on this machine")
+_needs_local = local_needs()
 ENGINES = [
     pytest.param(("embedded", sandbox_module.EMBEDDED_MAJOR), id="embedded18"),
     pytest.param(("local", LOCAL_MAJOR), id="local15", marks=_needs_local),

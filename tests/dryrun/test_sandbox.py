@@ -20,6 +20,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from dryrun_helpers import LOCAL_MAJOR, local_available
+from dryrun_helpers import needs_local as local_needs
 from psycopg.conninfo import make_conninfo
 
 from sqlsafe.dryrun import sandbox as sandbox_module
@@ -27,20 +29,8 @@ from sqlsafe.dryrun.sandbox import Sandbox, SandboxError, open_sandbox
 
 pytestmark = pytest.mark.postgres
 
-LOCAL_MAJOR = 15
 
-
-def _local_available() -> bool:
-    try:
-        sandbox_module._local_bindir(LOCAL_MAJOR)
-    except SandboxError:
-        return False
-    return True
-
-
-needs_local = pytest.mark.skipif(
-    not _local_available(), reason=f"no PostgreSQL {LOCAL_MAJOR} binaries on this machine"
-)
+needs_local = local_needs()
 ENGINES = [
     pytest.param("embedded", None, "18.", id="embedded"),
     pytest.param("local", LOCAL_MAJOR, f"{LOCAL_MAJOR}.", id="local15", marks=needs_local),
@@ -148,7 +138,7 @@ def test_local_missing_version_names_versions_found_and_embedded() -> None:
             pass
     message = str(info.value)
     assert "PostgreSQL 99" in message and "--engine embedded" in message
-    if _local_available():
+    if local_available():
         assert f"{LOCAL_MAJOR} in " in message
 
 
@@ -275,7 +265,7 @@ def test_sigkill_server_dies_and_next_run_removes_the_leftovers(
 def server() -> Iterator[Sandbox]:
     """One server for the url tests, started by our own engine; its `keepme` database plays
     the user's data."""
-    engine, version = ("local", LOCAL_MAJOR) if _local_available() else ("embedded", None)
+    engine, version = ("local", LOCAL_MAJOR) if local_available() else ("embedded", None)
     with open_sandbox(engine, pg_version=version) as sandbox:
         with sandbox.connect("postgres") as conn:
             conn.execute("CREATE DATABASE keepme")
