@@ -88,6 +88,8 @@ AVAILABLE_EXTENSIONS = "SELECT name FROM pg_available_extensions"
 # pg_get_constraintdef, pg_get_viewdef, pg_get_expr) so "altered" means PostgreSQL sees a
 # different definition, not that the text of a migration differs.
 def _schema(rel_filter: str, type_filter: str) -> str:
+    # The filters are templates: ``{}`` becomes the column that holds the owning relation's
+    # (or type's) oid in each part, so an owner filter can be an index key of that catalog.
     not_ext = _not_ext
     return f"""
 SELECT 'schema', n.nspname, '', NULL::oid, NULL::oid, NULL::"char", NULL::text
@@ -108,7 +110,7 @@ SELECT 'relation', n.nspname || '.' || c.relname,
        c.oid, c.relfilenode, c.relkind, 'c' || c.oid
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE {_USER_NS} AND c.relkind IN ('r', 'p', 'i', 'I', 'm', 'S', 'v', 'f') AND c.oid >= 16384
-  AND {not_ext('pg_class', 'c.oid')} AND {rel_filter}
+  AND {not_ext('pg_class', 'c.oid')} AND {rel_filter.format('c.oid')}
 UNION ALL
 SELECT 'column', n.nspname || '.' || c.relname || '.' || a.attname,
        concat_ws('|', format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attidentity,
@@ -121,7 +123,7 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
 WHERE {_USER_NS} AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0
   AND c.oid >= 16384 AND a.attrelid >= 16384
-  AND NOT a.attisdropped AND {not_ext('pg_class', 'c.oid')} AND {rel_filter}
+  AND NOT a.attisdropped AND {not_ext('pg_class', 'c.oid')} AND {rel_filter.format('a.attrelid')}
 UNION ALL
 SELECT 'constraint', n.nspname || '.' || c.relname || '.' || k.conname,
        concat_ws('|', pg_get_constraintdef(k.oid), k.convalidated, k.condeferrable,
@@ -130,7 +132,8 @@ SELECT 'constraint', n.nspname || '.' || c.relname || '.' || k.conname,
 FROM pg_constraint k
 JOIN pg_namespace n ON n.oid = k.connamespace
 JOIN pg_class c ON c.oid = k.conrelid
-WHERE {_USER_NS} AND k.oid >= 16384 AND {not_ext('pg_constraint', 'k.oid')} AND {rel_filter}
+WHERE {_USER_NS} AND k.oid >= 16384 AND {not_ext('pg_constraint', 'k.oid')}
+  AND {rel_filter.format('k.conrelid')}
 UNION ALL
 SELECT 'constraint', n.nspname || '.' || t.typname || '.' || k.conname,
        concat_ws('|', pg_get_constraintdef(k.oid), k.convalidated, k.condeferrable,
@@ -140,7 +143,7 @@ FROM pg_constraint k
 JOIN pg_namespace n ON n.oid = k.connamespace
 JOIN pg_type t ON t.oid = k.contypid
 WHERE {_USER_NS} AND k.oid >= 16384 AND k.conrelid = 0
-  AND {not_ext('pg_constraint', 'k.oid')} AND {type_filter}
+  AND {not_ext('pg_constraint', 'k.oid')} AND {type_filter.format('k.contypid')}
 UNION ALL
 SELECT 'type', n.nspname || '.' || t.typname,
        concat_ws('|', t.typtype, format_type(t.typbasetype, t.typtypmod), t.typnotnull,
@@ -150,7 +153,7 @@ SELECT 'type', n.nspname || '.' || t.typname,
 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
 WHERE {_USER_NS} AND t.typtype IN ('e', 'd', 'r', 'm', 'c') AND t.oid >= 16384
   AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
-  AND {not_ext('pg_type', 't.oid')} AND {type_filter}
+  AND {not_ext('pg_type', 't.oid')} AND {type_filter.format('t.oid')}
 UNION ALL
 SELECT 'function', n.nspname || '.' || p.proname || '('
        || pg_get_function_identity_arguments(p.oid) || ')',
@@ -165,7 +168,7 @@ SELECT 'trigger', n.nspname || '.' || c.relname || '.' || g.tgname,
 FROM pg_trigger g
 JOIN pg_class c ON c.oid = g.tgrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE {_USER_NS} AND NOT g.tgisinternal AND g.oid >= 16384 AND {rel_filter}
+WHERE {_USER_NS} AND NOT g.tgisinternal AND g.oid >= 16384 AND {rel_filter.format('g.tgrelid')}
 UNION ALL
 SELECT 'policy', n.nspname || '.' || c.relname || '.' || p.polname,
        concat_ws('|', p.polcmd, p.polpermissive, pg_get_expr(p.polqual, p.polrelid),
@@ -174,7 +177,7 @@ SELECT 'policy', n.nspname || '.' || c.relname || '.' || p.polname,
 FROM pg_policy p
 JOIN pg_class c ON c.oid = p.polrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE {_USER_NS} AND {rel_filter}
+WHERE {_USER_NS} AND {rel_filter.format('p.polrelid')}
 UNION ALL
 SELECT 'extension', e.extname, e.extversion, NULL, NULL, NULL, NULL
 FROM pg_extension e WHERE e.extname <> 'plpgsql'
@@ -241,6 +244,14 @@ SELECT classid, objid, count(*), sum(x::text::bigint)::bigint, sum(st)::bigint
 FROM r GROUP BY classid, objid
 """
 
+# The owner filters of SCHEMA_OF / SCHEMA_OWN, on each part's own owner column (``_schema``).
+# ``= ANY(ARRAY(...))`` rather than ``c.oid IN (SELECT ...)``: the array is an InitPlan the
+# planner uses as an index key, so each part reads only the dirty owners' rows; with ``IN``
+# over the materialized CTE it scanned every user relation (and its namespace) and
+# semi-joined afterwards (1.4 of 2.1 ms for one table).
+_IN_RELS = "{} = ANY(ARRAY(SELECT objid FROM rels))"
+_IN_TYPES = "{} = ANY(ARRAY(SELECT objid FROM types))"
+
 # The objects whose rows must be recomputed: the changed ones (parameters: classids, objids)
 # and, transitively through pg_depend, everything whose deparsed text can name them (a view
 # or index on a renamed column, a foreign key to a renamed table, a column of a renamed type,
@@ -282,7 +293,7 @@ WITH RECURSIVE {_EXT_CTE}, sub(classid, objid, oclass, oobj) AS (
 # (a dirty object may have no rows any more).
 SCHEMA_OF = (
     _DIRTY
-    + _schema("c.oid IN (SELECT objid FROM rels)", "t.oid IN (SELECT objid FROM types)")
+    + _schema(_IN_RELS, _IN_TYPES)
     + """UNION ALL
 SELECT 'owner', '', '', NULL, NULL, NULL, 'c' || objid FROM rels
 UNION ALL
@@ -303,7 +314,7 @@ WITH {_EXT_CTE}, dirty(classid, objid) AS (
   SELECT objid FROM dirty WHERE classid = 'pg_type'::regclass::oid
 )
 """
-    + _schema("c.oid IN (SELECT objid FROM rels)", "t.oid IN (SELECT objid FROM types)")
+    + _schema(_IN_RELS, _IN_TYPES)
     + """UNION ALL
 SELECT 'owner', '', '', NULL, NULL, NULL, 'c' || objid FROM rels
 UNION ALL
