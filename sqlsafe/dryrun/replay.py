@@ -370,6 +370,13 @@ class _Session:
         # DEALLOCATE ALL and parse and plan the queries again (a quarter of the run).
         conn.prepare_threshold = None
         self._prepared = False
+        # A wrapped migration's BEGIN is sent in the same pipeline as its first statement
+        # (one round trip less per migration); until then it is only pending.
+        self._pending_begin = False
+        # The fingerprint rows read in the same pipeline as a migration's COMMIT, for the
+        # snapshot that follows at once (``snapshot``); cleared by anything that runs SQL.
+        self._fingerprint: list[tuple[Any, ...]] | None = None
+        self.cursors: list[psycopg.Cursor[Any]] = []  # of the last ``_pipeline``
 
     # -- observation queries ------------------------------------------------------------------
 
@@ -407,8 +414,11 @@ class _Session:
         now) only the objects whose catalog fingerprint changed, and what depends on them, are
         read again. The result is the same as a full snapshot's."""
         self._ensure_prepared()
-        fp = {(int(c), int(o)): (int(n), int(x), int(st))
-              for c, o, n, x, st in self.conn.execute("EXECUTE sqlsafe_fingerprint")}
+        fp_rows = self._fingerprint
+        self._fingerprint = None
+        if fp_rows is None:
+            fp_rows = self.conn.execute("EXECUTE sqlsafe_fingerprint").fetchall()
+        fp = {(int(c), int(o)): (int(n), int(x), int(st)) for c, o, n, x, st in fp_rows}
         if base is None or base.fingerprint is None:
             snap = Snapshot({}, {}, {}, fp)
             _add_rows(snap, self.conn.execute("EXECUTE sqlsafe_schema"))
@@ -451,11 +461,14 @@ class _Session:
         return self.conn.info.transaction_status != TransactionStatus.IDLE
 
     def execute_control(self, sql: str) -> None:
+        self._fingerprint = None
         self.conn.execute(sql)
         if not self.in_transaction:
             self.held = set()
 
     def rollback_if_open(self) -> None:
+        self._pending_begin = False
+        self._fingerprint = None
         if self.in_transaction:
             self.conn.execute("ROLLBACK")
         self.held = set()
@@ -479,18 +492,25 @@ class _Session:
         results: list[StatementResult] = []
         started = time.perf_counter()
         try:
-            if unit.wrap:
+            if unit.wrap and observe:
+                self._pending_begin = True
+            elif unit.wrap:
                 self.execute_control("BEGIN")
             for stmt in unit.statements:
                 results.append(self.run_statement(unit, stmt, observe=observe,
                                                   predictions=predictions))
-            if self.in_transaction:
+            if self._pending_begin:
+                self._pending_begin = False  # no statement: BEGIN; COMMIT would do nothing
+            elif self.in_transaction:
                 # The wrapper's COMMIT, or a file's BEGIN without COMMIT (psql would roll
                 # it back at disconnect; migration tools differ — we commit and say so).
                 if not unit.wrap:
                     self.r.notes.append(f"{unit.section.path}: the file leaves a transaction "
                                         "open (BEGIN without COMMIT); the dry run committed it")
-                self.execute_control("COMMIT")
+                if observe and unit.wrap and self._prepared:
+                    self._commit_and_fingerprint()
+                else:
+                    self.execute_control("COMMIT")
         except _Failed as failed:
             if failed.result is not None:
                 results.append(failed.result)
@@ -498,12 +518,48 @@ class _Session:
             return results, failed.error, (time.perf_counter() - started) * 1000
         return results, None, (time.perf_counter() - started) * 1000
 
+    def _commit_and_fingerprint(self) -> None:
+        """COMMIT and read the catalog fingerprint in one round trip: an observed migration's
+        snapshot (``_replay_one``) follows at once and starts with that query. A failing
+        COMMIT raises as before; the fingerprint then never ran."""
+        _commit, fcur = self._pipeline(["COMMIT", "EXECUTE sqlsafe_fingerprint"])
+        self.held = set()
+        self._fingerprint = fcur.fetchall()
+
+    def _pipeline(self, queries: Sequence[str]) -> list[psycopg.Cursor[Any]]:
+        """Run ``queries`` in order in one round trip (psycopg pipeline mode), one cursor each.
+        On an error the server skips the rest; the first error is raised, as running them one
+        by one would, and the cursors of the queries that ran before it hold their results
+        (``cursors`` is filled first so the caller can tell which one failed)."""
+        import psycopg
+
+        cursors = [self.conn.cursor() for _ in queries]
+        self.cursors = cursors
+        first: psycopg.Error | None = None
+        try:
+            with self.conn.pipeline():
+                # Caught inside the block: whether psycopg reports an error while queueing or
+                # at the final sync depends on timing, and an error escaping the block makes
+                # its exit log "error ignored terminating" for the sync that follows.
+                try:
+                    for cur, sql in zip(cursors, queries, strict=True):
+                        cur.execute(sql)
+                except psycopg.Error as exc:
+                    first = exc
+        except psycopg.Error as exc:
+            raise (first or exc) from None
+        if first is not None:
+            raise first
+        return cursors
+
     def run_statement(self, unit: _Unit, stmt: ParsedStatement, *, observe: bool,
                       predictions: dict[tuple[str, int], StatementInfo] | None = None,
                       ) -> StatementResult:
         import psycopg
+        from psycopg.pq import ExecStatus
 
-        in_tx = self.in_transaction
+        self._fingerprint = None
+        in_tx = self.in_transaction or self._pending_begin
         control = _txn_kind(stmt.node)
         no_tx = cannot_run_in_transaction(stmt.node, self.r.server_version_num)
         self._forget_prepared(stmt.node)
@@ -513,12 +569,26 @@ class _Session:
         watch = observe and not in_tx and no_tx
         before = dict(self.known) if observe else {}
         held_before = set(self.held)
+        # An observed statement, the BEGIN before it (ours, pending or per statement) and the
+        # lock query after it go in one pipeline: the server runs them in order, so the lock
+        # query still sees exactly the locks after this statement and before the next, without
+        # a round trip of its own. Not for COPY (no pipeline), the watched statements, or a
+        # DEALLOCATE/DISCARD (it may drop the prepared lock query queued after it).
+        pipelined = (observe and not watch and not _is_copy_from_stdin(stmt.node)
+                     and type(stmt.node).__name__ not in ("DeallocateStmt", "DiscardStmt"))
+        begin = own_tx or self._pending_begin
+        self._pending_begin = False
+        # The per-statement COMMIT joins too, unless --measure-blocking probes the locks the
+        # statement still holds before it.
+        commit_too = pipelined and own_tx and not self.r.measure_blocking
+        stmt_cur: psycopg.Cursor[Any] | None = None
+        lock_rows: list[tuple[Any, ...]] | None = None
         t0 = time.perf_counter()
         rows: int | None = None
         probes: tuple[Any, ...] = ()
         watcher: _Watcher | None = None
         try:
-            if own_tx:
+            if begin and not pipelined:
                 self.conn.execute("BEGIN")
             if watch:
                 watcher = _Watcher(self._watcher_conn(), self.pid,
@@ -535,6 +605,16 @@ class _Session:
                     cur, probes = bk.probe_during(
                         self.prober(), lambda: self.conn.execute(stmt.sql),
                         self.pid, bk.statement_tables(stmt.node))
+                elif pipelined:
+                    self._ensure_prepared()
+                    queries = (["BEGIN"] if begin else []) + [stmt.sql, "EXECUTE sqlsafe_locks"]
+                    queries += ["COMMIT"] if commit_too else []
+                    t0 = time.perf_counter()
+                    try:
+                        curs = self._pipeline(queries)
+                    finally:
+                        stmt_cur = self.cursors[int(begin)]
+                    cur, lock_rows = stmt_cur, curs[int(begin) + 1].fetchall()
                 else:
                     cur = self.conn.execute(stmt.sql)
             finally:
@@ -545,6 +625,11 @@ class _Session:
                                                      "SELECT", "COPY"):
                 rows = cur.rowcount
         except psycopg.Error as exc:
+            if stmt_cur is not None and stmt_cur.pgresult is not None and \
+                    stmt_cur.pgresult.status in (ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK):
+                # The statement succeeded; the lock query or our COMMIT failed after it. Before
+                # pipelining those ran outside this handler and raised as they are: still so.
+                raise
             duration = (time.perf_counter() - t0) * 1000
             error = self._error(exc, stmt)
             if own_tx and self.in_transaction:
@@ -568,12 +653,13 @@ class _Session:
                      for oid, mode in seen.items() if oid in before]
             rewrites = self._rewrites(before, self.known)
         else:
-            locks, rewrites = self._observe(before, held_before)
+            locks, rewrites = self._observe(before, held_before, lock_rows)
             if self.r.measure_blocking and locks:
                 # After the statement, before COMMIT: its locks are still held.
                 probes = self.prober().probe(bk.tables_of(locks))
             if own_tx:
-                self.conn.execute("COMMIT")
+                if not commit_too:
+                    self.conn.execute("COMMIT")
                 self.held = set()
         if control == "end" or not self.in_transaction:
             self.held = set()
@@ -623,9 +709,12 @@ class _Session:
 
     # -- observation --------------------------------------------------------------------------
 
-    def _observe(self, before: dict[int, Rel],
-                 held_before: set[tuple[int, str]]) -> tuple[list[ObservedLock], list[str]]:
-        rows = self.locks()
+    def _observe(self, before: dict[int, Rel], held_before: set[tuple[int, str]],
+                 rows: list[tuple[Any, ...]] | None = None,
+                 ) -> tuple[list[ObservedLock], list[str]]:
+        """``rows``: the lock query's result when it ran in the statement's pipeline."""
+        if rows is None:
+            rows = self.locks()
         now: set[tuple[int, str]] = set()
         current: dict[int, Rel] = {}
         for oid, relfilenode, relkind, name, mode in rows:
