@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +178,8 @@ def apply_fixes(result: LintResult) -> int:
 
 
 def rule_doc_text(code: str, name: str) -> str | None:
+    from importlib import resources  # only `explain` needs it; it costs a lint run 20 ms
+
     fname = f"{code}-{name}.md"
     try:
         res = resources.files("sqlsafe") / "rule_docs" / fname

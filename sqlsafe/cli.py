@@ -102,7 +102,24 @@ def use_color(choice: str) -> bool:
     return sys.stdout.isatty()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """A group whose heavier sub-commands (sqlsafe/commands/) load when they are used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from .commands import LAZY_COMMANDS
+
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            from .commands import load
+
+            command = load(cmd_name)
+        return command
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sqlsafe")
 def cli() -> None:
     """Keep database migrations from hurting production.
@@ -180,17 +197,6 @@ def explain(rule: str) -> None:
         click.echo(api.explain(rule))
     except api.UsageError as exc:
         fail(str(exc))
-
-
-def _add_commands() -> None:
-    """Commands that live in their own modules; importing them stays cheap (no psycopg)."""
-    from .commands import COMMANDS
-
-    for command in COMMANDS:
-        cli.add_command(command)
-
-
-_add_commands()
 
 
 def main() -> None:

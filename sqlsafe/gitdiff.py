@@ -9,7 +9,7 @@ files, which is what a pre-commit hook or a local run needs.
 
 A migration that already existed at the merge base and was edited is worse than new: every
 database that applied it will never run the edit (and Flyway, Prisma and Atlas refuse to start
-on a checksum mismatch). That is rule CP901, registered here because only this module knows.
+on a checksum mismatch). That is rule CP901 (registered in rules/meta.py, found here).
 """
 
 from __future__ import annotations
@@ -21,16 +21,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, overload
 
-from . import registry
 from .model import DiscoveryResult, Finding, LintResult, Migration, Span
 
 if TYPE_CHECKING:
     from .config import Config
 
-EDITED = registry.meta(
-    "CP901", "edited-merged-migration", "compatibility",
-    summary="A migration that already exists on the base branch was edited; databases that "
-            "applied it never run the edit.")
+from .rules.meta import EDITED
 
 # Adding and modifying count; a deletion leaves nothing to lint. Renames are split into a
 # deletion and an addition (--no-renames): a renumbered migration is a new one to its tool.

@@ -1,13 +1,22 @@
-"""Sub-commands defined outside cli.py. Each module exposes ``command``; list it here."""
+"""Sub-commands defined outside cli.py, loaded only when they are asked for.
+
+Each module exposes ``command``. ``sqlsafe lint`` (a pre-commit hook, run on every commit)
+never pays for importing the dry-run, check and checksum commands.
+"""
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-# Filled after the imports below: the command modules import ``sqlsafe.cli`` (for the shared
-# option stacks), which imports this package while it loads; the list must exist by then.
-COMMANDS: list[click.Command] = []
+# command name -> module under sqlsafe.commands
+LAZY_COMMANDS = {"check": "check", "checksum": "checksum", "dry-run": "dryrun"}
 
-from . import check, checksum, dryrun  # noqa: E402
 
-COMMANDS += [check.command, checksum.command, dryrun.command]
+def load(name: str) -> click.Command | None:
+    module = LAZY_COMMANDS.get(name)
+    if module is None:
+        return None
+    command: click.Command = importlib.import_module(f"{__name__}.{module}").command
+    return command

@@ -16,4 +16,9 @@ NO_REASON = meta("ST903", "suppression-without-reason", "style",
                  summary='A sqlsafe: ignore comment without reason="..." suppresses nothing.')
 EXPIRED = meta("ST904", "expired-suppression", "style", severity="warning",
                summary="A sqlsafe: ignore comment whose until= date has passed.")
+# Found by sqlsafe/gitdiff.py (--changed-since); registered here so the catalogue has it without
+# importing the git code on every lint run.
+EDITED = meta("CP901", "edited-merged-migration", "compatibility",
+              summary="A migration that already exists on the base branch was edited; databases "
+                      "that applied it never run the edit.")
 META_RULES = (SYNTAX, INPUT, UNUSED, UNKNOWN, NO_REASON, EXPIRED)
