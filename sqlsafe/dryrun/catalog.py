@@ -124,7 +124,10 @@ LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
 WHERE {_USER_NS} AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0
   AND c.oid >= 16384 AND a.attrelid >= 16384
   AND NOT a.attisdropped AND {not_ext('pg_class', 'c.oid')}
-  AND {rel_filter.format('a.attrelid')} AND {rel_filter.format('c.oid')}
+  -- On c.oid, not a.attrelid: then each dirty relation's columns are an index scan of
+  -- pg_attribute by c.oid; filtered on a.attrelid the generic plan rescanned the dirty
+  -- relations per column row (6 ms for 173 columns instead of 2).
+  AND {rel_filter.format('c.oid')}
 UNION ALL
 SELECT 'constraint', n.nspname || '.' || c.relname || '.' || k.conname,
        concat_ws('|', pg_get_constraintdef(k.oid), k.convalidated, k.condeferrable,
