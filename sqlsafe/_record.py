@@ -87,3 +87,15 @@ def record(cls: type[R]) -> type[R]:
     # nor assignable (it models the attribute @dataclass_transform synthesizes as read-only).
     cls.__match_args__ = tuple(names)  # type: ignore[attr-defined,misc]
     return cls
+
+
+def replace(obj: Any, /, **changes: Any) -> Any:
+    """``dataclasses.replace`` for records and dataclasses alike."""
+    if isinstance(obj, Record):
+        unknown = set(changes) - set(obj.__record_fields__)
+        if unknown:
+            raise TypeError(f"{type(obj).__name__} has no field(s) {sorted(unknown)}")
+        return type(obj)(**{**obj.__dict__, **changes})
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)

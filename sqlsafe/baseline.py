@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ._record import replace
 from .fingerprint import fingerprints
 from .model import LintResult
 

@@ -31,9 +31,10 @@ import json
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 
+from sqlsafe._record import replace
 from sqlsafe.model import DiscoveryResult, Down, InputProblem, Migration, Section
 
 # Files above this size are reported, never read: a migration this large is generated data, and

@@ -17,10 +17,11 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, overload
 
+from ._record import replace
 from .model import DiscoveryResult, Finding, LintResult, Migration, Span
 
 if TYPE_CHECKING:

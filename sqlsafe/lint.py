@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from . import locks as lk
 from . import nodes as n
 from . import registry
+from ._record import replace
 from .config import Config
 from .model import (
     DiscoveryResult,

@@ -1,13 +1,14 @@
 """The data model shared by every stage: source files, migrations, statements, findings.
 
-Everything here is a frozen dataclass so stages can pass values around without copying and
+Everything here is a frozen record (``_record.py``) so stages can pass values around without copying and
 without one stage mutating what another produced.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from ._record import Record, record
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[str, ...] = ("info", "warning", "error")
@@ -30,8 +31,8 @@ def severity_rank(sev: str) -> int:
     return SEVERITIES.index(sev)
 
 
-@dataclass(frozen=True)
-class Span:
+@record
+class Span(Record):
     """A region of a source file. Lines and columns are 1-based and count characters."""
 
     line: int
@@ -42,8 +43,8 @@ class Span:
     end: int = 0  # character offset one past the last character
 
 
-@dataclass(frozen=True)
-class Section:
+@record
+class Section(Record):
     """A piece of SQL text taken from a file (a whole file, or one dbmate/goose section).
 
     ``line_offset`` / ``char_offset`` place the section inside the file so spans can be
@@ -56,15 +57,15 @@ class Section:
     char_offset: int = 0  # number of characters in the file before the section starts
 
 
-@dataclass(frozen=True)
-class Down:
+@record
+class Down(Record):
     path: str
     abspath: str | None
     section: Section
 
 
-@dataclass(frozen=True)
-class Migration:
+@record
+class Migration(Record):
     """One up migration, in apply order, with its paired down migration if any."""
 
     path: str  # display path (relative to the directory given, or as given)
@@ -81,8 +82,8 @@ class Migration:
     sha256: str = ""
 
 
-@dataclass(frozen=True)
-class InputProblem:
+@record
+class InputProblem(Record):
     """A path that could not be read as a migration. Reported, never raised."""
 
     path: str
@@ -91,16 +92,16 @@ class InputProblem:
     column: int = 0
 
 
-@dataclass(frozen=True)
-class DiscoveryResult:
+@record
+class DiscoveryResult(Record):
     migrations: tuple[Migration, ...]
     problems: tuple[InputProblem, ...] = ()
     notes: tuple[str, ...] = ()
     root: str = "."  # the directory paths are relative to
 
 
-@dataclass(frozen=True)
-class Fix:
+@record
+class Fix(Record):
     """A mechanical edit: replace ``[start, end)`` of the file text with ``replacement``."""
 
     description: str
@@ -110,8 +111,8 @@ class Fix:
     safe: bool = True
 
 
-@dataclass(frozen=True)
-class Finding:
+@record
+class Finding(Record):
     code: str
     rule: str
     category: str
@@ -155,14 +156,14 @@ class Finding:
         return d
 
 
-@dataclass(frozen=True)
-class LockPrediction:
+@record
+class LockPrediction(Record):
     relation: str  # schema-qualified
     mode: str  # pg_locks mode name, e.g. AccessExclusiveLock
 
 
-@dataclass(frozen=True)
-class StatementInfo:
+@record
+class StatementInfo(Record):
     """What the static model predicts for one statement (the ``statements`` list of lint JSON)."""
 
     path: str
@@ -183,14 +184,14 @@ class StatementInfo:
         }
 
 
-@dataclass(frozen=True)
-class LintResult:
+@record
+class LintResult(Record):
     files: tuple[str, ...]
     findings: tuple[Finding, ...]
     statements: tuple[StatementInfo, ...]
     problems: tuple[InputProblem, ...] = ()
     notes: tuple[str, ...] = ()
-    migrations: tuple[Migration, ...] = field(default=())
+    migrations: tuple[Migration, ...] = ()
 
     @property
     def errors(self) -> int:

@@ -32,11 +32,12 @@ import json
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import locks as lk
+from .._record import replace
 from ..model import Migration
 
 if TYPE_CHECKING:

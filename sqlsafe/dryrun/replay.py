@@ -44,10 +44,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import locks as lk
+from .._record import replace
 from ..model import DiscoveryResult, LintResult, Migration, Section, StatementInfo
 from ..parse import ParsedStatement, parse_section
 from . import blocking as bk

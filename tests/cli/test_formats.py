@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from sqlsafe import api
+from sqlsafe._record import replace
 from sqlsafe.cli import cli
 from sqlsafe.config import Config
 from sqlsafe.fingerprint import SARIF_KEY

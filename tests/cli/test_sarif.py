@@ -16,12 +16,12 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from sqlsafe import api
+from sqlsafe._record import replace
 from sqlsafe.config import Config
 from sqlsafe.fingerprint import SARIF_KEY, fingerprints
 from sqlsafe.formats import sarif

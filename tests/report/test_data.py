@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sqlsafe._record import replace
 from sqlsafe.dryrun.result import Blocking, DryRunResult
 from sqlsafe.report import plan, render
 from sqlsafe.report.build import build_report, decide, relative_paths

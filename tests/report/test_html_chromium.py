@@ -7,11 +7,11 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from sqlsafe._record import replace
 from sqlsafe.report import plan, render
 from sqlsafe.report.build import build_report, relative_paths
 from sqlsafe.report.model import BackoutCheck

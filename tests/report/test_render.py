@@ -10,11 +10,11 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from sqlsafe._record import replace
 from sqlsafe.report import plan, render
 from sqlsafe.report.build import build_report, relative_paths
 from sqlsafe.report.markdown import COMPACT_LIMIT

@@ -35,8 +35,17 @@ def test_committed_report_is_current(fixture: str) -> None:
             name = refresh.report_name(fixture)
             (refresh.REPO / "reports" / f"{name}.{ext}").write_text(rendered[fmt],
                                                                      encoding="utf-8")
-    assert refresh.stale(fixture, rendered) == [], (
-        "stale report; refresh with: python -m sqlsafe.report.refresh")
+    stale = refresh.stale(fixture, rendered)
+    if stale:  # show what differs: a run-to-run difference must be found, not guessed
+        import difflib
+
+        name = refresh.report_name(fixture)
+        old = (refresh.REPO / "reports" / f"{name}.md").read_text(encoding="utf-8")
+        diff = [line for line in difflib.unified_diff(
+            refresh.normalize(old).splitlines(), refresh.normalize(rendered["markdown"]).splitlines(),
+            lineterm="", n=0) if not line.startswith(("---", "+++", "@@"))]
+        pytest.fail(f"stale report {stale}; refresh with: python -m sqlsafe.report.refresh\n"
+                    + "\n".join(diff[:40]))
 
 
 def test_data_driven_report_shows_what_rows_measured() -> None:

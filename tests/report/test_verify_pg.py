@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from sqlsafe._record import replace
 from sqlsafe.discover import discover
 from sqlsafe.dryrun.sandbox import Sandbox, SandboxError, open_sandbox
 from sqlsafe.model import DiscoveryResult

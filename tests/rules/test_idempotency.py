@@ -172,10 +172,9 @@ def test_id_rules_inside_transaction_ok() -> None:
 
 
 def test_id_rules_repeatable_migration_in_transaction_err() -> None:
-    from dataclasses import replace
-
     from helpers import migrations
 
+    from sqlsafe._record import replace
     from sqlsafe.config import Config
     from sqlsafe.lint import lint
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from helpers import migrations
 
+from sqlsafe._record import replace
 from sqlsafe.config import Config
 from sqlsafe.lint import lint
 from sqlsafe.model import Finding
