@@ -172,17 +172,19 @@ def predict(action: n.Action, state: SchemaState, pg: int, p: Prediction | None 
             p.lock(q(action.rel), SHARE_UPDATE_EXCLUSIVE if action.concurrently else SHARE)
         case n.Drop(objtype="index"):
             for rel in action.rels:
-                table = state.index_table(rel)
+                # DROP INDEX locks the index and its table ACCESS EXCLUSIVE; CONCURRENTLY
+                # takes SHARE UPDATE EXCLUSIVE on both instead.
                 mode = SHARE_UPDATE_EXCLUSIVE if action.concurrently else ACCESS_EXCLUSIVE
-                p.lock(q(rel), ACCESS_EXCLUSIVE if not action.concurrently else SHARE_UPDATE_EXCLUSIVE)
+                p.lock(q(rel), mode)
+                table = state.index_table(rel)
                 if table:
                     p.lock(table, mode)
         case n.Drop(objtype="table" | "view" | "materialized view" | "sequence"):
+            # Relations the set never created are assumed to exist (they predate it).
             for rel in action.rels:
-                if state.has_relation(rel):
-                    p.lock(q(rel), ACCESS_EXCLUSIVE)
-                    for referencing in state.referenced_by_fks(q(rel)):
-                        p.lock(referencing, ACCESS_EXCLUSIVE)
+                p.lock(q(rel), ACCESS_EXCLUSIVE)
+                for referencing in state.referenced_by_fks(q(rel)):
+                    p.lock(referencing, ACCESS_EXCLUSIVE)
         case n.AddColumn():
             p.lock(q(action.rel), ACCESS_EXCLUSIVE)
             col = action.column

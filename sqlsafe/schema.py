@@ -100,9 +100,6 @@ class SchemaState:
         key = rel if isinstance(rel, str) else self.qualify(rel)
         return self.tables.get(key)
 
-    def has_relation(self, rel: n.Rel) -> bool:
-        return True  # unknown relations are assumed to exist in production
-
     def is_new(self, rel: n.Rel) -> bool:
         """Created in the migration being linted (so it is empty and nobody uses it yet)."""
         t = self.table(rel)
