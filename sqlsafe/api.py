@@ -230,6 +230,31 @@ def render_rules(fmt: str, show_all: bool = False) -> str:
 # ---------------------------------------------------------------------------- check
 
 
+@dataclass
+class _DryRunInputs:
+    discovery: DiscoveryResult
+    lint: LintResult
+    setup: str | None  # --setup, else the config's setup file
+    pg_version: int | None  # the Docker image's version; None for the other engines
+
+
+def _prepare_dry_run(paths: tuple[str, ...], config: Config, from_index: int,
+                     setup: str | None, engine: str, image: str | None) -> _DryRunInputs:
+    """What both ``dry-run`` and ``check`` do before they open a sandbox."""
+    disc = discover_paths(paths, config)
+    if not disc.migrations:
+        raise UsageError("no migration files found" if not disc.problems
+                         else "; ".join(problem_lines(disc)))
+    if not 0 <= from_index < len(disc.migrations):
+        raise UsageError(f"--from {from_index} is out of range (0..{len(disc.migrations) - 1})")
+    if setup is None and config.setup:
+        setup = _config_setup(config)
+    # docker: the image of the target version (--pg-version) unless --image says otherwise;
+    # embedded ships one version and local uses what is installed.
+    pg = config.pg_version if engine == "docker" and not image else None
+    return _DryRunInputs(disc, lint(disc, config), setup, pg)
+
+
 def _config_setup(config: Config) -> str:
     assert config.setup is not None
     if not Path(config.setup).is_file():
@@ -279,11 +304,7 @@ def run_check(run: CheckRun, *, write: bool = True) -> CheckOutcome:
     """
     import os
 
-    try:
-        from .dryrun.replay import dry_run
-    except ImportError:  # the replay ships separately while it is being written
-        raise UsageError("the dry-run replay (sqlsafe.dryrun.replay) is not available in "
-                         "this build") from None
+    from .dryrun.replay import dry_run
     from .dryrun.sandbox import open_sandbox
     from .report import plan, render, verify
     from .report.build import build_report, relative_paths
@@ -291,30 +312,20 @@ def run_check(run: CheckRun, *, write: bool = True) -> CheckOutcome:
 
     if run.fmt not in REPORT_NAMES:
         raise UsageError(f"unknown report format '{run.fmt}' (choose from markdown, html, json)")
-    disc = discover_paths(run.paths, run.config)
-    if not disc.migrations:
-        raise UsageError("no migration files found" if not disc.problems
-                         else "; ".join(problem_lines(disc)))
-    if not 0 <= run.from_index < len(disc.migrations):
-        raise UsageError(f"--from {run.from_index} is out of range "
-                         f"(0..{len(disc.migrations) - 1})")
-    if run.setup is None and run.config.setup:
-        run.setup = _config_setup(run.config)
-    lint_result = lint(disc, run.config)
+    prep = _prepare_dry_run(run.paths, run.config, run.from_index, run.setup, run.engine,
+                            run.image)
+    disc, lint_result, setup = prep.discovery, prep.lint, prep.setup
     paths = relative_paths(disc)
     queries = plan.verification_queries(disc, paths, run.from_index)
     steps, _, _ = plan.backout(disc, paths, run.from_index)
-    # docker: the image of the target version (--pg-version) unless --image says otherwise;
-    # embedded ships one version and local uses what is installed.
-    pg = run.config.pg_version if run.engine == "docker" and not run.image else None
-    with open_sandbox(run.engine, pg_version=pg, database_url=run.database_url,
+    with open_sandbox(run.engine, pg_version=prep.pg_version, database_url=run.database_url,
                       image=run.image) as sandbox:
         dry = dry_run(disc, run.config, sandbox=sandbox, lint_result=lint_result,
-                      setup=run.setup, from_index=run.from_index, on_progress=run.on_progress,
+                      setup=setup, from_index=run.from_index, on_progress=run.on_progress,
                       **(run.data or {}))
         with sandbox.connect() as conn:
             observed = verify.run_queries(conn, queries)
-        backout_check = verify.check_backout(sandbox, disc, steps, setup_path=run.setup,
+        backout_check = verify.check_backout(sandbox, disc, steps, setup_path=setup,
                                              config=run.config, from_index=run.from_index)
     checksum_file = run.checksums_path or os.path.join(disc.root, "checksum.txt")
     report = build_report(dry, lint_result, disc, verification=observed,
@@ -355,22 +366,14 @@ def run_dry_run(paths: tuple[str, ...], config: Config, *, engine: str,
     from .dryrun.replay import dry_run
     from .dryrun.sandbox import open_sandbox
 
-    disc = discover_paths(paths, config)
-    if not disc.migrations:
-        raise UsageError("no migration files found" if not disc.problems
-                         else "; ".join(problem_lines(disc)))
-    if not 0 <= from_index < len(disc.migrations):
-        raise UsageError(f"--from {from_index} is out of range (0..{len(disc.migrations) - 1})")
-    if setup is None and config.setup:
-        setup = _config_setup(config)
-    lint_result = lint(disc, config)
-    # docker: the image of the target version unless --image says otherwise.
-    pg = config.pg_version if engine == "docker" and not image else None
+    prep = _prepare_dry_run(paths, config, from_index, setup, engine, image)
+    disc, lint_result = prep.discovery, prep.lint
     started = time.perf_counter()
-    with open_sandbox(engine, pg_version=pg, database_url=database_url, image=image,
-                      on_progress=on_sandbox_progress) as sandbox:
+    with open_sandbox(engine, pg_version=prep.pg_version, database_url=database_url,
+                      image=image, on_progress=on_sandbox_progress) as sandbox:
         startup_ms = (time.perf_counter() - started) * 1000
-        result = dry_run(disc, config, sandbox=sandbox, lint_result=lint_result, setup=setup,
+        result = dry_run(disc, config, sandbox=sandbox, lint_result=lint_result,
+                         setup=prep.setup,
                          from_index=from_index, check_idempotency=check_idempotency,
                          check_down=check_down, on_progress=on_progress, **(data or {}))
     return dataclasses.replace(result, startup_ms=startup_ms), lint_result, disc
