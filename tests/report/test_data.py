@@ -10,11 +10,10 @@ Refresh the golden files after an intended change: SQLSAFE_UPDATE_REPORTS=1 pyte
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
+from golden_files import assert_golden
 
 from sqlsafe._record import replace
 from sqlsafe.dryrun.result import Blocking, DryRunResult
@@ -30,10 +29,7 @@ from sqlsafe.report.model import (
     MeasuredPoint,
     Report,
 )
-from sqlsafe.report.refresh import normalize
 
-GOLDEN = Path(__file__).parent / "golden"
-UPDATE = os.environ.get("SQLSAFE_UPDATE_REPORTS") == "1"
 FIXTURE = "with_data/rollout"
 EXPLANATION = ("column heartbeat is NOT NULL with no default: existing rows violate it — add it "
                "nullable (or with a default), backfill, then SET NOT NULL")
@@ -97,14 +93,7 @@ def _report(synthetic: Any, **kw: Any) -> Report:
                                              ("json", "json", False),
                                              ("markdown", "compact.md", True)])
 def test_golden_with_data(synthetic: Any, fmt: str, ext: str, compact: bool) -> None:
-    text = render(_report(synthetic), fmt, compact=compact)
-    path = GOLDEN / f"with_data_rollout.{ext}"
-    if UPDATE or not path.exists():
-        path.write_text(text, encoding="utf-8")
-        if not UPDATE:
-            pytest.fail(f"{path} was missing and has been written; re-run")
-    assert normalize(text) == normalize(path.read_text(encoding="utf-8")), (
-        f"{path} is out of date: SQLSAFE_UPDATE_REPORTS=1 pytest tests/report")
+    assert_golden(render(_report(synthetic), fmt, compact=compact), f"with_data_rollout.{ext}")
 
 
 def test_every_measurement_is_in_every_format(synthetic: Any) -> None:

@@ -7,22 +7,17 @@ Refresh the golden files after an intended change: SQLSAFE_UPDATE_REPORTS=1 pyte
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from golden_files import assert_golden
 
 from sqlsafe._record import replace
 from sqlsafe.report import plan, render
 from sqlsafe.report.build import build_report, relative_paths
 from sqlsafe.report.markdown import COMPACT_LIMIT
 from sqlsafe.report.model import CONDITIONAL, GO, NO_GO, BackoutCheck
-from sqlsafe.report.refresh import normalize
-
-GOLDEN = Path(__file__).parent / "golden"
-UPDATE = os.environ.get("SQLSAFE_UPDATE_REPORTS") == "1"
 
 
 def _report(synthetic, fixture: str, **kw):  # type: ignore[no-untyped-def]
@@ -36,14 +31,7 @@ def _report(synthetic, fixture: str, **kw):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("fixture", ["dlq_heartbeat", "prisma_backfill"])
 @pytest.mark.parametrize("fmt,ext", [("markdown", "md"), ("html", "html"), ("json", "json")])
 def test_golden(synthetic, fixture: str, fmt: str, ext: str) -> None:  # type: ignore[no-untyped-def]
-    text = render(_report(synthetic, fixture), fmt)
-    path = GOLDEN / f"{fixture}.{ext}"
-    if UPDATE or not path.exists():
-        path.write_text(text, encoding="utf-8")
-        if not UPDATE:
-            pytest.fail(f"{path} was missing and has been written; re-run")
-    assert normalize(text) == normalize(path.read_text(encoding="utf-8")), (
-        f"{path} is out of date: SQLSAFE_UPDATE_REPORTS=1 pytest tests/report")
+    assert_golden(render(_report(synthetic, fixture), fmt), f"{fixture}.{ext}")
 
 
 def test_json_is_valid_and_versioned(synthetic) -> None:  # type: ignore[no-untyped-def]
