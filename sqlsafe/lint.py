@@ -14,7 +14,6 @@ from .config import Config
 from .model import (
     DiscoveryResult,
     Finding,
-    InputProblem,
     LintResult,
     LockPrediction,
     Migration,
@@ -188,7 +187,7 @@ def _lint_do_block(stmt: ParsedStatement, action: n.DoBlock, state: SchemaState,
                            if registry.RULES[c].category not in _DO_SKIPPED_CATEGORIES},
                           sel.severity, sel.unknown)
     found: list[Finding] = []
-    for inner, _guarded in plpgsql.expand(stmt, action.body):
+    for inner in plpgsql.expand(stmt, action.body):
         actions = normalize(inner.node, state.functions)
         prediction = lk.Prediction()
         for a in actions:
@@ -306,6 +305,3 @@ def fails(result: LintResult, fail_on: str) -> bool:
     threshold = severity_rank(fail_on)
     return any(severity_rank(f.severity) >= threshold for f in result.findings)
 
-
-def input_problems(result: LintResult) -> list[InputProblem]:
-    return list(result.problems)

@@ -15,6 +15,7 @@ from typing import Any
 
 from pglast import parser as _pg
 
+from . import fastparse
 from .model import Span
 from .parse import ParsedStatement
 
@@ -23,7 +24,6 @@ from .parse import ParsedStatement
 class InnerStatement:
     line: int  # 1-based line within the DO body
     sql: str
-    guarded: bool  # inside an EXCEPTION handler block or an IF (a hand-written guard)
 
 
 def inner_statements(body: str) -> list[InnerStatement]:
@@ -33,34 +33,31 @@ def inner_statements(body: str) -> list[InnerStatement]:
         tree = json.loads(_pg.parse_plpgsql_json(wrapped))
     except Exception:  # a body PL/pgSQL rejects: the server will say so in the dry run
         return []
-    return list(_walk(tree, guarded=False))
+    return list(_walk(tree))
 
 
-def _walk(node: Any, guarded: bool) -> Iterator[InnerStatement]:
+def _walk(node: Any) -> Iterator[InnerStatement]:
     if isinstance(node, list):
         for item in node:
-            yield from _walk(item, guarded)
+            yield from _walk(item)
         return
     if not isinstance(node, dict):
         return
     for key, value in node.items():
         if key == "PLpgSQL_stmt_block" and isinstance(value, dict):
-            inner_guard = guarded or bool(value.get("exceptions"))
-            yield from _walk(value.get("body", []), inner_guard)
-        elif key == "PLpgSQL_stmt_if" and isinstance(value, dict):
-            for part in ("then_body", "elsif_list", "else_body"):
-                yield from _walk(value.get(part, []), True)
+            # The block's own statements; its EXCEPTION handlers run only on failure.
+            yield from _walk(value.get("body", []))
         elif key == "PLpgSQL_stmt_execsql" and isinstance(value, dict):
             query = value.get("sqlstmt", {}).get("PLpgSQL_expr", {}).get("query")
             if query:
-                yield InnerStatement(int(value.get("lineno", 1)), query, guarded)
+                yield InnerStatement(int(value.get("lineno", 1)), query)
         elif key == "PLpgSQL_stmt_dynexecute" and isinstance(value, dict):
             query = value.get("query", {}).get("PLpgSQL_expr", {}).get("query", "")
             literal = _string_literal(query)
             if literal:
-                yield InnerStatement(int(value.get("lineno", 1)), literal, guarded)
+                yield InnerStatement(int(value.get("lineno", 1)), literal)
         else:
-            yield from _walk(value, guarded)
+            yield from _walk(value)
 
 
 def _place(outer: ParsedStatement, body_start: int, body: str, inner: InnerStatement,
@@ -87,19 +84,17 @@ def _string_literal(expr: str) -> str | None:
     return None
 
 
-def expand(outer: ParsedStatement, body: str) -> list[tuple[ParsedStatement, bool]]:
-    """The statements of a DO block, placed on the DO block's lines, each with whether a
-    hand-written guard (EXCEPTION handler, IF) surrounds it."""
+def expand(outer: ParsedStatement, body: str) -> list[ParsedStatement]:
+    """The statements of a DO block, placed on the DO block's lines."""
     start = outer.sql.find(body) if body else -1
     body_line = outer.span.line + (outer.sql.count("\n", 0, start) if start >= 0 else 0)
-    out: list[tuple[ParsedStatement, bool]] = []
+    out: list[ParsedStatement] = []
     for inner in inner_statements(body):
         try:
-            parsed = _pg.parse_sql(inner.sql)
+            parsed = fastparse.parse_sql(inner.sql)
         except _pg.ParseError:
             continue
         span = _place(outer, start, body, inner, body_line + inner.line - 1)
         for raw in parsed:
-            out.append((ParsedStatement(outer.path, outer.index, span, inner.sql, raw.stmt),
-                        inner.guarded))
+            out.append(ParsedStatement(outer.path, outer.index, span, inner.sql, raw.stmt))
     return out
