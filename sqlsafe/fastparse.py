@@ -96,11 +96,15 @@ def _child(value: Any, target: type | None) -> Any:
     if isinstance(value, dict):
         if len(value) == 1:
             (name, inner), = value.items()
+            if name == "List" and isinstance(inner, dict):  # a list inside a list: pglast's tuple
+                return tuple(_child(v, None) for v in inner.get("items", ()))
             cls = getattr(ast, name, None)
             if cls is not None and isinstance(inner, dict) and name[0].isupper():
                 return _node(cls, inner)
         if target is not None and target is not ast.Node:
             return _node(target, value)
+        if not value and target is None:  # a NULL list member, e.g. SELECT DISTINCT's (None,)
+            return None
         raise Unsupported(f"untagged child without a type: {list(value)[:3]}")
     return value
 

@@ -79,3 +79,23 @@ def test_errors_are_pglast_errors() -> None:
     with pytest.raises(parser.ParseError) as info:
         fastparse.parse_sql("ALTER TABL x")
     assert info.value.args[1] == 6
+
+
+def test_corpus_never_falls_back(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fallback is for surprises: a JSON shape that is merely common (a list of lists, a
+    NULL list member) must not silently cost the slow path on whole files."""
+    texts = [(str(p), p.read_text(encoding="utf-8", errors="replace"))
+             for p in sorted(corpus.rglob("*.sql"))]
+    statements = _statements(texts)  # before patching: parse_section catches what we raise
+
+    def refuse(sql: str) -> None:
+        raise AssertionError(f"fell back to pglast's parse_sql on {sql[:80]!r}")
+
+    monkeypatch.setattr(fastparse._pg, "parse_sql", refuse)
+    for _, sql in statements:
+        fastparse.parse_sql(sql)
+
+
+def test_nested_lists_and_null_members() -> None:
+    for sql in ("INSERT INTO t VALUES (1, 2), (3, 4)", "SELECT DISTINCT a FROM t"):
+        assert _differs(parser.parse_sql(sql), fastparse.parse_sql(sql)) is None
