@@ -13,8 +13,9 @@ The replay observes with three kinds of query:
   function, trigger, policy, extension) with a text ``detail`` that changes when the object is
   altered; two snapshots give the catalog diff, the idempotency and down checks. The relation
   rows carry oid, relfilenode and relkind, so the same snapshot seeds the per-statement
-  "did it exist before" and "was it rewritten" bookkeeping. ``SCHEMA_FINGERPRINT`` and
-  ``SCHEMA_OF`` give the same rows incrementally (see there).
+  "did it exist before" and "was it rewritten" bookkeeping. ``SCHEMA_LOCKED`` (after
+  observed statements) and ``SCHEMA_FINGERPRINT`` + ``SCHEMA_OF`` (after anything else) give
+  the same rows incrementally (see there).
 
 Objects that belong to an extension (pg_depend deptype 'e') are left out: CREATE EXTENSION
 citext would otherwise "create" dozens of functions the migration never names.
@@ -323,6 +324,23 @@ WITH {_EXT_CTE}, dirty(classid, objid) AS (
 SELECT 'owner', '', '', NULL, NULL, NULL, 'c' || objid FROM rels
 UNION ALL
 SELECT 'owner', '', '', NULL, NULL, NULL, 't' || objid FROM types
+"""
+)
+
+# The rows after a migration whose every statement was observed (``_Session.snapshot``):
+# PostgreSQL changes a relation's catalog rows (its columns, defaults, constraints, indexes,
+# triggers, policies, rules, storage) only under a lock on that relation, held until the
+# transaction ends, and the lock query after each statement already names those relations. So
+# the relations to read again are known without the fingerprint (parameter: their oids), and
+# only the parts no relation lock covers are read whole: the global parts and every type (a
+# handful of rows; CREATE TYPE and ALTER TYPE ... ADD VALUE take no relation lock).
+SCHEMA_LOCKED = (
+    f"""
+WITH {_EXT_CTE}, rels(objid) AS (SELECT unnest($1::oid[]))
+"""
+    + _schema(_IN_RELS, "TRUE")
+    + """UNION ALL
+SELECT 'owner', '', '', NULL, NULL, NULL, 'c' || objid FROM rels
 """
 )
 

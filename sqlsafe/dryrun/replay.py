@@ -210,6 +210,70 @@ def _needs_walk(changed: Sequence[tuple[int, int]],
     return False
 
 
+# Lock modes of reads and DML: no catalog row of the relation changes under them.
+_DML_MODES = frozenset({"AccessShareLock", "RowShareLock", "RowExclusiveLock"})
+
+# A write to a system catalog (a hand-made enum or column change): no relation lock shows it.
+_CATALOG_WRITE = re.compile(
+    r"\b(?:UPDATE|INSERT\s+INTO|DELETE\s+FROM)\s+(?:\"?pg_catalog\"?\s*\.\s*)?\"?pg_\w+", re.I)
+
+
+def _blinds_locks(stmt: ParsedStatement) -> bool:
+    """Whether a statement can change what the snapshot shows without a lock on the relation
+    it changes: a write to a system catalog, or ALTER EXTENSION ADD/DROP (membership decides
+    whether an object is shown at all)."""
+    if stmt.node is not None and type(stmt.node).__name__ == "AlterExtensionContentsStmt":
+        return True
+    return "pg_" in stmt.sql and _CATALOG_WRITE.search(stmt.sql) is not None
+
+
+def _lock_walk_needed(base: Snapshot, rows: Sequence[tuple[Any, ...]]) -> bool:
+    """Whether SCHEMA_LOCKED ``rows`` may leave an object's text stale: some name that other
+    objects' text can show changed. As in ``_needs_walk``: a relation with names both gone and
+    new (a rename, or a drop and an add together); any schema, function, type or extension
+    gone (a rename or a drop: a rename shows in the text of whatever references it); a type
+    whose definition changed other than by new enum labels (RENAME VALUE shows in defaults
+    and views; ADD VALUE only adds)."""
+    new: dict[str, dict[str, str]] = {}
+    for kind, name, detail, _oid, _filenode, relkind, owner in rows:
+        if kind == "owner":
+            new.setdefault(str(owner), {})
+            continue
+        if kind == "relation":
+            kind = q.RELKIND_NAMES.get(relkind, "relation")
+        new.setdefault(owner or "", {})[f"{kind} {name}"] = str(detail)
+    for owner, after in new.items():
+        if owner[:1] != "c":
+            continue
+        before = base.owners.get(owner)
+        if before and after and set(before) - set(after) and set(after) - set(before):
+            return True
+    globals_after: dict[str, str] = {}
+    for owner, shown in new.items():
+        if owner == "" or owner[:1] == "t":
+            globals_after.update(shown)
+    for owner, keys in base.owners.items():
+        if owner != "" and owner[:1] != "t":
+            continue
+        for key in keys:
+            detail = globals_after.get(key)
+            if detail is None:
+                return True
+            old = base.objects.get(key)
+            if old != detail and key.startswith("type ") and not _labels_added(old, detail):
+                return True
+    return False
+
+
+def _labels_added(old: str | None, new: str) -> bool:
+    """Whether type detail ``new`` is ``old`` with enum labels added (ALTER TYPE ADD VALUE)."""
+    if old is None:
+        return False
+    head_old, _, labels_old = old.rpartition("|")
+    head_new, _, labels_new = new.rpartition("|")
+    return head_old == head_new and set(labels_old.split(",")) <= set(labels_new.split(","))
+
+
 def take_snapshot(conn: psycopg.Connection) -> Snapshot:
     snap = Snapshot({}, {})
     _add_rows(snap, conn.execute(q.SCHEMA, prepare=True))
@@ -378,6 +442,17 @@ class _Session:
         # snapshot that follows at once (``snapshot``); cleared by anything that runs SQL.
         self._fingerprint: list[tuple[Any, ...]] | None = None
         self.cursors: list[psycopg.Cursor[Any]] = []  # of the last ``_pipeline``
+        # The relations whose catalog rows may have changed since ``base``, from the lock
+        # query after each statement (``_touch``); None when something ran that the lock
+        # query did not see (an unobserved or watched statement, a write to a system
+        # catalog): then ``snapshot`` falls back to the fingerprint. Set by the caller that
+        # knows where ``base`` is (``_replay_one``, ``touch_held``).
+        self.touched: set[int] | None = None
+        # Since ``start_touched``: a change the lock query cannot show (a lock on a relation the
+        # snapshot does not show, a write to a system catalog, ALTER EXTENSION ADD/DROP).
+        self._blind = False
+        # SCHEMA_LOCKED rows read in the same pipeline as a wrapped migration's COMMIT.
+        self._locked_rows: list[tuple[Any, ...]] | None = None
 
     # -- observation queries ------------------------------------------------------------------
 
@@ -387,6 +462,7 @@ class _Session:
         ("sqlsafe_schema", "", q.SCHEMA),
         ("sqlsafe_schema_of", "(oid[], oid[])", q.SCHEMA_OF),
         ("sqlsafe_schema_own", "(oid[], oid[])", q.SCHEMA_OWN),
+        ("sqlsafe_schema_locked", "(oid[])", q.SCHEMA_LOCKED),
     )
 
     def _ensure_prepared(self) -> None:
@@ -412,9 +488,17 @@ class _Session:
     def snapshot(self, base: Snapshot | None = None) -> Snapshot:
         """``take_snapshot`` on this session; with ``base`` (an earlier snapshot of the same
         database, or of the one it was cloned from, taken at a committed state no later than
-        now) only the objects whose catalog fingerprint changed, and what depends on them, are
-        read again. The result is the same as a full snapshot's."""
+        now) only part of the catalog is read again. When every statement since ``base`` was
+        observed (``touched``), the relations they locked (``_snapshot_from_locks``);
+        otherwise the objects whose catalog fingerprint changed, and what depends on them.
+        The result is the same as a full snapshot's (tests/dryrun/test_snapshots.py)."""
         self._ensure_prepared()
+        locked_rows, self._locked_rows = self._locked_rows, None
+        if base is not None and self.touched is not None and (base.owners or not base.objects):
+            snap = self._snapshot_from_locks(base, self.touched, locked_rows)
+            if snap is not None:
+                self._fingerprint = None
+                return snap
         fp_rows = self._fingerprint
         self._fingerprint = None
         if fp_rows is None:
@@ -453,6 +537,62 @@ class _Session:
         _add_rows(snap, rows)
         return snap
 
+    def _snapshot_from_locks(self, base: Snapshot, touched: set[int],
+                             rows: list[tuple[Any, ...]] | None) -> Snapshot | None:
+        """The snapshot after statements whose locks were all seen: the touched relations,
+        the global parts and the types read again, the rest kept from ``base``. None when a
+        name another object's text can show may have changed (a rename), or a lock fell on a
+        relation the snapshot does not show (a composite type's attributes): then the caller
+        takes the fingerprint path, which follows dependents (or reads everything)."""
+        if self._blind:
+            return None
+        if rows is None:
+            oids = ",".join(str(o) for o in sorted(touched))
+            rows = self.conn.execute(f"EXECUTE sqlsafe_schema_locked('{{{oids}}}')").fetchall()
+        if _lock_walk_needed(base, rows):
+            return None
+        dirty = {str(row[6]) for row in rows if row[0] == "owner"}
+        dirty.add("")
+        dirty.update(o for o in base.owners if o.startswith("t"))
+        objects = dict(base.objects)
+        owners: dict[str, list[str]] = {}
+        for owner, keys in base.owners.items():
+            if owner in dirty:
+                for key in keys:
+                    objects.pop(key, None)
+            else:
+                owners[owner] = keys
+        rels = {oid: rel for oid, rel in base.rels.items() if f"c{oid}" not in dirty}
+        snap = Snapshot(objects, rels, owners, None)
+        _add_rows(snap, rows)
+        return snap
+
+    def _touch(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Add the relations the lock query's ``rows`` show locked in a mode that can change
+        catalog rows (anything above ROW EXCLUSIVE: reads and DML change none)."""
+        if self.touched is None:
+            return
+        for oid, _filenode, relkind, _name, mode in rows:
+            if mode in _DML_MODES or relkind == "t":  # a TOAST table: never shown
+                continue
+            if relkind == "c":
+                self._blind = True  # ALTER TYPE on a composite type's attributes
+            self.touched.add(int(oid))
+
+    def start_touched(self) -> None:
+        """From here on, collect the relations the observed statements lock (``_touch``)."""
+        self.touched = set()
+        self._blind = False
+
+    def touch_held(self) -> None:
+        """At the end of a transaction that ran every statement since ``start_touched``: what
+        it changed is still locked, so the relations to read again come from pg_locks."""
+        if self._blind or not self.in_transaction:
+            self.touched = None
+            return
+        self.touched = set()
+        self._touch(self.locks())
+
     # -- transaction state --------------------------------------------------------------------
 
     @property
@@ -463,6 +603,7 @@ class _Session:
 
     def execute_control(self, sql: str) -> None:
         self._fingerprint = None
+        self._locked_rows = None
         self.conn.execute(sql)
         if not self.in_transaction:
             self.held = set()
@@ -470,6 +611,7 @@ class _Session:
     def rollback_if_open(self) -> None:
         self._pending_begin = False
         self._fingerprint = None
+        self._locked_rows = None
         if self.in_transaction:
             self.conn.execute("ROLLBACK")
         self.held = set()
@@ -509,7 +651,7 @@ class _Session:
                     self.r.notes.append(f"{unit.section.path}: the file leaves a transaction "
                                         "open (BEGIN without COMMIT); the dry run committed it")
                 if observe and unit.wrap and self._prepared:
-                    self._commit_and_fingerprint()
+                    self._commit_observed()
                 else:
                     self.execute_control("COMMIT")
         except _Failed as failed:
@@ -519,10 +661,19 @@ class _Session:
             return results, failed.error, (time.perf_counter() - started) * 1000
         return results, None, (time.perf_counter() - started) * 1000
 
-    def _commit_and_fingerprint(self) -> None:
-        """COMMIT and read the catalog fingerprint in one round trip: an observed migration's
-        snapshot (``_replay_one``) follows at once and starts with that query. A failing
-        COMMIT raises as before; the fingerprint then never ran."""
+    def _commit_observed(self) -> None:
+        """COMMIT an observed wrapped migration together with the query its snapshot
+        (``_replay_one``, right after) starts with, in one round trip: SCHEMA_LOCKED before
+        the COMMIT when every statement's locks were seen (inside the transaction it reads
+        what the COMMIT makes permanent, while the locks that name the touched relations are
+        still held), else the fingerprint after it. A failing COMMIT raises as before."""
+        if self.touched is not None and not self._blind:
+            oids = ",".join(str(o) for o in sorted(self.touched))
+            scur, _commit = self._pipeline([f"EXECUTE sqlsafe_schema_locked('{{{oids}}}')",
+                                            "COMMIT"])
+            self.held = set()
+            self._locked_rows = scur.fetchall()
+            return
         _commit, fcur = self._pipeline(["COMMIT", "EXECUTE sqlsafe_fingerprint"])
         self.held = set()
         self._fingerprint = fcur.fetchall()
@@ -560,9 +711,14 @@ class _Session:
         from psycopg.pq import ExecStatus
 
         self._fingerprint = None
+        self._locked_rows = None
         in_tx = self.in_transaction or self._pending_begin
         control = _txn_kind(stmt.node)
         no_tx = cannot_run_in_transaction(stmt.node, self.r.server_version_num)
+        if _blinds_locks(stmt):
+            self._blind = True
+        if not observe or (no_tx and not in_tx):
+            self.touched = None  # no lock query after it (or only the watcher's polls)
         self._forget_prepared(stmt.node)
         # Outside a transaction block a statement's locks are gone when it returns: run it in
         # its own one-statement transaction (what autocommit does) so they can be read.
@@ -680,6 +836,7 @@ class _Session:
         import psycopg
 
         before = dict(self.known)
+        self.touched = None
         watcher = _Watcher(self._watcher_conn(), self.pid) if observe else None
         if watcher is not None:
             watcher.start()
@@ -716,6 +873,7 @@ class _Session:
         """``rows``: the lock query's result when it ran in the statement's pipeline."""
         if rows is None:
             rows = self.locks()
+        self._touch(rows)
         now: set[tuple[int, str]] = set()
         current: dict[int, Rel] = {}
         for oid, relfilenode, relkind, name, mode in rows:
@@ -1143,6 +1301,7 @@ def _replay_one(replayer: _Replayer, migration: Migration, before: Snapshot,
     # the catalog said, as the base of the next incremental snapshot.
     session.known = dict(before.rels)
     session.base = before
+    session.start_touched()
     statements, error, duration = session.run_unit(unit, observe=not pre_applied,
                                                    predictions=predictions)
     after = session.snapshot(before)
@@ -1172,6 +1331,7 @@ def _run_checked(session: _Session, units: Sequence[_Unit], in_rollback: bool, b
     snapshot of the state the units start from."""
     if in_rollback:
         session.execute_control("BEGIN")
+        session.start_touched()
     try:
         for i, unit in enumerate(units):
             if in_rollback:
@@ -1185,6 +1345,8 @@ def _run_checked(session: _Session, units: Sequence[_Unit], in_rollback: bool, b
                 _results, error, _ms = session.run_unit(unit, observe=False)
                 if error is not None:
                     return i, error, session.snapshot(base)
+        if in_rollback:
+            session.touch_held()
         return -1, None, session.snapshot(base)
     finally:
         if in_rollback:
@@ -1219,6 +1381,7 @@ def _check_down(replayer: _Replayer, up: _Unit, before: Snapshot, after: Snapsho
     def check(session: _Session) -> DownResult:
         if safe:
             session.execute_control("BEGIN")
+            session.start_touched()
         try:
             if safe:
                 try:
@@ -1230,6 +1393,8 @@ def _check_down(replayer: _Replayer, up: _Unit, before: Snapshot, after: Snapsho
                 _r, error, _ms = session.run_unit(down, observe=False)
                 if error is not None:
                     return DownResult("failed", error=error)
+            if safe:
+                session.touch_held()
             diffs = schema_differences(before, session.snapshot(after))
             # Up again: a down that leaves something behind often makes the next up fail.
             if safe:
