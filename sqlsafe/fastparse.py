@@ -117,3 +117,41 @@ def parse_sql(sql: str) -> tuple[Any, ...]:
         return tuple(_node(ast.RawStmt, raw) for raw in tree.get("stmts", ()))
     except (Unsupported, KeyError, TypeError, ValueError, AttributeError):
         return _pg.parse_sql(sql)
+
+
+def parse_script(sql: str, nodes: bool = True) -> tuple[tuple[int, int, str, Any], ...]:
+    """(stmt_location, stmt_len, node class name, statement node) for each statement of a whole
+    script, offsets in *characters* as ``pglast.parser.parse_sql`` reports them. Raises
+    ParseError like it. ``nodes=False`` skips building the trees (the node is then None), for
+    callers that only need where statements are and what they are.
+
+    libpg_query's JSON counts UTF-8 bytes while the fallback counts characters; callers slice
+    the script's text by these offsets, so both paths must mean the same thing.
+    """
+    text = _pg.parse_sql_json(sql)
+    try:
+        located = []
+        for raw in json.loads(text).get("stmts", ()):
+            (kind, inner), = raw["stmt"].items()
+            node = _node(getattr(ast, kind), inner) if nodes else None
+            located.append((raw.get("stmt_location", 0), raw.get("stmt_len", 0), kind, node))
+        return tuple(located) if sql.isascii() else _char_offsets(sql, located)
+    except (Unsupported, KeyError, TypeError, ValueError, AttributeError):
+        return tuple((r.stmt_location or 0, r.stmt_len or 0, type(r.stmt).__name__,
+                      r.stmt if nodes else None) for r in _pg.parse_sql(sql))
+
+
+def _char_offsets(sql: str, located: list[tuple[int, int, str, Any]]
+                  ) -> tuple[tuple[int, int, str, Any], ...]:
+    """Byte offsets to character offsets, decoding each stretch once (statements come in
+    order). A stretch not on a character boundary raises UnicodeDecodeError, a ValueError."""
+    data = sql.encode("utf-8")
+    out = []
+    byte = char = 0
+    for location, length, kind, node in located:
+        char += len(data[byte:location].decode("utf-8"))
+        byte, start = location, char
+        char += len(data[byte:byte + length].decode("utf-8"))
+        byte += length
+        out.append((start, char - start, kind, node))
+    return tuple(out)

@@ -2,8 +2,10 @@
 
 Parsing one statement at a time means a statement that does not parse becomes a `syntax`
 finding at its own position and every other statement of the file is still linted (squawk
-stops at the first error). pglast's scanner and parser report character offsets; we keep
-everything in characters so columns are right for non-ASCII text.
+stops at the first error). A text that parses as a whole takes a shortcut with the same
+result: one parse, the parser's own statement offsets as the cuts. pglast's scanner and parser
+report character offsets; we keep everything in characters so columns are right for non-ASCII
+text.
 """
 
 from __future__ import annotations
@@ -176,12 +178,91 @@ def _error_message(exc: Exception) -> tuple[str, int | None]:
 def count_statements(text: str) -> int:
     """How many statements the text holds (comments and empty statements do not count)."""
     masked, _ = _mask_meta_commands(text)
-    return len(_boundaries(masked))
+    whole = _parse_whole(masked, nodes=False)
+    return len(whole) if whole is not None else len(_boundaries(masked))
 
 
 def parse_section(section: Section) -> ParsedSection:
     masked, metas = _mask_meta_commands(section.text)
     index = LineIndex(section.text, section.line_offset, section.char_offset)
+    whole = _parse_whole(masked)
+    if whole is None:
+        statements = _parse_each(section, masked, index)
+    else:
+        statements = []
+        for i, (start, end, node) in enumerate(whole):
+            raw = masked[start:end]
+            sql = raw[:-1] if raw.endswith(";") else raw
+            statements.append(ParsedStatement(section.path, i, index.span(start, end), sql, node))
+    meta = tuple(MetaCommand(section.path, line + section.line_offset, cmd) for line, cmd in metas)
+    return ParsedSection(section, tuple(statements), meta)
+
+
+# Whitespace as PostgreSQL's lexer knows it (str.isspace would also skip e.g. U+00A0, which
+# PostgreSQL reads as part of an identifier), and `--` comments.
+_BLANK_RE = re.compile(r"(?:[ \t\n\r\f\v]+|--[^\n\r]*)*")
+_C_COMMENT_EDGE_RE = re.compile(r"/\*|\*/")
+_ATOMIC_RE = re.compile(r"atomic", re.I)
+
+
+def _token_start(text: str, pos: int) -> int:
+    """Where the first token at or after `pos` starts: whitespace and comments skipped (C-style
+    comments nest in PostgreSQL). Returns len(text) if only comments remain."""
+    while True:
+        pos = _BLANK_RE.match(text, pos).end()  # type: ignore[union-attr]  # matches empty
+        if not text.startswith("/*", pos):
+            return pos
+        depth, pos = 1, pos + 2
+        while depth:
+            edge = _C_COMMENT_EDGE_RE.search(text, pos)
+            if edge is None:
+                return len(text)
+            depth += 1 if edge.group() == "/*" else -1
+            pos = edge.end()
+
+
+def _parse_whole(masked: str, nodes: bool = True) -> list[tuple[int, int, Any]] | None:
+    """(start, end, statement node) of every statement, from one parse of the whole text, or
+    None when the text does not parse or the parser may cut it where `_boundaries` does not.
+    Nodes are None with ``nodes=False``.
+
+    One libpg_query call per section instead of a scan plus one call per statement: most
+    migration files parse, and only then do the parser's statements stand in for the
+    scanner's. Ranges are the ones `_boundaries` gives: start at the first token (libpg_query
+    18 already points stmt_location there; older versions point just past the previous
+    semicolon), end one past the semicolon, or at the stripped end of the text for a last
+    statement without one (stmt_len 0).
+
+    The scanner cuts at every semicolon but inside BEGIN ATOMIC ... END, the grammar only at
+    statement level. They can disagree on CREATE RULE ... DO (a; b), which the grammar reads as
+    one statement, and on anything spelled `atomic` (a CASE ... END inside an atomic body, or
+    `atomic` as a name after `begin`), where the scanner's depth count goes astray: such texts
+    keep the per-statement path, so their statements, indexes and findings are as before.
+
+    The nodes' own ``location`` fields then count from the start of the section, not of the
+    statement, and in UTF-8 bytes; nothing reads them (positions come from the spans).
+    """
+    try:
+        located = fastparse.parse_script(masked, nodes)
+    except Exception:  # ParseError, or the odd other type pglast raises; the slow path reports it
+        return None
+    atomic = _ATOMIC_RE.search(masked) is not None
+    text_end = len(masked.rstrip())
+    ranges: list[tuple[int, int, Any]] = []
+    for location, length, kind, node in located:
+        start = _token_start(masked, location)
+        end = location + length + 1 if length else max(text_end, start)
+        if atomic and _ATOMIC_RE.search(masked, start, end):
+            return None
+        if kind == "RuleStmt" and ";" in masked[start:end - 1]:
+            return None
+        ranges.append((start, end, node))
+    return ranges
+
+
+def _parse_each(section: Section, masked: str, index: LineIndex) -> list[ParsedStatement]:
+    """Split with the scanner and parse statement by statement, for texts that do not parse
+    as a whole: each broken statement becomes its own finding at its own position."""
     statements: list[ParsedStatement] = []
     for i, (start, end) in enumerate(_boundaries(masked)):
         raw = masked[start:end]
@@ -216,5 +297,4 @@ def parse_section(section: Section) -> ParsedSection:
             statements.append(
                 ParsedStatement(section.path, i, index.span(s0, s1), masked[s0:s1], raw_stmt.stmt)
             )
-    meta = tuple(MetaCommand(section.path, line + section.line_offset, cmd) for line, cmd in metas)
-    return ParsedSection(section, tuple(statements), meta)
+    return statements
