@@ -44,7 +44,7 @@ def main() -> int:
     print(f"{len(disc.migrations)} migrations ({disc.migrations[0].layout}) from {target}")
     psql = sandbox_module._embedded_bindir(None).bindir / "psql"
     config = Config(pg_version=18)
-    lint_result = lint(disc, config)
+    lint_result = lint(disc, config, keep_parsed=True)  # as the CLI does
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
         for f in files:
             script.write(f"BEGIN;\n\\i '{f}'\nCOMMIT;\n")

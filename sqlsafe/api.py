@@ -252,7 +252,7 @@ def _prepare_dry_run(paths: tuple[str, ...], config: Config, from_index: int,
     # docker: the image of the target version (--pg-version) unless --image says otherwise;
     # embedded ships one version and local uses what is installed.
     pg = config.pg_version if engine == "docker" and not image else None
-    return _DryRunInputs(disc, lint(disc, config), setup, pg)
+    return _DryRunInputs(disc, lint(disc, config, keep_parsed=True), setup, pg)
 
 
 def _config_setup(config: Config) -> str:

@@ -22,7 +22,7 @@ from .model import (
     severity_rank,
 )
 from .normalize import normalize
-from .parse import ParsedStatement, parse_section
+from .parse import ParsedSection, ParsedStatement, parse_section
 from .rules.context import RuleContext
 from .rules.meta import EXPIRED, INPUT, META_RULES, NO_REASON, SYNTAX, UNKNOWN, UNUSED
 from .schema import SchemaState
@@ -73,11 +73,12 @@ def _finding(meta: registry.RuleMeta, sel: Selection, path: str, span: Span, mes
 
 
 def lint(discovery: DiscoveryResult, config: Config, *,
-         report_only: set[str] | None = None) -> LintResult:
+         report_only: set[str] | None = None, keep_parsed: bool = False) -> LintResult:
     """Lint every migration in order, folding one schema state across the whole set.
 
     ``report_only``: display paths whose findings are reported; the others are still folded
-    into the schema state (``--changed-since``).
+    into the schema state (``--changed-since``). ``keep_parsed``: keep each migration's
+    parsed statements in the result (``LintResult.parsed``) for a dry run that follows.
     """
     sel = selection(config)
     state = SchemaState()
@@ -85,6 +86,7 @@ def lint(discovery: DiscoveryResult, config: Config, *,
     statements: list[StatementInfo] = []
     files: list[str] = []
     problems = list(discovery.problems)
+    parsed: list[ParsedSection] = []
     for p in discovery.problems:
         if sel.enabled and INPUT.code in sel.enabled:
             findings.append(_finding(INPUT, sel, p.path, Span(max(p.line, 1), max(p.column, 1),
@@ -93,14 +95,15 @@ def lint(discovery: DiscoveryResult, config: Config, *,
     for index, migration in enumerate(discovery.migrations):
         if _excluded(migration.path, config.exclude):
             continue
-        mf, ms = lint_migration(migration, index, state, config, sel)
+        mf, ms = lint_migration(migration, index, state, config, sel,
+                                parsed_out=parsed if keep_parsed else None)
         if report_only is None or migration.path in report_only:
             files.append(migration.path)
             findings.extend(mf)
             statements.extend(ms)
     findings.sort(key=Finding.sort_key)
     return LintResult(tuple(files), tuple(findings), tuple(statements), tuple(problems),
-                      discovery.notes, discovery.migrations)
+                      discovery.notes, discovery.migrations, tuple(parsed))
 
 
 def _excluded(path: str, patterns: Iterable[str]) -> bool:
@@ -108,10 +111,13 @@ def _excluded(path: str, patterns: Iterable[str]) -> bool:
 
 
 def lint_migration(migration: Migration, index: int, state: SchemaState, config: Config,
-                   sel: Selection) -> tuple[list[Finding], list[StatementInfo]]:
+                   sel: Selection, parsed_out: list[ParsedSection] | None = None,
+                   ) -> tuple[list[Finding], list[StatementInfo]]:
     postgres = config.dialect in ("postgres", "postgresql")
     if postgres:
         parsed = parse_section(migration.section)
+        if parsed_out is not None:
+            parsed_out.append(parsed)
     else:
         from . import dialects
 

@@ -192,6 +192,9 @@ class LintResult(Record):
     problems: tuple[InputProblem, ...] = ()
     notes: tuple[str, ...] = ()
     migrations: tuple[Migration, ...] = ()
+    # ``lint(keep_parsed=True)``: each linted migration's ParsedSection, for a dry run that
+    # follows, so it does not parse the same text again.
+    parsed: tuple[Any, ...] = ()
 
     @property
     def errors(self) -> int:

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 from .. import locks as lk
 from .._record import replace
 from ..model import DiscoveryResult, LintResult, Migration, Section, StatementInfo
-from ..parse import ParsedStatement, parse_section
+from ..parse import ParsedSection, ParsedStatement, parse_section
 from . import blocking as bk
 from . import catalog as q
 from . import sampledata
@@ -388,8 +388,11 @@ class _Unit:
     notes: tuple[str, ...] = ()
 
 
-def _unit(migration: Migration, section: Section, server_version_num: int) -> _Unit:
-    parsed = parse_section(section)
+def _unit(migration: Migration, section: Section, server_version_num: int,
+          parsed: ParsedSection | None = None) -> _Unit:
+    """``parsed``: the lint's parse of the same section, if it kept one."""
+    if parsed is None or parsed.section is not section:
+        parsed = parse_section(section)
     has_control = any(_txn_kind(s.node) for s in parsed.statements)
     no_tx = any(cannot_run_in_transaction(s.node, server_version_num) for s in parsed.statements)
     notes = []
@@ -1108,6 +1111,7 @@ class _Replayer:
     session: _Session | None = None
     clones: int = 0
     measure_blocking: bool = False
+    parsed: dict[str, ParsedSection] = field(default_factory=dict)  # the lint's, by path
 
     @property
     def server_version_num(self) -> int:
@@ -1240,6 +1244,8 @@ def dry_run(
         for f in lint_result.findings:
             findings_by_path.setdefault(f.path, []).append(f)
     replayer = _Replayer(sandbox, config, measure_blocking=measure_blocking)
+    if lint_result is not None:
+        replayer.parsed = {p.section.path: p for p in lint_result.parsed}
     replayer.session = replayer.open()
     migrations = discovery.migrations
     total = len(migrations)
@@ -1295,7 +1301,8 @@ def _replay_one(replayer: _Replayer, migration: Migration, before: Snapshot,
                 check_idempotency: bool, check_down: bool) -> tuple[MigrationResult, Snapshot]:
     session = replayer.session
     assert session is not None
-    unit = _unit(migration, migration.section, replayer.server_version_num)
+    unit = _unit(migration, migration.section, replayer.server_version_num,
+                 replayer.parsed.get(migration.path))
     replayer.notes.extend(unit.notes)
     # A copy: the observation updates ``known`` from pg_locks, and the snapshot must stay what
     # the catalog said, as the base of the next incremental snapshot.
