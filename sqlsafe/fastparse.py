@@ -13,6 +13,8 @@ same normalized actions on the whole corpus.
 from __future__ import annotations
 
 import json
+import keyword
+from collections.abc import Callable
 from typing import Any
 
 from pglast import ast, enums
@@ -60,24 +62,54 @@ def _plan(cls: type) -> tuple[tuple[str, str, str, Any], ...]:
 
 
 def _node(cls: type[ast.Node], data: dict[str, Any]) -> Any:
-    obj = cls.__new__(cls)
-    setattr_ = object.__setattr__
-    for slot, key, kind, extra in _plan(cls):
-        value = data.get(key)
+    build = _BUILDERS.get(cls.__name__)
+    if build is None:
+        build = _BUILDERS[cls.__name__] = _make_builder(cls)
+    return build(data)
+
+
+# One builder function per node class, keyed by class name (the JSON tag).
+_BUILDERS: dict[str, Callable[[dict[str, Any]], Any]] = {}
+
+
+def _make_builder(cls: type[ast.Node]) -> Callable[[dict[str, Any]], Any]:
+    """Generate straight-line code that fills every slot of one node class from its JSON.
+
+    A loop over ``_plan`` that dispatches on each slot's kind and calls ``object.__setattr__``
+    costs most of the parse time. The generated function does the same per class with no
+    dispatch, and assigns plain attributes on a throwaway subclass whose ``__setattr__`` is
+    object's (so no pglast validation hook, and CPython specialises the slot stores); the
+    object then becomes a ``cls`` instance: the subclass adds no slots, so the layout is
+    identical and ``__class__`` assignment is allowed.
+    """
+    name = cls.__name__
+    shadow = type(name, (cls,), {"__slots__": (), "__setattr__": object.__setattr__,
+                                 "__module__": __name__})
+    env: dict[str, Any] = {"new": object.__new__, "S": shadow, "C": cls, "child": _child,
+                           "valunion": _valunion, "set_": object.__setattr__}
+    lines = ["def build(d):", "    g = d.get", "    o = new(S)"]
+    for i, (slot, key, kind, extra) in enumerate(_plan(cls)):
+        env[f"x{i}"] = extra
         if kind == "node":
-            if value is not None:
-                value = _child(value, extra)
+            value = f"v if v is None else child(v, x{i})"
         elif kind == "scalar":
-            if value is None:
-                value = extra
+            value = f"x{i} if v is None else v"
         elif kind == "enum":
-            if value is not None:
-                value = extra[value]
+            value = f"v if v is None else x{i}[v]"
         elif kind == "valunion":
-            value = _valunion(data)
-        setattr_(obj, slot, value)
-    setattr_(obj, "ancestors", None)
-    return obj
+            value = "valunion(d)"
+        else:
+            value = "v"
+        if value != "valunion(d)":
+            lines.append(f"    v = g({key!r})")
+        if slot.isidentifier() and not keyword.iskeyword(slot):
+            lines.append(f"    o.{slot} = {value}")
+        else:
+            lines.append(f"    set_(o, {slot!r}, {value})")
+    lines += ["    o.ancestors = None", "    o.__class__ = C", "    return o"]
+    exec(compile("\n".join(lines), f"<fastparse {name}>", "exec"), env)
+    build: Callable[[dict[str, Any]], Any] = env["build"]
+    return build
 
 
 def _valunion(data: dict[str, Any]) -> Any:
@@ -92,12 +124,15 @@ def _valunion(data: dict[str, Any]) -> Any:
 
 def _child(value: Any, target: type | None) -> Any:
     if isinstance(value, list):
-        return tuple(_child(v, None) for v in value)
+        return tuple([_child(v, None) for v in value])
     if isinstance(value, dict):
         if len(value) == 1:
             (name, inner), = value.items()
+            build = _BUILDERS.get(name)
+            if build is not None and isinstance(inner, dict):
+                return build(inner)
             if name == "List" and isinstance(inner, dict):  # a list inside a list: pglast's tuple
-                return tuple(_child(v, None) for v in inner.get("items", ()))
+                return tuple([_child(v, None) for v in inner.get("items", ())])
             cls = getattr(ast, name, None)
             if cls is not None and isinstance(inner, dict) and name[0].isupper():
                 return _node(cls, inner)
