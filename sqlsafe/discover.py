@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -115,10 +116,12 @@ def _position(data: bytes, offset: int) -> tuple[int, int]:
     return data.count(b"\n", 0, offset) + 1, column
 
 
-def _read(path: str, abspath: str, acc: _Acc) -> _Source | None:
-    """Read one file, or record why it cannot be a migration and return None."""
+def _read(path: str, abspath: str, acc: _Acc, size: int | None = None) -> _Source | None:
+    """Read one file, or record why it cannot be a migration and return None. ``size`` is the
+    file's size when the caller has just stat'ed it."""
     try:
-        size = os.stat(abspath).st_size
+        if size is None:
+            size = os.stat(abspath).st_size
         if size > MAX_FILE_BYTES:
             acc.problem(
                 path, f"file is {size} bytes, over the {MAX_FILE_BYTES}-byte limit; not read"
@@ -621,20 +624,26 @@ def _walk(root: str, display_root: str, acc: _Acc) -> dict[str, tuple[str, list[
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in _SKIP_DIRS)
         rel = os.path.relpath(dirpath, root)
         display_dir = os.path.normpath(os.path.join(display_root, rel))
+        # A file name is one plain component: joining it to the normalized directory paths
+        # gives what normpath/abspath of the joined path would, without redoing them per file.
+        abs_dir = os.path.abspath(dirpath)
         srcs = []
         for fn in sorted(filenames):
             if fn.startswith(".") or not fn.lower().endswith(".sql"):
                 continue
-            abspath = os.path.join(dirpath, fn)
-            if not os.path.isfile(abspath):
+            abspath = os.path.join(abs_dir, fn)
+            try:  # one stat for "is it a regular file" (isfile) and the size limit (_read)
+                st = os.stat(abspath)
+            except OSError:  # e.g. a dangling symlink: isfile() is False, skipped silently
                 continue
-            src = _read(
-                os.path.normpath(os.path.join(display_dir, fn)), os.path.abspath(abspath), acc
-            )
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            display = fn if display_dir == "." else os.path.join(display_dir, fn)
+            src = _read(display, abspath, acc, st.st_size)
             if src is not None:
                 srcs.append(src)
         if srcs:
-            found[os.path.abspath(dirpath)] = (display_dir, srcs)
+            found[abs_dir] = (display_dir, srcs)
     return found
 
 
@@ -790,11 +799,30 @@ def _down_key(d: Down) -> tuple[str, str] | None:
     return None
 
 
+def _realpath(path: str, cache: dict[str, str]) -> str:
+    """``os.path.realpath`` of a normalized path, resolving each directory once.
+
+    realpath lstat's every component of every path it is given; migration files share their
+    directories (a Prisma project has one per migration, all under one parent), so resolve a
+    path as its resolved parent plus its own name unless it is itself a symlink.
+    """
+    real = cache.get(path)
+    if real is None:
+        head, tail = os.path.split(path)
+        if not tail or head == path or os.path.islink(path):
+            real = os.path.realpath(path)
+        else:
+            real = os.path.join(_realpath(head, cache), tail)
+        cache[path] = real
+    return real
+
+
 def _dedupe(migrations: list[Migration], acc: _Acc) -> list[Migration]:
     seen: set[str] = set()
+    real: dict[str, str] = {}
     out = []
     for m in migrations:
-        key = os.path.realpath(m.abspath) if m.abspath else f"{m.path}#{id(m)}"
+        key = _realpath(m.abspath, real) if m.abspath else f"{m.path}#{id(m)}"
         if key in seen:
             acc.note(f"{m.path}: given more than once; listed once")
             continue
