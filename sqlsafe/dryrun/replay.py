@@ -438,13 +438,12 @@ class _Session:
         # DEALLOCATE ALL and parse and plan the queries again (a quarter of the run).
         conn.prepare_threshold = None
         self._prepared = False
-        # A wrapped migration's BEGIN is sent in the same pipeline as its first statement
+        # A wrapped migration's BEGIN is sent in the same message as its first statement
         # (one round trip less per migration); until then it is only pending.
         self._pending_begin = False
-        # The fingerprint rows read in the same pipeline as a migration's COMMIT, for the
+        # The fingerprint rows read in the same message as a migration's COMMIT, for the
         # snapshot that follows at once (``snapshot``); cleared by anything that runs SQL.
         self._fingerprint: list[tuple[Any, ...]] | None = None
-        self.cursors: list[psycopg.Cursor[Any]] = []  # of the last ``_pipeline``
         # The relations whose catalog rows may have changed since ``base``, from the lock
         # query after each statement (``_touch``); None when something ran that the lock
         # query did not see (an unobserved or watched statement, a write to a system
@@ -454,7 +453,7 @@ class _Session:
         # Since ``start_touched``: a change the lock query cannot show (a lock on a relation the
         # snapshot does not show, a write to a system catalog, ALTER EXTENSION ADD/DROP).
         self._blind = False
-        # SCHEMA_LOCKED rows read in the same pipeline as a wrapped migration's COMMIT.
+        # SCHEMA_LOCKED rows read in the same message as a wrapped migration's COMMIT.
         self._locked_rows: list[tuple[Any, ...]] | None = None
 
     # -- observation queries ------------------------------------------------------------------
@@ -670,48 +669,22 @@ class _Session:
         the COMMIT when every statement's locks were seen (inside the transaction it reads
         what the COMMIT makes permanent, while the locks that name the touched relations are
         still held), else the fingerprint after it. A failing COMMIT raises as before."""
+        cur = self.conn.cursor()
         if self.touched is not None and not self._blind:
             oids = ",".join(str(o) for o in sorted(self.touched))
-            scur, _commit = self._pipeline([f"EXECUTE sqlsafe_schema_locked('{{{oids}}}')",
-                                            "COMMIT"])
+            cur.execute(f"EXECUTE sqlsafe_schema_locked('{{{oids}}}');COMMIT")
             self.held = set()
-            self._locked_rows = scur.fetchall()
+            self._locked_rows = cur.fetchall()
             return
-        _commit, fcur = self._pipeline(["COMMIT", "EXECUTE sqlsafe_fingerprint"])
+        cur.execute("COMMIT;EXECUTE sqlsafe_fingerprint")
         self.held = set()
-        self._fingerprint = fcur.fetchall()
-
-    def _pipeline(self, queries: Sequence[str]) -> list[psycopg.Cursor[Any]]:
-        """Run ``queries`` in order in one round trip (psycopg pipeline mode), one cursor each.
-        On an error the server skips the rest; the first error is raised, as running them one
-        by one would, and the cursors of the queries that ran before it hold their results
-        (``cursors`` is filled first so the caller can tell which one failed)."""
-        import psycopg
-
-        cursors = [self.conn.cursor() for _ in queries]
-        self.cursors = cursors
-        first: psycopg.Error | None = None
-        try:
-            with self.conn.pipeline():
-                # Caught inside the block: whether psycopg reports an error while queueing or
-                # at the final sync depends on timing, and an error escaping the block makes
-                # its exit log "error ignored terminating" for the sync that follows.
-                try:
-                    for cur, sql in zip(cursors, queries, strict=True):
-                        cur.execute(sql)
-                except psycopg.Error as exc:
-                    first = exc
-        except psycopg.Error as exc:
-            raise (first or exc) from None
-        if first is not None:
-            raise first
-        return cursors
+        cur.nextset()
+        self._fingerprint = cur.fetchall()
 
     def run_statement(self, unit: _Unit, stmt: ParsedStatement, *, observe: bool,
                       predictions: dict[tuple[str, int], StatementInfo] | None = None,
                       ) -> StatementResult:
         import psycopg
-        from psycopg.pq import ExecStatus
 
         self._fingerprint = None
         self._locked_rows = None
@@ -730,25 +703,26 @@ class _Session:
         before = dict(self.known) if observe else {}
         held_before = set(self.held)
         # An observed statement, the BEGIN before it (ours, pending or per statement) and the
-        # lock query after it go in one pipeline: the server runs them in order, so the lock
-        # query still sees exactly the locks after this statement and before the next, without
-        # a round trip of its own. Not for COPY (no pipeline), the watched statements, or a
-        # DEALLOCATE/DISCARD (it may drop the prepared lock query queued after it).
-        pipelined = (observe and not watch and not _is_copy_from_stdin(stmt.node)
+        # lock query after it go in one simple-protocol message: the server runs them in order,
+        # so the lock query still sees exactly the locks after this statement and before the
+        # next, without a round trip of its own (a psycopg pipeline does the same at twice the
+        # client cost). Not for COPY FROM STDIN, the watched statements, or a
+        # DEALLOCATE/DISCARD (it may drop the prepared lock query sent after it).
+        combined = (observe and not watch and not _is_copy_from_stdin(stmt.node)
                      and type(stmt.node).__name__ not in ("DeallocateStmt", "DiscardStmt"))
         begin = own_tx or self._pending_begin
         self._pending_begin = False
         # The per-statement COMMIT joins too, unless --measure-blocking probes the locks the
         # statement still holds before it.
-        commit_too = pipelined and own_tx and not self.r.measure_blocking
-        stmt_cur: psycopg.Cursor[Any] | None = None
+        commit_too = combined and own_tx and not self.r.measure_blocking
+        offset = 0  # of the statement in the text sent (for the error position)
         lock_rows: list[tuple[Any, ...]] | None = None
         t0 = time.perf_counter()
         rows: int | None = None
         probes: tuple[Any, ...] = ()
         watcher: _Watcher | None = None
         try:
-            if begin and not pipelined:
+            if begin and not combined:
                 self.conn.execute("BEGIN")
             if watch:
                 watcher = _Watcher(self._watcher_conn(), self.pid,
@@ -765,33 +739,36 @@ class _Session:
                     cur, probes = bk.probe_during(
                         self.prober(), lambda: self.conn.execute(stmt.sql),
                         self.pid, bk.statement_tables(stmt.node))
-                elif pipelined:
+                elif combined:
                     self._ensure_prepared()
-                    queries = (["BEGIN"] if begin else []) + [stmt.sql, "EXECUTE sqlsafe_locks"]
-                    queries += ["COMMIT"] if commit_too else []
+                    prefix = "BEGIN;\n" if begin else ""
+                    offset = len(prefix)
+                    # A newline before the ';': the statement may end in a -- comment.
+                    text = (prefix + stmt.sql + "\n;EXECUTE sqlsafe_locks"
+                            + (";COMMIT" if commit_too else ""))
+                    cur = self.conn.cursor()
                     t0 = time.perf_counter()
-                    try:
-                        curs = self._pipeline(queries)
-                    finally:
-                        stmt_cur = self.cursors[int(begin)]
-                    cur, lock_rows = stmt_cur, curs[int(begin) + 1].fetchall()
+                    cur.execute(text)
+                    if begin:
+                        cur.nextset()
+                    status, count = cur.statusmessage, cur.rowcount
+                    cur.nextset()
+                    lock_rows = cur.fetchall()
                 else:
                     cur = self.conn.execute(stmt.sql)
             finally:
                 duration = (time.perf_counter() - t0) * 1000
                 seen = watcher.stop() if watcher is not None else None
-            if cur.rowcount >= 0 and cur.statusmessage and \
-                    cur.statusmessage.split()[0] in ("INSERT", "UPDATE", "DELETE", "MERGE",
-                                                     "SELECT", "COPY"):
-                rows = cur.rowcount
+            if lock_rows is None:
+                status, count = cur.statusmessage, cur.rowcount
+            if count >= 0 and status and \
+                    status.split()[0] in ("INSERT", "UPDATE", "DELETE", "MERGE", "SELECT", "COPY"):
+                rows = count
         except psycopg.Error as exc:
-            if stmt_cur is not None and stmt_cur.pgresult is not None and \
-                    stmt_cur.pgresult.status in (ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK):
-                # The statement succeeded; the lock query or our COMMIT failed after it. Before
-                # pipelining those ran outside this handler and raised as they are: still so.
-                raise
+            # Sent together, an error of our COMMIT after the statement (a deferred constraint)
+            # is the statement's: production commits it the same way.
             duration = (time.perf_counter() - t0) * 1000
-            error = self._error(exc, stmt)
+            error = self._error(exc, stmt, offset)
             if own_tx and self.in_transaction:
                 self.conn.execute("ROLLBACK")
             if own_tx and getattr(exc, "sqlstate", None) == _ACTIVE_SQL_TRANSACTION:
@@ -873,7 +850,7 @@ class _Session:
     def _observe(self, before: dict[int, Rel], held_before: set[tuple[int, str]],
                  rows: list[tuple[Any, ...]] | None = None,
                  ) -> tuple[list[ObservedLock], list[str]]:
-        """``rows``: the lock query's result when it ran in the statement's pipeline."""
+        """``rows``: the lock query's result when it came in the statement's message."""
         if rows is None:
             rows = self.locks()
         self._touch(rows)
@@ -914,7 +891,8 @@ class _Session:
             self._watch_conn = self.r.sandbox.connect(self.dbname)
         return self._watch_conn
 
-    def _error(self, exc: Exception, stmt: ParsedStatement) -> StatementError:
+    def _error(self, exc: Exception, stmt: ParsedStatement, offset: int = 0) -> StatementError:
+        """``offset``: where the statement starts in the text sent (after our BEGIN)."""
         diag = getattr(exc, "diag", None)
         message = (getattr(diag, "message_primary", None) or str(exc).strip().splitlines()[0]
                    if str(exc).strip() else type(exc).__name__)
@@ -922,7 +900,7 @@ class _Session:
         position = getattr(diag, "statement_position", None)
         if position:
             try:
-                p = int(position)
+                p = int(position) - offset
                 line += stmt.sql[: max(p - 1, 0)].count("\n")
             except ValueError:
                 pass
