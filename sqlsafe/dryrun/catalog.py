@@ -333,14 +333,31 @@ SELECT 'owner', '', '', NULL, NULL, NULL, 't' || objid FROM types
 # transaction ends, and the lock query after each statement already names those relations. So
 # the relations to read again are known without the fingerprint (parameter: their oids), and
 # only the parts no relation lock covers are read whole: the global parts and every type (a
-# handful of rows; CREATE TYPE and ALTER TYPE ... ADD VALUE take no relation lock).
+# handful of rows; CREATE TYPE and ALTER TYPE ... ADD VALUE take no relation lock). The types
+# only when their fingerprint (row count and xmin sum, as SCHEMA_FINGERPRINT's, over the enum,
+# domain, range and multirange types, enum labels and domain constraints) differs from the
+# previous one (parameter 2, NULL: unknown); a composite type's changes lock its relation,
+# which the replay sees. The last row, ('typefp', '', fingerprint, ..., 'types' or NULL),
+# gives the new fingerprint and whether the types were read.
+_TYPE_FINGERPRINT = """
+tfp(v) AS (
+  SELECT count(*) || ':' || coalesce(sum(x::text::bigint), 0) FROM (
+    SELECT xmin AS x FROM pg_type WHERE oid >= 16384 AND typtype IN ('e', 'd', 'r', 'm')
+    UNION ALL SELECT xmin FROM pg_enum WHERE enumtypid >= 16384
+    UNION ALL SELECT xmin FROM pg_constraint WHERE contypid >= 16384
+  ) s
+), retype(yes) AS (SELECT (SELECT v FROM tfp) IS DISTINCT FROM $2::text)
+"""
 SCHEMA_LOCKED = (
     f"""
-WITH {_EXT_CTE}, rels(objid) AS (SELECT unnest($1::oid[]))
+WITH {_EXT_CTE}, rels(objid) AS (SELECT unnest($1::oid[])), {_TYPE_FINGERPRINT}
 """
-    + _schema(_IN_RELS, "TRUE")
+    + _schema(_IN_RELS, "(SELECT yes FROM retype)")
     + """UNION ALL
 SELECT 'owner', '', '', NULL, NULL, NULL, 'c' || objid FROM rels
+UNION ALL
+SELECT 'typefp', '', (SELECT v FROM tfp), NULL, NULL, NULL,
+       CASE WHEN (SELECT yes FROM retype) THEN 'types' END
 """
 )
 

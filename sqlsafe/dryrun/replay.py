@@ -121,6 +121,7 @@ class Snapshot:
     rels: dict[int, Rel]
     owners: dict[str, list[str]] = field(default_factory=dict)
     fingerprint: dict[tuple[int, int], tuple[int, int, int]] | None = None
+    typefp: str | None = None  # of the types, by SCHEMA_LOCKED (None: not known)
 
     def digest(self) -> str:
         h = hashlib.sha256()
@@ -227,7 +228,15 @@ def _blinds_locks(stmt: ParsedStatement) -> bool:
     return "pg_" in stmt.sql and _CATALOG_WRITE.search(stmt.sql) is not None
 
 
-def _lock_walk_needed(base: Snapshot, rows: Sequence[tuple[Any, ...]]) -> bool:
+def _schema_locked(touched: Iterable[int], typefp: str | None) -> str:
+    """EXECUTE sqlsafe_schema_locked for the ``touched`` relations and the types' last
+    fingerprint (digits and a colon only: safe to inline)."""
+    oids = ",".join(str(o) for o in sorted(touched))
+    fp = "NULL" if typefp is None else f"'{typefp}'"
+    return f"EXECUTE sqlsafe_schema_locked('{{{oids}}}', {fp})"
+
+
+def _lock_walk_needed(base: Snapshot, rows: Sequence[tuple[Any, ...]], types_read: bool) -> bool:
     """Whether SCHEMA_LOCKED ``rows`` may leave an object's text stale: some name that other
     objects' text can show changed. As in ``_needs_walk``: a relation with names both gone and
     new (a rename, or a drop and an add together); any schema, function, type or extension
@@ -253,7 +262,7 @@ def _lock_walk_needed(base: Snapshot, rows: Sequence[tuple[Any, ...]]) -> bool:
         if owner == "" or owner[:1] == "t":
             globals_after.update(shown)
     for owner, keys in base.owners.items():
-        if owner != "" and owner[:1] != "t":
+        if owner != "" and (owner[:1] != "t" or not types_read):
             continue
         for key in keys:
             detail = globals_after.get(key)
@@ -455,6 +464,7 @@ class _Session:
         self._blind = False
         # SCHEMA_LOCKED rows read in the same message as a wrapped migration's COMMIT.
         self._locked_rows: list[tuple[Any, ...]] | None = None
+        self._locked_base: Snapshot | None = None  # the base those rows were read against
 
     # -- observation queries ------------------------------------------------------------------
 
@@ -464,7 +474,7 @@ class _Session:
         ("sqlsafe_schema", "", q.SCHEMA),
         ("sqlsafe_schema_of", "(oid[], oid[])", q.SCHEMA_OF),
         ("sqlsafe_schema_own", "(oid[], oid[])", q.SCHEMA_OWN),
-        ("sqlsafe_schema_locked", "(oid[])", q.SCHEMA_LOCKED),
+        ("sqlsafe_schema_locked", "(oid[], text)", q.SCHEMA_LOCKED),
     )
 
     def _ensure_prepared(self) -> None:
@@ -496,6 +506,8 @@ class _Session:
         The result is the same as a full snapshot's (tests/dryrun/test_snapshots.py)."""
         self._ensure_prepared()
         locked_rows, self._locked_rows = self._locked_rows, None
+        if base is not self._locked_base:
+            locked_rows = None  # read against another base's type fingerprint
         if base is not None and self.touched is not None and (base.owners or not base.objects):
             snap = self._snapshot_from_locks(base, self.touched, locked_rows)
             if snap is not None:
@@ -549,13 +561,15 @@ class _Session:
         if self._blind:
             return None
         if rows is None:
-            oids = ",".join(str(o) for o in sorted(touched))
-            rows = self.conn.execute(f"EXECUTE sqlsafe_schema_locked('{{{oids}}}')").fetchall()
-        if _lock_walk_needed(base, rows):
+            rows = self.conn.execute(_schema_locked(touched, base.typefp)).fetchall()
+        # The last row: the types' fingerprint, and whether the types were read again.
+        (_kind, _name, typefp, _oid, _filenode, _relkind, types_read), rows = rows[-1], rows[:-1]
+        if _lock_walk_needed(base, rows, types_read is not None):
             return None
         dirty = {str(row[6]) for row in rows if row[0] == "owner"}
         dirty.add("")
-        dirty.update(o for o in base.owners if o.startswith("t"))
+        if types_read is not None:
+            dirty.update(o for o in base.owners if o.startswith("t"))
         objects = dict(base.objects)
         owners: dict[str, list[str]] = {}
         for owner, keys in base.owners.items():
@@ -565,7 +579,7 @@ class _Session:
             else:
                 owners[owner] = keys
         rels = {oid: rel for oid, rel in base.rels.items() if f"c{oid}" not in dirty}
-        snap = Snapshot(objects, rels, owners, None)
+        snap = Snapshot(objects, rels, owners, None, str(typefp))
         _add_rows(snap, rows)
         return snap
 
@@ -670,11 +684,11 @@ class _Session:
         what the COMMIT makes permanent, while the locks that name the touched relations are
         still held), else the fingerprint after it. A failing COMMIT raises as before."""
         cur = self.conn.cursor()
-        if self.touched is not None and not self._blind:
-            oids = ",".join(str(o) for o in sorted(self.touched))
-            cur.execute(f"EXECUTE sqlsafe_schema_locked('{{{oids}}}');COMMIT")
+        if self.touched is not None and not self._blind and self.base is not None:
+            cur.execute(_schema_locked(self.touched, self.base.typefp) + ";COMMIT")
             self.held = set()
             self._locked_rows = cur.fetchall()
+            self._locked_base = self.base
             return
         cur.execute("COMMIT;EXECUTE sqlsafe_fingerprint")
         self.held = set()
