@@ -236,13 +236,15 @@ def _schema_locked(touched: Iterable[int], typefp: str | None) -> str:
     return f"EXECUTE sqlsafe_schema_locked('{{{oids}}}', {fp})"
 
 
-def _lock_walk_needed(base: Snapshot, rows: Sequence[tuple[Any, ...]], types_read: bool) -> bool:
-    """Whether SCHEMA_LOCKED ``rows`` may leave an object's text stale: some name that other
-    objects' text can show changed. As in ``_needs_walk``: a relation with names both gone and
-    new (a rename, or a drop and an add together); any schema, function, type or extension
-    gone (a rename or a drop: a rename shows in the text of whatever references it); a type
-    whose definition changed other than by new enum labels (RENAME VALUE shows in defaults
-    and views; ADD VALUE only adds)."""
+def _lock_walk_needed(base: Snapshot, rows: Sequence[tuple[Any, ...]],
+                      types_read: bool) -> str | None:
+    """Which SCHEMA_LOCKED ``rows`` may leave another object's text stale after a statement
+    that can rename (``_may_rename``): 'relations' when a relation has names both gone and new
+    (its dependents, through pg_depend, must be read again), 'all' when a schema, function,
+    type or extension is gone or a type changed other than by new enum labels (RENAME VALUE
+    shows in defaults and views; ADD VALUE only adds), else None. Without a rename such
+    changes are drops and adds: whatever depended on a dropped object was dropped with it
+    (under a lock), and nothing can show a new name without changing its own rows."""
     new: dict[str, dict[str, str]] = {}
     for kind, name, detail, _oid, _filenode, relkind, owner in rows:
         if kind == "owner":
@@ -251,12 +253,6 @@ def _lock_walk_needed(base: Snapshot, rows: Sequence[tuple[Any, ...]], types_rea
         if kind == "relation":
             kind = q.RELKIND_NAMES.get(relkind, "relation")
         new.setdefault(owner or "", {})[f"{kind} {name}"] = str(detail)
-    for owner, after in new.items():
-        if owner[:1] != "c":
-            continue
-        before = base.owners.get(owner)
-        if before and after and set(before) - set(after) and set(after) - set(before):
-            return True
     globals_after: dict[str, str] = {}
     for owner, shown in new.items():
         if owner == "" or owner[:1] == "t":
@@ -267,11 +263,30 @@ def _lock_walk_needed(base: Snapshot, rows: Sequence[tuple[Any, ...]], types_rea
         for key in keys:
             detail = globals_after.get(key)
             if detail is None:
-                return True
+                return "all"
             old = base.objects.get(key)
             if old != detail and key.startswith("type ") and not _labels_added(old, detail):
-                return True
-    return False
+                return "all"
+    for owner, after in new.items():
+        if owner[:1] != "c":
+            continue
+        before = base.owners.get(owner)
+        if before and after and set(before) - set(after) and set(after) - set(before):
+            return "relations"
+    return None
+
+
+# Statements that can rename what other objects' text shows: renames themselves, and those
+# that run code (which may run anything).
+_RENAMING = frozenset({"RenameStmt", "AlterObjectSchemaStmt", "DoStmt", "CallStmt",
+                       "SelectStmt", "ExecuteStmt"})
+
+
+def _may_rename(node: Any) -> bool:
+    name = type(node).__name__
+    if name == "AlterEnumStmt":
+        return node.oldVal is not None  # RENAME VALUE
+    return name in _RENAMING
 
 
 def _labels_added(old: str | None, new: str) -> bool:
@@ -462,6 +477,7 @@ class _Session:
         # Since ``start_touched``: a change the lock query cannot show (a lock on a relation the
         # snapshot does not show, a write to a system catalog, ALTER EXTENSION ADD/DROP).
         self._blind = False
+        self._renamed = False  # since ``start_touched``: a statement that can rename ran
         # SCHEMA_LOCKED rows read in the same message as a wrapped migration's COMMIT.
         self._locked_rows: list[tuple[Any, ...]] | None = None
         self._locked_base: Snapshot | None = None  # the base those rows were read against
@@ -564,8 +580,17 @@ class _Session:
             rows = self.conn.execute(_schema_locked(touched, base.typefp)).fetchall()
         # The last row: the types' fingerprint, and whether the types were read again.
         (_kind, _name, typefp, _oid, _filenode, _relkind, types_read), rows = rows[-1], rows[:-1]
-        if _lock_walk_needed(base, rows, types_read is not None):
+        walk = _lock_walk_needed(base, rows, types_read is not None) if self._renamed else None
+        if walk == "all":
             return None
+        if walk == "relations":
+            # The touched relations and their dependents from SCHEMA_OF; the global parts and
+            # the types as SCHEMA_LOCKED read them.
+            pairs = [(_PG_CLASS, oid) for oid in sorted(touched)]
+            walked = self.conn.execute(
+                f"EXECUTE sqlsafe_schema_of({_oid_arrays(pairs)})").fetchall()
+            rows = ([r for r in rows if not str(r[6] or "").startswith("c")]
+                    + [r for r in walked if str(r[6] or "").startswith("c")])
         dirty = {str(row[6]) for row in rows if row[0] == "owner"}
         dirty.add("")
         if types_read is not None:
@@ -599,6 +624,7 @@ class _Session:
         """From here on, collect the relations the observed statements lock (``_touch``)."""
         self.touched = set()
         self._blind = False
+        self._renamed = False
 
     def touch_held(self) -> None:
         """At the end of a transaction that ran every statement since ``start_touched``: what
@@ -707,6 +733,8 @@ class _Session:
         no_tx = cannot_run_in_transaction(stmt.node, self.r.server_version_num)
         if _blinds_locks(stmt):
             self._blind = True
+        if stmt.node is not None and _may_rename(stmt.node):
+            self._renamed = True
         if not observe or (no_tx and not in_tx):
             self.touched = None  # no lock query after it (or only the watcher's polls)
         self._forget_prepared(stmt.node)
