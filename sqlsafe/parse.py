@@ -289,12 +289,12 @@ def _parse_each(section: Section, masked: str, index: LineIndex) -> list[ParsedS
         if len(parsed) == 1:
             statements.append(ParsedStatement(section.path, i, span, sql, parsed[0].stmt))
             continue
-        # The scanner and parser disagree (rare): keep the parser's statements, with their own spans.
-        for raw_stmt in parsed:
-            loc = raw_stmt.stmt_location or 0  # pglast types the field Optional; it is 0 at the start
+        # The scanner and parser disagree (rare): keep the parser's statements, with their own
+        # spans, in characters (``parse_script``; the RawStmt offsets above count bytes).
+        for loc, length, _kind, node in fastparse.parse_script(sql):
             s0 = start + loc
-            s1 = start + (loc + raw_stmt.stmt_len if raw_stmt.stmt_len else len(sql))
+            s1 = start + (loc + length if length else len(sql))
             statements.append(
-                ParsedStatement(section.path, i, index.span(s0, s1), masked[s0:s1], raw_stmt.stmt)
+                ParsedStatement(section.path, i, index.span(s0, s1), masked[s0:s1], node)
             )
     return statements

@@ -76,3 +76,17 @@ def test_broken_text_keeps_per_statement_findings() -> None:
     whole, each = _both(text)
     assert whole == each
     assert [s.error is not None for s in whole] == [False, True, False]
+
+
+def test_parser_statements_inside_one_scanner_range_get_character_spans(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # When the scanner's split keeps two statements together (it cannot always follow
+    # BEGIN ATOMIC bodies), the parser's offsets place them. libpg_query counts bytes; the
+    # spans must count characters, or everything after a non-ASCII character shifts.
+    text = "SELECT 'héllo wörld';\nSELECT 2;\n"
+    monkeypatch.setattr(parse, "_boundaries", lambda masked: [(0, len(masked.rstrip()))])
+    statements = parse._parse_each(Section("x.sql", text), text, parse.LineIndex(text))
+    assert [s.sql for s in statements] == ["SELECT 'héllo wörld'", "SELECT 2"]
+    second = statements[1].span
+    assert (second.line, second.column) == (2, 1)
+    assert text[second.start:second.start + 8] == "SELECT 2"
