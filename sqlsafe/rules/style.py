@@ -192,16 +192,30 @@ def unnamed_constraint(a: n.AddConstraint, ctx: RuleContext) -> Iterator[Violati
     )
 
 
-_LONG_RUN = re.compile(r'[^\s.,;()\[\]\'"=<>+*/-]{16}|"[^"]{16,}"')
+# A run of characters that can belong to one identifier (unquoted, or quoted), 16 characters
+# or more: at 4 UTF-8 bytes a character at most, no shorter run can exceed 63 bytes.
+_LONG_RUN = re.compile(r'[^\s.,;()\[\]\'"=<>+*/-]{16,}|"[^"]{16,}"')
+_LONG_ASCII_RUN = re.compile(r'[^\s.,;()\[\]\'"=<>+*/-]{64}|"[^"]{64,}"')
+
+
+def _may_have_long_identifier(sql: str) -> bool:
+    """Whether some run of identifier characters is over 63 bytes (every identifier lies
+    within one run, so none is longer than its run). A doubled quote inside a quoted name
+    splits the runs: then the scanner decides."""
+    if '""' in sql:
+        return True
+    if sql.isascii():  # one byte a character: only a run of 64 or more can hold one
+        return _LONG_ASCII_RUN.search(sql) is not None
+    return any(len(m.group().encode("utf-8")) > MAX_IDENTIFIER_BYTES
+               for m in _LONG_RUN.finditer(sql))
 
 
 @rule("ST009", "identifier-too-long", "style", wants=(STATEMENT,),
       summary="An identifier longer than 63 bytes is silently truncated by PostgreSQL.")
 def identifier_too_long(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
-    # Cheap pre-check: an identifier over 63 bytes needs at least 16 characters (4 bytes each
-    # at most) with no separator, or a quoted name that long; most statements have none, and
+    # Cheap pre-check: most statements have no run of identifier characters that long, and
     # scanning them costs more than linting them.
-    if not _LONG_RUN.search(ctx.sql):
+    if not _may_have_long_identifier(ctx.sql):
         return
     from pglast import parser  # the scanner keeps identifiers as written (the parser truncates)
 

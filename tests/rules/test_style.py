@@ -116,6 +116,16 @@ def test_st011_positioned_or_rename_ok() -> None:
                  "ALTER TYPE mood RENAME VALUE 'ok' TO 'fine';") == []
 
 
+def test_identifier_too_long_with_escaped_quotes_and_quotes_in_strings_err() -> None:
+    # A doubled quote splits the name into two short runs; a quote in a string literal
+    # before it must not hide it either.
+    name = "x" * 40 + '""' + "y" * 40
+    assert lines("ST009", f'CREATE TABLE "{name}" (id bigint);') == [("000_m.sql", 1)]
+    long_spaced = "one long name " * 5
+    assert lines("ST009", f"CREATE TABLE t (a text DEFAULT 'say \"hi', \"{long_spaced}\" int);"
+                 ) == [("000_m.sql", 1)]
+
+
 def test_identifier_too_long_quoted_with_spaces_err() -> None:
     name = "a quoted name with spaces that goes on and on past the limit of bytes"
     assert [f.code for f in run("ST009", f'CREATE TABLE "{name}" (id bigint);')] == ["ST009"]
