@@ -54,8 +54,16 @@ CONFLICTS: dict[str, frozenset[str]] = {
 TRAFFIC = (("reads", ACCESS_SHARE), ("writes", ROW_EXCLUSIVE), ("DDL", SHARE_UPDATE_EXCLUSIVE))
 
 
+# The answers below depend on the mode alone and the rules ask them for every statement:
+# computed once per mode.
+_RANK = {mode: i for i, mode in enumerate(MODES)}
+_BLOCKS = {mode: tuple(what for what, taken in TRAFFIC if taken in CONFLICTS[mode])
+           for mode in MODES}
+_DANGEROUS = {mode: any(w in ("reads", "writes") for w in _BLOCKS[mode]) for mode in MODES}
+
+
 def rank(mode: str) -> int:
-    return MODES.index(mode) if mode in MODES else -1
+    return _RANK.get(mode, -1)
 
 
 def strongest(modes: list[str] | tuple[str, ...]) -> str | None:
@@ -64,7 +72,7 @@ def strongest(modes: list[str] | tuple[str, ...]) -> str | None:
 
 def blocks(mode: str) -> tuple[str, ...]:
     """Which kinds of traffic a lock held in ``mode`` blocks: reads, writes, DDL."""
-    return tuple(what for what, taken in TRAFFIC if taken in CONFLICTS.get(mode, frozenset()))
+    return _BLOCKS.get(mode, ())
 
 
 def blocks_text(mode: str) -> str:
@@ -80,7 +88,7 @@ def blocks_text(mode: str) -> str:
 
 def is_dangerous(mode: str) -> bool:
     """A lock that blocks reads or writes of ordinary traffic."""
-    return any(w in ("reads", "writes") for w in blocks(mode))
+    return _DANGEROUS.get(mode, False)
 
 
 # ---------------------------------------------------------------------------- prediction
