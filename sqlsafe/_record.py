@@ -86,7 +86,40 @@ def record(cls: type[R]) -> type[R]:
     # Each record gets its own __match_args__ here; mypy sees it neither declared on Record
     # nor assignable (it models the attribute @dataclass_transform synthesizes as read-only).
     cls.__match_args__ = tuple(names)  # type: ignore[attr-defined,misc]
+    cls.__init__ = _first_init  # type: ignore[method-assign]
     return cls
+
+
+def _first_init(self: Record, *args: Any, **kwargs: Any) -> None:
+    """The first construction of a record class compiles its own ``__init__`` (straight-line
+    code, about three times faster than ``Record.__init__``'s loops, and a lint builds
+    thousands of records). Compiled on first use, not at class creation: a run pays only for
+    the classes it uses."""
+    cls = type(self)
+    init = _compile_init(cls)
+    cls.__init__ = init  # type: ignore[method-assign]
+    init(self, *args, **kwargs)
+
+
+def _compile_init(cls: type[Record]) -> Any:
+    names = cls.__record_fields__
+    defaults = cls.__record_defaults__
+    params = []
+    for name in names:
+        if name in defaults:
+            params.append(f"{name}=_defaults[{name!r}]")
+        elif params and "=" in params[-1]:
+            return Record.__init__  # a field without a default after one with: keep the loop
+        else:
+            params.append(name)
+    body = "".join(f"    values[{name!r}] = {name}\n" for name in names) or "    pass\n"
+    source = (f"def __init__(_self, {', '.join(params)}):\n"
+              f"    values = _self.__dict__\n{body}")
+    namespace: dict[str, Any] = {"_defaults": defaults}
+    exec(compile(source, f"<record {cls.__name__}>", "exec"), namespace)
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
 
 
 def replace(obj: Any, /, **changes: Any) -> Any:
