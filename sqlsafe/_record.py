@@ -112,9 +112,11 @@ def _compile_init(cls: type[Record]) -> Any:
             return Record.__init__  # a field without a default after one with: keep the loop
         else:
             params.append(name)
-    body = "".join(f"    values[{name!r}] = {name}\n" for name in names) or "    pass\n"
-    source = (f"def __init__(_self, {', '.join(params)}):\n"
-              f"    values = _self.__dict__\n{body}")
+    # Local names start with "__", which no field name does (``record`` skips those), so a
+    # field called "values" or "self" cannot shadow them.
+    body = "".join(f"    __values[{name!r}] = {name}\n" for name in names) or "    pass\n"
+    source = (f"def __init__(__self, {', '.join(params)}):\n"
+              f"    __values = __self.__dict__\n{body}")
     namespace: dict[str, Any] = {"_defaults": defaults}
     exec(compile(source, f"<record {cls.__name__}>", "exec"), namespace)
     init = namespace["__init__"]
