@@ -211,6 +211,9 @@ def _needs_walk(changed: Sequence[tuple[int, int]],
     return False
 
 
+# Command tags whose row count is the statement's "rows affected".
+_ROW_COMMANDS = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "SELECT", "COPY"})
+
 # Lock modes of reads and DML: no catalog row of the relation changes under them.
 _DML_MODES = frozenset({"AccessShareLock", "RowShareLock", "RowExclusiveLock"})
 
@@ -677,13 +680,19 @@ class _Session:
         results: list[StatementResult] = []
         started = time.perf_counter()
         try:
-            if unit.wrap and observe:
-                self._pending_begin = True
-            elif unit.wrap:
-                self.execute_control("BEGIN")
-            for stmt in unit.statements:
-                results.append(self.run_statement(unit, stmt, observe=observe,
-                                                  predictions=predictions))
+            batched = None
+            if unit.wrap and observe and self._batchable(unit):
+                batched = self._run_batched(unit, predictions)
+            if batched is not None:
+                results = batched
+            else:
+                if unit.wrap and observe:
+                    self._pending_begin = True
+                elif unit.wrap:
+                    self.execute_control("BEGIN")
+                for stmt in unit.statements:
+                    results.append(self.run_statement(unit, stmt, observe=observe,
+                                                      predictions=predictions))
             if self._pending_begin:
                 self._pending_begin = False  # no statement: BEGIN; COMMIT would do nothing
             elif self.in_transaction:
@@ -702,6 +711,81 @@ class _Session:
             self.rollback_if_open()
             return results, failed.error, (time.perf_counter() - started) * 1000
         return results, None, (time.perf_counter() - started) * 1000
+
+    def _batchable(self, unit: _Unit) -> bool:
+        """Whether a wrapped file can go to the server as one message (``_run_batched``): no
+        statement needs a connection of its own (COPY FROM STDIN, the watched ones), drops
+        the prepared lock query (DEALLOCATE, DISCARD) or is probed while it holds its locks."""
+        if self.r.measure_blocking or not unit.statements:
+            return False
+        for stmt in unit.statements:
+            node = stmt.node
+            if node is None or _is_copy_from_stdin(node) or \
+                    type(node).__name__ in ("DeallocateStmt", "DiscardStmt") or \
+                    cannot_run_in_transaction(node, self.r.server_version_num):
+                return False
+        return True
+
+    def _run_batched(self, unit: _Unit,
+                     predictions: dict[tuple[str, int], StatementInfo] | None,
+                     ) -> list[StatementResult] | None:
+        """Run a wrapped file's statements as one simple-protocol message: BEGIN, then each
+        statement followed by the lock query and the server's clock. The server runs them in
+        order, so each lock query sees exactly the locks after its statement, as one message
+        per statement does, at one round trip per file instead of one per statement. A
+        statement's duration is the server's time between the clock readings around it (it
+        includes the lock query, as the per-statement path's does). The transaction stays
+        open for the COMMIT (``run_unit``). On any error the transaction is rolled back and
+        None returned: the caller runs the file statement by statement, which names the
+        failing statement and keeps what ran before it."""
+        import psycopg
+
+        self._ensure_prepared()
+        self._fingerprint = None
+        self._locked_rows = None
+        parts = ["BEGIN", "SELECT clock_timestamp()"]
+        for stmt in unit.statements:
+            # A newline before the ';': the statement may end in a -- comment.
+            parts += [stmt.sql + "\n", "EXECUTE sqlsafe_locks", "SELECT clock_timestamp()"]
+        cur = self.conn.cursor()
+        try:
+            cur.execute(";".join(parts))
+        except psycopg.Error:
+            self.rollback_if_open()
+            return None
+        cur.nextset()
+        clock = cur.fetchone()
+        assert clock is not None
+        previous = clock[0]
+        results: list[StatementResult] = []
+        for stmt in unit.statements:
+            if _blinds_locks(stmt):
+                self._blind = True
+            if _may_rename(stmt.node):
+                self._renamed = True
+            cur.nextset()
+            status, count = cur.statusmessage, cur.rowcount
+            cur.nextset()
+            lock_rows = cur.fetchall()
+            cur.nextset()
+            clock = cur.fetchone()
+            assert clock is not None
+            duration = (clock[0] - previous).total_seconds() * 1000
+            previous = clock[0]
+            rows = count if count >= 0 and status and status.split()[0] in _ROW_COMMANDS \
+                else None
+            before = dict(self.known)
+            held_before = set(self.held)
+            locks, rewrites = self._observe(before, held_before, lock_rows)
+            locks.sort(key=lambda lock: (lock.relation, lk.rank(lock.mode)))
+            result = StatementResult(stmt.span.line, stmt.sql, duration, tuple(locks),
+                                     tuple(rewrites), rows, None, True, stmt.span.end_line)
+            if predictions is not None:
+                info = predictions.get((unit.section.path, stmt.span.line))
+                if info is not None:
+                    result = _with_prediction(result, info, before, held_before)
+            results.append(result)
+        return results
 
     def _commit_observed(self) -> None:
         """COMMIT an observed wrapped migration together with the query its snapshot
@@ -803,8 +887,7 @@ class _Session:
                 seen = watcher.stop() if watcher is not None else None
             if lock_rows is None:
                 status, count = cur.statusmessage, cur.rowcount
-            if count >= 0 and status and \
-                    status.split()[0] in ("INSERT", "UPDATE", "DELETE", "MERGE", "SELECT", "COPY"):
+            if count >= 0 and status and status.split()[0] in _ROW_COMMANDS:
                 rows = count
         except psycopg.Error as exc:
             # Sent together, an error of our COMMIT after the statement (a deferred constraint)
