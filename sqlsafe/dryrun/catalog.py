@@ -34,7 +34,10 @@ _USER_NS = (
 # materialized), then a hashed NOT IN per part. A correlated NOT EXISTS per row let the
 # planner, with the few statistics a fresh database has on pg_depend, rescan all of a
 # catalog's pg_depend rows for every row (18 ms for 344 constraints).
-_EXT_CTE = "ext AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e')"
+# Members depend on their extension (refclassid pg_extension): that prefix of pg_depend's
+# reference index finds them without reading the whole catalog.
+_EXT_CTE = ("ext AS (SELECT classid, objid FROM pg_depend "
+            "WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e')")
 
 
 def _not_ext(catalog: str, oid: str) -> str:
@@ -88,15 +91,16 @@ AVAILABLE_EXTENSIONS = "SELECT name FROM pg_available_extensions"
 # every snapshot recomputes. Definitions come from the server's own deparsers (pg_get_indexdef,
 # pg_get_constraintdef, pg_get_viewdef, pg_get_expr) so "altered" means PostgreSQL sees a
 # different definition, not that the text of a migration differs.
-def _schema(rel_filter: str, type_filter: str) -> str:
+def _schema(rel_filter: str, type_filter: str, global_filter: str = "TRUE") -> str:
     # The filters are templates: ``{}`` becomes the column that holds the owning relation's
     # (or type's) oid in each part, so an owner filter can be an index key of that catalog.
+    # ``global_filter`` gates the global parts (schemas, functions, extensions) as a whole.
     not_ext = _not_ext
     return f"""
 SELECT 'schema', n.nspname, '', NULL::oid, NULL::oid, NULL::"char", NULL::text
 FROM pg_namespace n
 WHERE {_USER_NS} AND n.nspname <> 'public' AND n.oid >= 16384
-  AND {not_ext('pg_namespace', 'n.oid')}
+  AND {not_ext('pg_namespace', 'n.oid')} AND {global_filter}
 UNION ALL
 SELECT 'relation', n.nspname || '.' || c.relname,
        concat_ws('|', c.relkind, c.relpersistence, c.reloptions::text, c.relrowsecurity,
@@ -166,7 +170,7 @@ SELECT 'function', n.nspname || '.' || p.proname || '('
                  pg_get_function_result(p.oid)),
        NULL, NULL, NULL, NULL
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-WHERE {_USER_NS} AND p.oid >= 16384 AND {not_ext('pg_proc', 'p.oid')}
+WHERE {_USER_NS} AND p.oid >= 16384 AND {not_ext('pg_proc', 'p.oid')} AND {global_filter}
 UNION ALL
 SELECT 'trigger', n.nspname || '.' || c.relname || '.' || g.tgname,
        concat_ws('|', pg_get_triggerdef(g.oid), g.tgenabled), NULL, NULL, NULL, 'c' || c.oid
@@ -185,7 +189,7 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE {_USER_NS} AND {rel_filter.format('p.polrelid')}
 UNION ALL
 SELECT 'extension', e.extname, e.extversion, NULL, NULL, NULL, NULL
-FROM pg_extension e WHERE e.extname <> 'plpgsql'
+FROM pg_extension e WHERE e.extname <> 'plpgsql' AND {global_filter}
 """
 # (The ``oid >= 16384`` conditions are FirstNormalObjectId: every object in a user schema was
 # created after initdb, and OIDs wrap around to that value, never below. They let the planner
@@ -333,12 +337,13 @@ SELECT 'owner', '', '', NULL, NULL, NULL, 't' || objid FROM types
 # transaction ends, and the lock query after each statement already names those relations. So
 # the relations to read again are known without the fingerprint (parameter: their oids), and
 # only the parts no relation lock covers are read whole: the global parts and every type (a
-# handful of rows; CREATE TYPE and ALTER TYPE ... ADD VALUE take no relation lock). The types
-# only when their fingerprint (row count and xmin sum, as SCHEMA_FINGERPRINT's, over the enum,
-# domain, range and multirange types, enum labels and domain constraints) differs from the
-# previous one (parameter 2, NULL: unknown); a composite type's changes lock its relation,
-# which the replay sees. The last row, ('typefp', '', fingerprint, ..., 'types' or NULL),
-# gives the new fingerprint and whether the types were read.
+# handful of rows; CREATE TYPE and ALTER TYPE ... ADD VALUE take no relation lock). Each only
+# when its fingerprint (row count and xmin sum, as SCHEMA_FINGERPRINT's) differs from the
+# previous one (parameters 2 and 3, NULL: unknown): for the types, over the enum, domain,
+# range and multirange types, enum labels and domain constraints (a composite type's changes
+# lock its relation, which the replay sees); for the globals, over schemas, functions and
+# extensions. The last two rows, ('typefp' | 'globalfp', '', fingerprint, ..., 'read' or
+# NULL), give the new fingerprints and whether those parts were read.
 _TYPE_FINGERPRINT = """
 tfp(v) AS (
   SELECT count(*) || ':' || coalesce(sum(x::text::bigint), 0) FROM (
@@ -346,18 +351,28 @@ tfp(v) AS (
     UNION ALL SELECT xmin FROM pg_enum WHERE enumtypid >= 16384
     UNION ALL SELECT xmin FROM pg_constraint WHERE contypid >= 16384
   ) s
-), retype(yes) AS (SELECT (SELECT v FROM tfp) IS DISTINCT FROM $2::text)
+), retype(yes) AS (SELECT (SELECT v FROM tfp) IS DISTINCT FROM $2::text),
+gfp(v) AS (
+  SELECT count(*) || ':' || coalesce(sum(x::text::bigint), 0) FROM (
+    SELECT xmin AS x FROM pg_namespace
+    UNION ALL SELECT xmin FROM pg_proc WHERE oid >= 16384
+    UNION ALL SELECT xmin FROM pg_extension
+  ) s
+), reglobal(yes) AS (SELECT (SELECT v FROM gfp) IS DISTINCT FROM $3::text)
 """
 SCHEMA_LOCKED = (
     f"""
 WITH {_EXT_CTE}, rels(objid) AS (SELECT unnest($1::oid[])), {_TYPE_FINGERPRINT}
 """
-    + _schema(_IN_RELS, "(SELECT yes FROM retype)")
+    + _schema(_IN_RELS, "(SELECT yes FROM retype)", "(SELECT yes FROM reglobal)")
     + """UNION ALL
 SELECT 'owner', '', '', NULL, NULL, NULL, 'c' || objid FROM rels
 UNION ALL
 SELECT 'typefp', '', (SELECT v FROM tfp), NULL, NULL, NULL,
-       CASE WHEN (SELECT yes FROM retype) THEN 'types' END
+       CASE WHEN (SELECT yes FROM retype) THEN 'read' END
+UNION ALL
+SELECT 'globalfp', '', (SELECT v FROM gfp), NULL, NULL, NULL,
+       CASE WHEN (SELECT yes FROM reglobal) THEN 'read' END
 """
 )
 

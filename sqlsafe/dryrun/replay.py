@@ -122,6 +122,7 @@ class Snapshot:
     owners: dict[str, list[str]] = field(default_factory=dict)
     fingerprint: dict[tuple[int, int], tuple[int, int, int]] | None = None
     typefp: str | None = None  # of the types, by SCHEMA_LOCKED (None: not known)
+    globalfp: str | None = None  # of schemas, functions and extensions, likewise
 
     def digest(self) -> str:
         h = hashlib.sha256()
@@ -231,16 +232,20 @@ def _blinds_locks(stmt: ParsedStatement) -> bool:
     return "pg_" in stmt.sql and _CATALOG_WRITE.search(stmt.sql) is not None
 
 
-def _schema_locked(touched: Iterable[int], typefp: str | None) -> str:
-    """EXECUTE sqlsafe_schema_locked for the ``touched`` relations and the types' last
-    fingerprint (digits and a colon only: safe to inline)."""
+def _schema_locked(touched: Iterable[int], base: Snapshot) -> str:
+    """EXECUTE sqlsafe_schema_locked for the ``touched`` relations and the fingerprints
+    ``base`` was read with (digits and a colon only: safe to inline)."""
     oids = ",".join(str(o) for o in sorted(touched))
-    fp = "NULL" if typefp is None else f"'{typefp}'"
-    return f"EXECUTE sqlsafe_schema_locked('{{{oids}}}', {fp})"
+
+    def literal(fp: str | None) -> str:
+        return "NULL" if fp is None else f"'{fp}'"
+
+    return (f"EXECUTE sqlsafe_schema_locked('{{{oids}}}', {literal(base.typefp)}, "
+            f"{literal(base.globalfp)})")
 
 
 def _lock_walk_needed(base: Snapshot, rows: Sequence[tuple[Any, ...]],
-                      types_read: bool) -> str | None:
+                      types_read: bool, globals_read: bool) -> str | None:
     """Which SCHEMA_LOCKED ``rows`` may leave another object's text stale after a statement
     that can rename (``_may_rename``): 'relations' when a relation has names both gone and new
     (its dependents, through pg_depend, must be read again), 'all' when a schema, function,
@@ -261,7 +266,7 @@ def _lock_walk_needed(base: Snapshot, rows: Sequence[tuple[Any, ...]],
         if owner == "" or owner[:1] == "t":
             globals_after.update(shown)
     for owner, keys in base.owners.items():
-        if owner != "" and (owner[:1] != "t" or not types_read):
+        if not (owner == "" and globals_read) and not (owner[:1] == "t" and types_read):
             continue
         for key in keys:
             detail = globals_after.get(key)
@@ -493,7 +498,7 @@ class _Session:
         ("sqlsafe_schema", "", q.SCHEMA),
         ("sqlsafe_schema_of", "(oid[], oid[])", q.SCHEMA_OF),
         ("sqlsafe_schema_own", "(oid[], oid[])", q.SCHEMA_OWN),
-        ("sqlsafe_schema_locked", "(oid[], text)", q.SCHEMA_LOCKED),
+        ("sqlsafe_schema_locked", "(oid[], text, text)", q.SCHEMA_LOCKED),
     )
 
     def _ensure_prepared(self) -> None:
@@ -580,10 +585,14 @@ class _Session:
         if self._blind:
             return None
         if rows is None:
-            rows = self.conn.execute(_schema_locked(touched, base.typefp)).fetchall()
-        # The last row: the types' fingerprint, and whether the types were read again.
-        (_kind, _name, typefp, _oid, _filenode, _relkind, types_read), rows = rows[-1], rows[:-1]
-        walk = _lock_walk_needed(base, rows, types_read is not None) if self._renamed else None
+            rows = self.conn.execute(_schema_locked(touched, base)).fetchall()
+        # The last two rows: the fingerprints of the types and of the global parts, and
+        # whether those were read again.
+        (_k, _n, typefp, _o, _f, _r, types_read) = rows[-2]
+        (_k, _n, globalfp, _o, _f, _r, globals_read) = rows[-1]
+        rows = rows[:-2]
+        walk = (_lock_walk_needed(base, rows, types_read is not None, globals_read is not None)
+                if self._renamed else None)
         if walk == "all":
             return None
         if walk == "relations":
@@ -595,7 +604,8 @@ class _Session:
             rows = ([r for r in rows if not str(r[6] or "").startswith("c")]
                     + [r for r in walked if str(r[6] or "").startswith("c")])
         dirty = {str(row[6]) for row in rows if row[0] == "owner"}
-        dirty.add("")
+        if globals_read is not None:
+            dirty.add("")
         if types_read is not None:
             dirty.update(o for o in base.owners if o.startswith("t"))
         objects = dict(base.objects)
@@ -607,7 +617,7 @@ class _Session:
             else:
                 owners[owner] = keys
         rels = {oid: rel for oid, rel in base.rels.items() if f"c{oid}" not in dirty}
-        snap = Snapshot(objects, rels, owners, None, str(typefp))
+        snap = Snapshot(objects, rels, owners, None, str(typefp), str(globalfp))
         _add_rows(snap, rows)
         return snap
 
@@ -795,7 +805,7 @@ class _Session:
         still held), else the fingerprint after it. A failing COMMIT raises as before."""
         cur = self.conn.cursor()
         if self.touched is not None and not self._blind and self.base is not None:
-            cur.execute(_schema_locked(self.touched, self.base.typefp) + ";COMMIT")
+            cur.execute(_schema_locked(self.touched, self.base) + ";COMMIT")
             self.held = set()
             self._locked_rows = cur.fetchall()
             self._locked_base = self.base
