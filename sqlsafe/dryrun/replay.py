@@ -711,16 +711,30 @@ class _Session:
                 if not unit.wrap:
                     self.r.notes.append(f"{unit.section.path}: the file leaves a transaction "
                                         "open (BEGIN without COMMIT); the dry run committed it")
-                if observe and unit.wrap and self._prepared:
-                    self._commit_observed()
-                else:
-                    self.execute_control("COMMIT")
+                self._commit_unit(unit, observe)
         except _Failed as failed:
             if failed.result is not None:
                 results.append(failed.result)
             self.rollback_if_open()
             return results, failed.error, (time.perf_counter() - started) * 1000
         return results, None, (time.perf_counter() - started) * 1000
+
+    def _commit_unit(self, unit: _Unit, observe: bool) -> None:
+        """The COMMIT that ends a file's transaction. It can fail (a deferred constraint is
+        checked then): that is the file's failure, at its last statement, not ours."""
+        import psycopg
+
+        try:
+            if observe and unit.wrap and self._prepared:
+                self._commit_observed()
+            else:
+                self.execute_control("COMMIT")
+        except psycopg.Error as exc:
+            last = unit.statements[-1]
+            error = self._error(exc, last)
+            error = replace(error, message=f"{error.message} (when the transaction committed)")
+            self.rollback_if_open()
+            raise _Failed(error, None) from None
 
     def _batchable(self, unit: _Unit) -> bool:
         """Whether a wrapped file can go to the server as one message (``_run_batched``): no

@@ -128,3 +128,26 @@ def test_down_that_does_not_restore_the_schema_is_caught(fresh: Sandbox, tmp_pat
     assert any("column public.t.c" in d for d in down.differences), down.differences
     with fresh.connect() as conn:  # the replay continued from the state after up
         assert conn.execute("SELECT to_regclass('t_c') IS NOT NULL").fetchone() == (True,)
+
+
+def test_deferred_constraint_failing_at_commit_fails_the_migration(fresh: Sandbox,
+                                                                  tmp_path: Path) -> None:
+    # Prisma runs a multi-statement file in one transaction; a DEFERRABLE foreign key is
+    # checked at its COMMIT. That failure is the migration's, reported like any other.
+    root = write_tree(tmp_path, {
+        "prisma/migrations/20240101000000_a/migration.sql":
+            "CREATE TABLE p (id int PRIMARY KEY);\n"
+            "CREATE TABLE c (id int, pid int REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED);\n",
+        "prisma/migrations/20240102000000_b/migration.sql":
+            "INSERT INTO c VALUES (1, 42);\nINSERT INTO c VALUES (2, 43);\n",
+        "prisma/migrations/20240103000000_c/migration.sql": "INSERT INTO p VALUES (1);\n",
+        "prisma/migrations/migration_lock.toml": 'provider = "postgresql"\n',
+    })
+    result = replay(fresh, root / "prisma" / "migrations")
+    assert [m.status for m in result.migrations] == ["applied", "failed", "skipped"]
+    failed = result.migrations[1]
+    assert failed.error is not None and failed.error.sqlstate == "23503"
+    assert failed.error.line == 2 and "when the transaction committed" in failed.error.message
+    assert [s.line for s in failed.statements] == [1, 2]  # both ran; the COMMIT failed
+    with fresh.connect() as conn:  # rolled back: nothing of the failed migration is left
+        assert conn.execute("SELECT count(*) FROM c").fetchone() == (0,)
