@@ -153,6 +153,20 @@ def _add_rows(snap: Snapshot, rows: Iterable[tuple[Any, ...]]) -> None:
         objects[key] = detail
 
 
+def _merge(base: Snapshot, dirty: set[str], rows: Iterable[tuple[Any, ...]],
+           into: Snapshot) -> Snapshot:
+    """``into`` (empty, with the new fingerprints) filled with ``base`` less the objects of
+    the ``dirty`` owners, plus ``rows`` (those owners read again)."""
+    for owner, keys in base.owners.items():
+        if owner not in dirty:
+            into.owners[owner] = keys
+            for key in keys:
+                into.objects[key] = base.objects[key]
+    into.rels.update((oid, rel) for oid, rel in base.rels.items() if f"c{oid}" not in dirty)
+    _add_rows(into, rows)
+    return into
+
+
 _PG_CLASS = 1259  # 'pg_class'::regclass, fixed in every PostgreSQL version
 _PG_TYPE = 1247  # 'pg_type'::regclass
 
@@ -562,18 +576,7 @@ class _Session:
                 f"EXECUTE sqlsafe_schema_of({_oid_arrays(changed)})").fetchall()
         dirty = {row[6] for row in rows if row[0] == "owner"}
         dirty.add("")  # the global parts are always read again
-        objects = dict(base.objects)
-        owners: dict[str, list[str]] = {}
-        for owner, keys in base.owners.items():
-            if owner in dirty:
-                for key in keys:
-                    objects.pop(key, None)
-            else:
-                owners[owner] = keys
-        rels = {oid: rel for oid, rel in base.rels.items() if f"c{oid}" not in dirty}
-        snap = Snapshot(objects, rels, owners, fp)
-        _add_rows(snap, rows)
-        return snap
+        return _merge(base, dirty, rows, Snapshot({}, {}, {}, fp))
 
     def _snapshot_from_locks(self, base: Snapshot, touched: set[int],
                              rows: list[tuple[Any, ...]] | None) -> Snapshot | None:
@@ -608,18 +611,7 @@ class _Session:
             dirty.add("")
         if types_read is not None:
             dirty.update(o for o in base.owners if o.startswith("t"))
-        objects = dict(base.objects)
-        owners: dict[str, list[str]] = {}
-        for owner, keys in base.owners.items():
-            if owner in dirty:
-                for key in keys:
-                    objects.pop(key, None)
-            else:
-                owners[owner] = keys
-        rels = {oid: rel for oid, rel in base.rels.items() if f"c{oid}" not in dirty}
-        snap = Snapshot(objects, rels, owners, None, str(typefp), str(globalfp))
-        _add_rows(snap, rows)
-        return snap
+        return _merge(base, dirty, rows, Snapshot({}, {}, {}, None, str(typefp), str(globalfp)))
 
     def _touch(self, rows: Iterable[tuple[Any, ...]]) -> None:
         """Add the relations the lock query's ``rows`` show locked in a mode that can change
