@@ -178,6 +178,20 @@ def _oid_arrays(objects: Sequence[tuple[int, int]]) -> str:
     return f"'{{{classids}}}', '{{{objids}}}'"
 
 
+def _by_owner(rows: Iterable[tuple[Any, ...]]) -> dict[str, dict[str, str]]:
+    """Snapshot rows as {owner: {object key: detail}}; an owner row alone gives an empty
+    entry (an owner read again that has no objects any more)."""
+    new: dict[str, dict[str, str]] = {}
+    for kind, name, detail, _oid, _filenode, relkind, owner in rows:
+        if kind == "owner":
+            new.setdefault(str(owner), {})
+            continue
+        if kind == "relation":
+            kind = q.RELKIND_NAMES.get(relkind, "relation")
+        new.setdefault(owner or "", {})[f"{kind} {name}"] = str(detail)
+    return new
+
+
 def _needs_walk(changed: Sequence[tuple[int, int]],
                 old: dict[tuple[int, int], tuple[int, int, int]],
                 fp: dict[tuple[int, int], tuple[int, int, int]], base: Snapshot,
@@ -196,14 +210,7 @@ def _needs_walk(changed: Sequence[tuple[int, int]],
     function, schema, extension, collation, operator or operator class, a relation or type
     the snapshot does not show (composite type columns, TOAST tables), names both gone and
     new on one object, and any changed type detail walk as before."""
-    new: dict[str, dict[str, str]] = {}
-    for kind, name, detail, _oid, _filenode, relkind, owner in rows:
-        if kind == "owner":
-            new.setdefault(str(owner), {})
-            continue
-        if kind == "relation":
-            kind = q.RELKIND_NAMES.get(relkind, "relation")
-        new.setdefault(owner or "", {})[f"{kind} {name}"] = str(detail)
+    new = _by_owner(rows)
     for classid, objid in changed:
         if (classid, objid) not in old:
             continue  # created since the base snapshot
@@ -267,14 +274,7 @@ def _lock_walk_needed(base: Snapshot, rows: Sequence[tuple[Any, ...]],
     shows in defaults and views; ADD VALUE only adds), else None. Without a rename such
     changes are drops and adds: whatever depended on a dropped object was dropped with it
     (under a lock), and nothing can show a new name without changing its own rows."""
-    new: dict[str, dict[str, str]] = {}
-    for kind, name, detail, _oid, _filenode, relkind, owner in rows:
-        if kind == "owner":
-            new.setdefault(str(owner), {})
-            continue
-        if kind == "relation":
-            kind = q.RELKIND_NAMES.get(relkind, "relation")
-        new.setdefault(owner or "", {})[f"{kind} {name}"] = str(detail)
+    new = _by_owner(rows)
     globals_after: dict[str, str] = {}
     for owner, shown in new.items():
         if owner == "" or owner[:1] == "t":
