@@ -39,6 +39,7 @@ Checks by execution, after a migration applied:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import threading
 import time
@@ -109,6 +110,9 @@ class Rel:
     name: str
 
 
+_SERIALS = itertools.count()
+
+
 @dataclass
 class Snapshot:
     """One ``catalog.SCHEMA`` result: readable object keys with a definition, plus relations.
@@ -123,6 +127,11 @@ class Snapshot:
     fingerprint: dict[tuple[int, int], tuple[int, int, int]] | None = None
     typefp: str | None = None  # of the types, by SCHEMA_LOCKED (None: not known)
     globalfp: str | None = None  # of schemas, functions and extensions, likewise
+    # Set by ``_merge``: (serial of the base, the keys that can differ from it). Only the keys
+    # of the owners read again can, so ``catalog_diff`` against that base looks at those.
+    # A serial, not the base itself: a chain of snapshots would keep every one alive.
+    changed: tuple[int, frozenset[str]] | None = field(default=None, repr=False, compare=False)
+    serial: int = field(default_factory=lambda: next(_SERIALS), repr=False, compare=False)
 
     def digest(self) -> str:
         h = hashlib.sha256()
@@ -131,7 +140,8 @@ class Snapshot:
         return h.hexdigest()
 
 
-def _add_rows(snap: Snapshot, rows: Iterable[tuple[Any, ...]]) -> None:
+def _add_rows(snap: Snapshot, rows: Iterable[tuple[Any, ...]]) -> set[str]:
+    """Add snapshot rows to ``snap``; returns the keys they gave."""
     objects, rels, owners = snap.objects, snap.rels, snap.owners
     added: set[str] = set()
     for kind, name, detail, oid, relfilenode, relkind, owner in rows:
@@ -151,19 +161,27 @@ def _add_rows(snap: Snapshot, rows: Iterable[tuple[Any, ...]]) -> None:
             added.add(key)
             owners.setdefault(owner or "", []).append(key)
         objects[key] = detail
+    return added
 
 
 def _merge(base: Snapshot, dirty: set[str], rows: Iterable[tuple[Any, ...]],
            into: Snapshot) -> Snapshot:
     """``into`` (empty, with the new fingerprints) filled with ``base`` less the objects of
     the ``dirty`` owners, plus ``rows`` (those owners read again)."""
+    objects = into.objects
+    objects.update(base.objects)
+    changed: set[str] = set()
     for owner, keys in base.owners.items():
-        if owner not in dirty:
-            into.owners[owner] = keys
+        if owner in dirty:
+            changed.update(keys)
             for key in keys:
-                into.objects[key] = base.objects[key]
-    into.rels.update((oid, rel) for oid, rel in base.rels.items() if f"c{oid}" not in dirty)
-    _add_rows(into, rows)
+                objects.pop(key, None)
+        else:
+            into.owners[owner] = keys
+    dirty_rels = {int(owner[1:]) for owner in dirty if owner[:1] == "c"}
+    into.rels.update((oid, rel) for oid, rel in base.rels.items() if oid not in dirty_rels)
+    changed.update(_add_rows(into, rows))
+    into.changed = (base.serial, frozenset(changed))
     return into
 
 
@@ -327,10 +345,14 @@ def take_snapshot(conn: psycopg.Connection) -> Snapshot:
 
 
 def catalog_diff(before: Snapshot, after: Snapshot) -> CatalogDiff:
-    created = sorted(k for k in after.objects if k not in before.objects)
-    dropped = sorted(k for k in before.objects if k not in after.objects)
-    altered = sorted(k for k, v in after.objects.items()
-                     if k in before.objects and before.objects[k] != v)
+    old, new = before.objects, after.objects
+    if after.changed is not None and after.changed[0] == before.serial:
+        keys: Iterable[str] = after.changed[1]  # the rest is the same by construction
+    else:
+        keys = new.keys() | old.keys()
+    created = sorted(k for k in keys if k in new and k not in old)
+    dropped = sorted(k for k in keys if k in old and k not in new)
+    altered = sorted(k for k in keys if k in new and k in old and old[k] != new[k])
     return CatalogDiff(tuple(created), tuple(altered), tuple(dropped))
 
 
