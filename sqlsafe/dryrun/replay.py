@@ -1129,6 +1129,7 @@ class _Watcher:
             holding = self._take_hold()
             held_since = time.perf_counter()
             self._ready.set()
+            rechecked = False
             while True:
                 waiting = False
                 for oid, _filenode, _kind, _name, mode, granted in self.conn.execute(
@@ -1140,6 +1141,11 @@ class _Watcher:
                 if holding and not waiting:
                     row = self.conn.execute(q.WAITING, (self.pid,), prepare=True).fetchone()
                     waiting = bool(row and row[0])
+                    if waiting and not rechecked:
+                        # It began to wait between the two queries: read the lock it waits
+                        # for before letting go, or it takes it and finishes unseen.
+                        rechecked = True
+                        continue
                 if holding and (waiting or self._stop.is_set()
                                 or time.perf_counter() - held_since > self._HOLD_LIMIT):
                     self.conn.execute("ROLLBACK")
