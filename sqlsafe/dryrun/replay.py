@@ -254,6 +254,18 @@ def _needs_walk(changed: Sequence[tuple[int, int]],
 # Command tags whose row count is the statement's "rows affected".
 _ROW_COMMANDS = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "SELECT", "COPY"})
 
+
+def _rows_affected(status: str | None, count: int) -> int | None:
+    return count if count >= 0 and status and status.split()[0] in _ROW_COMMANDS else None
+
+
+def _lock_query_can_follow(node: Any) -> bool:
+    """Whether the lock query can go in the same message right after this statement: not
+    after COPY FROM STDIN (its data follows it), nor after DEALLOCATE or DISCARD (they may
+    drop the prepared lock query)."""
+    return not _is_copy_from_stdin(node) and \
+        type(node).__name__ not in ("DeallocateStmt", "DiscardStmt")
+
 # Lock modes of reads and DML: no catalog row of the relation changes under them.
 _DML_MODES = frozenset({"AccessShareLock", "RowShareLock", "RowExclusiveLock"})
 
@@ -509,9 +521,11 @@ class _Session:
         # A wrapped migration's BEGIN is sent in the same message as its first statement
         # (one round trip less per migration); until then it is only pending.
         self._pending_begin = False
-        # The fingerprint rows read in the same message as a migration's COMMIT, for the
-        # snapshot that follows at once (``snapshot``); cleared by anything that runs SQL.
-        self._fingerprint: list[tuple[Any, ...]] | None = None
+        # Rows read in the same message as a wrapped migration's COMMIT for the snapshot that
+        # follows at once (``snapshot``): ("locked", the base they were read against,
+        # SCHEMA_LOCKED rows) or ("fingerprint", None, SCHEMA_FINGERPRINT rows). Cleared by
+        # anything that runs SQL.
+        self._stash: tuple[str, Snapshot | None, list[tuple[Any, ...]]] | None = None
         # The relations whose catalog rows may have changed since ``base``, from the lock
         # query after each statement (``_touch``); None when something ran that the lock
         # query did not see (an unobserved or watched statement, a write to a system
@@ -522,9 +536,6 @@ class _Session:
         # snapshot does not show, a write to a system catalog, ALTER EXTENSION ADD/DROP).
         self._blind = False
         self._renamed = False  # since ``start_touched``: a statement that can rename ran
-        # SCHEMA_LOCKED rows read in the same message as a wrapped migration's COMMIT.
-        self._locked_rows: list[tuple[Any, ...]] | None = None
-        self._locked_base: Snapshot | None = None  # the base those rows were read against
 
     # -- observation queries ------------------------------------------------------------------
 
@@ -565,16 +576,15 @@ class _Session:
         otherwise the objects whose catalog fingerprint changed, and what depends on them.
         The result is the same as a full snapshot's (tests/dryrun/test_snapshots.py)."""
         self._ensure_prepared()
-        locked_rows, self._locked_rows = self._locked_rows, None
-        if base is not self._locked_base:
-            locked_rows = None  # read against another base's type fingerprint
+        kind, stash_base, stash_rows = self._stash or ("", None, [])
+        self._stash = None
         if base is not None and self.touched is not None and (base.owners or not base.objects):
+            # Rows read against another base's fingerprints would not do.
+            locked_rows = stash_rows if kind == "locked" and stash_base is base else None
             snap = self._snapshot_from_locks(base, self.touched, locked_rows)
             if snap is not None:
-                self._fingerprint = None
                 return snap
-        fp_rows = self._fingerprint
-        self._fingerprint = None
+        fp_rows = stash_rows if kind == "fingerprint" else None
         if fp_rows is None:
             fp_rows = self.conn.execute("EXECUTE sqlsafe_fingerprint").fetchall()
         fp = {(int(c), int(o)): (int(n), int(x), int(st)) for c, o, n, x, st in fp_rows}
@@ -647,6 +657,13 @@ class _Session:
                 self._blind = True  # ALTER TYPE on a composite type's attributes
             self.touched.add(int(oid))
 
+    def _note(self, stmt: ParsedStatement) -> None:
+        """What a statement about to run means for the next lock-derived snapshot."""
+        if _blinds_locks(stmt):
+            self._blind = True
+        if stmt.node is not None and _may_rename(stmt.node):
+            self._renamed = True
+
     def start_touched(self) -> None:
         """From here on, collect the relations the observed statements lock (``_touch``)."""
         self.touched = set()
@@ -671,16 +688,14 @@ class _Session:
         return self.conn.info.transaction_status != TransactionStatus.IDLE
 
     def execute_control(self, sql: str) -> None:
-        self._fingerprint = None
-        self._locked_rows = None
+        self._stash = None
         self.conn.execute(sql)
         if not self.in_transaction:
             self.held = set()
 
     def rollback_if_open(self) -> None:
         self._pending_begin = False
-        self._fingerprint = None
-        self._locked_rows = None
+        self._stash = None
         if self.in_transaction:
             self.conn.execute("ROLLBACK")
         self.held = set()
@@ -756,13 +771,9 @@ class _Session:
         the prepared lock query (DEALLOCATE, DISCARD) or is probed while it holds its locks."""
         if self.r.measure_blocking or not unit.statements:
             return False
-        for stmt in unit.statements:
-            node = stmt.node
-            if node is None or _is_copy_from_stdin(node) or \
-                    type(node).__name__ in ("DeallocateStmt", "DiscardStmt") or \
-                    cannot_run_in_transaction(node, self.r.server_version_num):
-                return False
-        return True
+        return all(stmt.node is not None and _lock_query_can_follow(stmt.node)
+                   and not cannot_run_in_transaction(stmt.node, self.r.server_version_num)
+                   for stmt in unit.statements)
 
     def _run_batched(self, unit: _Unit,
                      predictions: dict[tuple[str, int], StatementInfo] | None,
@@ -779,8 +790,7 @@ class _Session:
         import psycopg
 
         self._ensure_prepared()
-        self._fingerprint = None
-        self._locked_rows = None
+        self._stash = None
         parts = ["BEGIN", "SELECT clock_timestamp()"]
         for stmt in unit.statements:
             # A newline before the ';': the statement may end in a -- comment.
@@ -797,10 +807,7 @@ class _Session:
         previous = clock[0]
         results: list[StatementResult] = []
         for stmt in unit.statements:
-            if _blinds_locks(stmt):
-                self._blind = True
-            if _may_rename(stmt.node):
-                self._renamed = True
+            self._note(stmt)
             cur.nextset()
             status, count = cur.statusmessage, cur.rowcount
             cur.nextset()
@@ -810,19 +817,12 @@ class _Session:
             assert clock is not None
             duration = (clock[0] - previous).total_seconds() * 1000
             previous = clock[0]
-            rows = count if count >= 0 and status and status.split()[0] in _ROW_COMMANDS \
-                else None
             before = dict(self.known)
             held_before = set(self.held)
             locks, rewrites = self._observe(before, held_before, lock_rows)
-            locks.sort(key=lambda lock: (lock.relation, lk.rank(lock.mode)))
-            result = StatementResult(stmt.span.line, stmt.sql, duration, tuple(locks),
-                                     tuple(rewrites), rows, None, True, stmt.span.end_line)
-            if predictions is not None:
-                info = predictions.get((unit.section.path, stmt.span.line))
-                if info is not None:
-                    result = _with_prediction(result, info, before, held_before)
-            results.append(result)
+            results.append(_observed_result(unit, stmt, duration, locks, rewrites,
+                                            _rows_affected(status, count), True, before,
+                                            held_before, predictions))
         return results
 
     def _commit_observed(self) -> None:
@@ -835,28 +835,23 @@ class _Session:
         if self.touched is not None and not self._blind and self.base is not None:
             cur.execute(_schema_locked(self.touched, self.base) + ";COMMIT")
             self.held = set()
-            self._locked_rows = cur.fetchall()
-            self._locked_base = self.base
+            self._stash = ("locked", self.base, cur.fetchall())
             return
         cur.execute("COMMIT;EXECUTE sqlsafe_fingerprint")
         self.held = set()
         cur.nextset()
-        self._fingerprint = cur.fetchall()
+        self._stash = ("fingerprint", None, cur.fetchall())
 
     def run_statement(self, unit: _Unit, stmt: ParsedStatement, *, observe: bool,
                       predictions: dict[tuple[str, int], StatementInfo] | None = None,
                       ) -> StatementResult:
         import psycopg
 
-        self._fingerprint = None
-        self._locked_rows = None
+        self._stash = None
         in_tx = self.in_transaction or self._pending_begin
         control = _txn_kind(stmt.node)
         no_tx = cannot_run_in_transaction(stmt.node, self.r.server_version_num)
-        if _blinds_locks(stmt):
-            self._blind = True
-        if stmt.node is not None and _may_rename(stmt.node):
-            self._renamed = True
+        self._note(stmt)
         if not observe or (no_tx and not in_tx):
             self.touched = None  # no lock query after it (or only the watcher's polls)
         self._forget_prepared(stmt.node)
@@ -872,8 +867,7 @@ class _Session:
         # next, without a round trip of its own (a psycopg pipeline does the same at twice the
         # client cost). Not for COPY FROM STDIN, the watched statements, or a
         # DEALLOCATE/DISCARD (it may drop the prepared lock query sent after it).
-        combined = (observe and not watch and not _is_copy_from_stdin(stmt.node)
-                     and type(stmt.node).__name__ not in ("DeallocateStmt", "DiscardStmt"))
+        combined = observe and not watch and _lock_query_can_follow(stmt.node)
         begin = own_tx or self._pending_begin
         self._pending_begin = False
         # The per-statement COMMIT joins too, unless --measure-blocking probes the locks the
@@ -925,8 +919,7 @@ class _Session:
                 seen = watcher.stop() if watcher is not None else None
             if lock_rows is None:
                 status, count = cur.statusmessage, cur.rowcount
-            if count >= 0 and status and status.split()[0] in _ROW_COMMANDS:
-                rows = count
+            rows = _rows_affected(status, count)
         except psycopg.Error as exc:
             # Sent together, an error of our COMMIT after the statement (a deferred constraint)
             # is the statement's: production commits it the same way.
@@ -963,15 +956,8 @@ class _Session:
                 self.held = set()
         if control == "end" or not self.in_transaction:
             self.held = set()
-        locks.sort(key=lambda lock: (lock.relation, lk.rank(lock.mode)))
-        result = StatementResult(stmt.span.line, stmt.sql, duration, tuple(locks),
-                                 tuple(rewrites), rows, None, in_tx, stmt.span.end_line,
-                                 blocking=probes)
-        if predictions is not None:
-            info = predictions.get((unit.section.path, stmt.span.line))
-            if info is not None:
-                result = _with_prediction(result, info, before, held_before)
-        return result
+        return _observed_result(unit, stmt, duration, locks, rewrites, rows, in_tx, before,
+                                held_before, predictions, probes)
 
     def _run_watched_retry(self, unit: _Unit, stmt: ParsedStatement, observe: bool,
                            predictions: dict[tuple[str, int], StatementInfo] | None,
@@ -1174,6 +1160,19 @@ def _tables_to_hold(stmt: ParsedStatement, unit: _Unit,
         return []
     tables = {rel.name for rel in before.values() if rel.relkind in _TABLE_KINDS}
     return sorted({p.relation for p in info.locks if p.relation in tables})
+
+
+def _observed_result(unit: _Unit, stmt: ParsedStatement, duration: float,
+                     locks: list[ObservedLock], rewrites: list[str], rows: int | None,
+                     in_tx: bool, before: dict[int, Rel], held_before: set[tuple[int, str]],
+                     predictions: dict[tuple[str, int], StatementInfo] | None,
+                     probes: tuple[Any, ...] = ()) -> StatementResult:
+    """An observed statement's result, with the lint's prediction for it when there is one."""
+    locks.sort(key=lambda lock: (lock.relation, lk.rank(lock.mode)))
+    result = StatementResult(stmt.span.line, stmt.sql, duration, tuple(locks), tuple(rewrites),
+                             rows, None, in_tx, stmt.span.end_line, blocking=probes)
+    info = predictions.get((unit.section.path, stmt.span.line)) if predictions else None
+    return result if info is None else _with_prediction(result, info, before, held_before)
 
 
 def _with_prediction(result: StatementResult, info: StatementInfo, before: dict[int, Rel],
