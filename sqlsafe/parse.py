@@ -269,7 +269,7 @@ def _parse_each(section: Section, masked: str, index: LineIndex) -> list[ParsedS
         sql = raw[:-1] if raw.endswith(";") else raw
         span = index.span(start, end)
         try:
-            parsed = fastparse.parse_sql(sql)
+            parsed = fastparse.parse_script(sql)
         except _pg.ParseError as exc:
             message, loc = _error_message(exc)
             if loc is None and "end of input" in message:
@@ -287,11 +287,11 @@ def _parse_each(section: Section, masked: str, index: LineIndex) -> list[ParsedS
         if not parsed:  # only comments
             continue
         if len(parsed) == 1:
-            statements.append(ParsedStatement(section.path, i, span, sql, parsed[0].stmt))
+            statements.append(ParsedStatement(section.path, i, span, sql, parsed[0][3]))
             continue
         # The scanner and parser disagree (rare): keep the parser's statements, with their own
-        # spans, in characters (``parse_script``; the RawStmt offsets above count bytes).
-        for loc, length, _kind, node in fastparse.parse_script(sql):
+        # spans (``parse_script`` gives character offsets).
+        for loc, length, _kind, node in parsed:
             s0 = start + loc
             s1 = start + (loc + length if length else len(sql))
             statements.append(
