@@ -344,25 +344,29 @@ SELECT 'owner', '', '', NULL, NULL, NULL, 't' || objid FROM types
 # lock its relation, which the replay sees); for the globals, over schemas, functions and
 # extensions. The last two rows, ('typefp' | 'globalfp', '', fingerprint, ..., 'read' or
 # NULL), give the new fingerprints and whether those parts were read.
-_TYPE_FINGERPRINT = """
-tfp(v) AS (
-  SELECT count(*) || ':' || coalesce(sum(x::text::bigint), 0) FROM (
+def _gate(fp: str, read: str, param: int, xmins: str) -> str:
+    """Two CTEs: ``fp(v)``, the row count and xmin sum of the ``xmins`` rows, and
+    ``read(yes)``, whether that differs from the fingerprint given as parameter ``param``."""
+    return f"""
+{fp}(v) AS (
+  SELECT count(*) || ':' || coalesce(sum(x::text::bigint), 0) FROM ({xmins}) s
+), {read}(yes) AS (SELECT (SELECT v FROM {fp}) IS DISTINCT FROM ${param}::text)"""
+
+
+_PART_FINGERPRINTS = (
+    _gate("tfp", "retype", 2, """
     SELECT xmin AS x FROM pg_type WHERE oid >= 16384 AND typtype IN ('e', 'd', 'r', 'm')
     UNION ALL SELECT xmin FROM pg_enum WHERE enumtypid >= 16384
-    UNION ALL SELECT xmin FROM pg_constraint WHERE contypid >= 16384
-  ) s
-), retype(yes) AS (SELECT (SELECT v FROM tfp) IS DISTINCT FROM $2::text),
-gfp(v) AS (
-  SELECT count(*) || ':' || coalesce(sum(x::text::bigint), 0) FROM (
+    UNION ALL SELECT xmin FROM pg_constraint WHERE contypid >= 16384""")
+    + ","
+    + _gate("gfp", "reglobal", 3, """
     SELECT xmin AS x FROM pg_namespace
     UNION ALL SELECT xmin FROM pg_proc WHERE oid >= 16384
-    UNION ALL SELECT xmin FROM pg_extension
-  ) s
-), reglobal(yes) AS (SELECT (SELECT v FROM gfp) IS DISTINCT FROM $3::text)
-"""
+    UNION ALL SELECT xmin FROM pg_extension""")
+)
 SCHEMA_LOCKED = (
     f"""
-WITH {_EXT_CTE}, rels(objid) AS (SELECT unnest($1::oid[])), {_TYPE_FINGERPRINT}
+WITH {_EXT_CTE}, rels(objid) AS (SELECT unnest($1::oid[])), {_PART_FINGERPRINTS}
 """
     + _schema(_IN_RELS, "(SELECT yes FROM retype)", "(SELECT yes FROM reglobal)")
     + """UNION ALL
