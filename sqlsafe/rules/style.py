@@ -194,8 +194,9 @@ def unnamed_constraint(a: n.AddConstraint, ctx: RuleContext) -> Iterator[Violati
 
 # A run of characters that can belong to one identifier (unquoted, or quoted), 16 characters
 # or more: at 4 UTF-8 bytes a character at most, no shorter run can exceed 63 bytes.
-_LONG_RUN = re.compile(r'[^\s.,;()\[\]\'"=<>+*/-]{16,}|"[^"]{16,}"')
-_LONG_ASCII_RUN = re.compile(r'[^\s.,;()\[\]\'"=<>+*/-]{64}|"[^"]{64,}"')
+_IDENT_CHAR = r'[^\s.,;()\[\]\'"=<>+*/-]'
+_LONG_RUN = re.compile(_IDENT_CHAR + r'{16,}|"[^"]{16,}"')
+_LONG_ASCII_RUN = re.compile(_IDENT_CHAR + r'{64}|"[^"]{64,}"')
 
 
 def _may_have_long_identifier(sql: str) -> bool:
