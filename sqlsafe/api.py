@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -302,7 +303,6 @@ def run_check(run: CheckRun, *, write: bool = True) -> CheckOutcome:
     Exit code: 1 on NO-GO, 0 on GO and CONDITIONAL GO; raises UsageError for bad input and
     ``SandboxError`` (exit 2) when the sandbox cannot start.
     """
-    import os
 
     from .dryrun.replay import dry_run
     from .dryrun.sandbox import open_sandbox
@@ -319,7 +319,7 @@ def run_check(run: CheckRun, *, write: bool = True) -> CheckOutcome:
     queries = plan.verification_queries(disc, paths, run.from_index)
     steps, _, _ = plan.backout(disc, paths, run.from_index)
     with open_sandbox(run.engine, pg_version=prep.pg_version, database_url=run.database_url,
-                      image=run.image) as sandbox:
+                      image=run.image, in_memory=_light(run.data, prep.setup)) as sandbox:
         dry = dry_run(disc, run.config, sandbox=sandbox, lint_result=lint_result,
                       setup=setup, from_index=run.from_index, on_progress=run.on_progress,
                       **(run.data or {}))
@@ -346,6 +346,20 @@ def run_check(run: CheckRun, *, write: bool = True) -> CheckOutcome:
 
 # ---------------------------------------------------------------------------- dry run
 
+# A --setup larger than this may load data, not just a schema.
+_LARGE_SETUP = 64 << 20
+
+
+def _light(data: dict[str, Any] | None, setup: str | None) -> bool:
+    """Whether a dry run writes little enough data for a sandbox in memory: no synthetic
+    rows or estimates, and no large --setup."""
+    if data and (data.get("sample_rows") or data.get("estimate_stats") is not None):
+        return False
+    try:
+        return not setup or os.path.getsize(setup) <= _LARGE_SETUP
+    except OSError:
+        return True  # load_setup reports the unreadable file
+
 
 def run_dry_run(paths: tuple[str, ...], config: Config, *, engine: str,
                 database_url: str | None = None, image: str | None = None,
@@ -370,7 +384,8 @@ def run_dry_run(paths: tuple[str, ...], config: Config, *, engine: str,
     disc, lint_result = prep.discovery, prep.lint
     started = time.perf_counter()
     with open_sandbox(engine, pg_version=prep.pg_version, database_url=database_url,
-                      image=image, on_progress=on_sandbox_progress) as sandbox:
+                      image=image, on_progress=on_sandbox_progress,
+                      in_memory=_light(data, prep.setup)) as sandbox:
         startup_ms = (time.perf_counter() - started) * 1000
         result = dry_run(disc, config, sandbox=sandbox, lint_result=lint_result,
                          setup=prep.setup,

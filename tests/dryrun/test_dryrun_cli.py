@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from sqlsafe.dryrun import sandbox as sandbox_module
+
 pytestmark = pytest.mark.postgres
 
 SQLSAFE = [sys.executable, "-m", "sqlsafe"]
@@ -47,10 +49,10 @@ def test_sandbox_error_is_exit_2_with_one_line(tmp_path: Path) -> None:
 
 
 def _ours(pid: int | None = None) -> set[str]:
-    """sqlsafe temp dirs in /tmp; with ``pid``, only those the process ``pid`` owns (other
-    sqlsafe runs on the machine must not confuse the test)."""
+    """sqlsafe sandbox dirs (in every dir a sandbox may go); with ``pid``, only those the
+    process ``pid`` owns (other sqlsafe runs on the machine must not confuse the test)."""
     found = set()
-    for p in Path("/tmp").glob("sqlsafe-*"):
+    for p in (w for root in sandbox_module._sandbox_roots() for w in root.glob("sqlsafe-*")):
         if pid is not None:
             try:
                 owner = (p / ".sqlsafe-sandbox-owner").read_text().split()[0]

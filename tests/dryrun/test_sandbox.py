@@ -113,6 +113,49 @@ def test_starts_serves_and_cleans_up(engine: str, version: int | None, prefix: s
     _assert_gone(sandbox)
 
 
+def test_workdir_goes_where_sandbox_root_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SQLSAFE_SANDBOX_DIR", raising=False)
+    monkeypatch.delenv("TMPDIR", raising=False)
+    roomy = sandbox_module._roomy_ram_dir(Path("/dev/shm"))
+    with open_sandbox() as sandbox:
+        assert sandbox.workdir is not None
+        assert sandbox.workdir.parent == sandbox_module.sandbox_root()
+        assert (sandbox.workdir.parent == Path("/dev/shm")) == roomy
+    _assert_gone(sandbox)
+    # Runs that write much data stay on disk; the variable wins over everything.
+    with open_sandbox(in_memory=False) as sandbox:
+        assert sandbox.workdir is not None
+        assert sandbox.workdir.parent == Path(tempfile.gettempdir())
+    chosen = Path(tempfile.mkdtemp(prefix="sqlsafe-test-root-", dir="/var/tmp"))
+    chosen.chmod(0o755)  # the server's account (nobody, when we are root) must reach it
+    try:
+        monkeypatch.setenv("SQLSAFE_SANDBOX_DIR", str(chosen))
+        with open_sandbox() as sandbox:
+            assert sandbox.workdir is not None and sandbox.workdir.parent == chosen
+            with sandbox.connect() as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+        _assert_gone(sandbox)
+    finally:
+        shutil.rmtree(chosen, ignore_errors=True)
+
+
+def test_ram_dir_only_when_it_is_a_roomy_tmpfs(monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
+    monkeypatch.delenv("SQLSAFE_SANDBOX_DIR", raising=False)
+    monkeypatch.delenv("TMPDIR", raising=False)
+    assert not sandbox_module._roomy_ram_dir(tmp_path)  # not a mount point of a tmpfs
+    assert not sandbox_module._roomy_ram_dir(Path("/nonexistent"))
+    if not sandbox_module._roomy_ram_dir(Path("/dev/shm")):
+        pytest.skip("no tmpfs with 2 GiB free at /dev/shm here")
+    assert sandbox_module.sandbox_root() == Path("/dev/shm")
+    monkeypatch.setattr(sandbox_module, "_RAM_MIN_FREE", 1 << 62)  # more than any machine has
+    assert sandbox_module.sandbox_root() == Path(tempfile.gettempdir())
+    monkeypatch.undo()
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # an explicit temp dir is the user's choice
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again, as a new process would
+    assert sandbox_module.sandbox_root() == tmp_path
+
+
 def test_exception_inside_with_cleans_up() -> None:
     with pytest.raises(ZeroDivisionError):
         with open_sandbox() as sandbox:
