@@ -74,14 +74,89 @@ def objtype_name(value: Any) -> str:
 
 
 def deparse(node: Any) -> str:
+    """The node as pglast's ``RawStream()(node)`` prints it, or "" when that fails.
+
+    Constants and CURRENT_TIMESTAMP-style keywords, half of what we deparse, are spelled here
+    directly. Anything else goes to pglast's printer without ``RawStream.__call__``, whose
+    ``populate_ancestors`` builds a Visitor class and runs ``inspect.getmembers`` on every
+    call: that cost more than printing. ``tests/model/test_deparse.py`` holds both paths to
+    RawStream's text over the corpus.
+    """
     if node is None:
         return ""
+    simple = _simple_sql(node)
+    if simple is not None:
+        return simple
     try:
         from pglast.stream import RawStream
+        from pglast.visitors import Ancestor
 
-        return str(RawStream()(node))
+        if not isinstance(node, ast.Node):
+            return str(RawStream()(node))
+        # What RawStream.__call__ does for one node: the node is item 0 of a 1-tuple tree.
+        _populate_ancestors(node, Ancestor(Ancestor(), (node,), 0))
+        stream = RawStream()
+        stream.print_node(node)
+        return stream.getvalue()
     except Exception:  # deparsing is best effort; only used in messages
         return ""
+
+
+def _populate_ancestors(root: Any, root_ancestors: Any) -> None:
+    """Set ``ancestors`` on every node below ``root`` as ``pglast.visitors.populate_ancestors``
+    does: one link per node attribute and one per tuple index (tuples nest)."""
+    from pglast.visitors import Ancestor
+
+    node_type = ast.Node
+    todo = [(root, root_ancestors)]
+    pop, push = todo.pop, todo.append
+    while todo:
+        value, ancestors = pop()
+        if isinstance(value, node_type):
+            value.ancestors = ancestors
+            for member in value:
+                child = getattr(value, member)
+                if isinstance(child, (node_type, tuple)):
+                    push((child, Ancestor(ancestors, value, member)))
+        else:
+            for index, item in enumerate(value):
+                if isinstance(item, (node_type, tuple)):
+                    push((item, Ancestor(ancestors, value, index)))
+
+
+# pglast's SQLValueFunction printer, for the operators without a precision.
+_SQL_VALUE_FUNCTIONS = {
+    "SVFOP_CURRENT_DATE": "CURRENT_DATE", "SVFOP_CURRENT_TIME": "CURRENT_TIME",
+    "SVFOP_CURRENT_TIMESTAMP": "CURRENT_TIMESTAMP", "SVFOP_LOCALTIME": "LOCALTIME",
+    "SVFOP_LOCALTIMESTAMP": "LOCALTIMESTAMP", "SVFOP_CURRENT_ROLE": "CURRENT_ROLE",
+    "SVFOP_CURRENT_USER": "CURRENT_USER", "SVFOP_USER": "USER",
+    "SVFOP_SESSION_USER": "SESSION_USER", "SVFOP_CURRENT_CATALOG": "CURRENT_CATALOG",
+    "SVFOP_CURRENT_SCHEMA": "CURRENT_SCHEMA",
+}
+
+
+def _simple_sql(node: Any) -> str | None:
+    """RawStream's text for a lone constant or SQL value function; None for anything else.
+    pglast quotes a string by doubling its single quotes, nothing more (a backslash stays
+    as it is, and no E'' prefix is added)."""
+    cls = type(node)
+    if cls is ast.A_Const:
+        if node.isnull:
+            return "NULL"
+        val = node.val
+        vcls = type(val)
+        if vcls is ast.Integer:
+            return str(val.ival) if type(val.ival) is int else None
+        if vcls is ast.String:
+            return "'" + val.sval.replace("'", "''") + "'" if type(val.sval) is str else None
+        if vcls is ast.Boolean:
+            return "TRUE" if val.boolval else "FALSE"
+        if vcls is ast.Float:
+            return val.fval if type(val.fval) is str else None
+        return None
+    if cls is ast.SQLValueFunction:
+        return _SQL_VALUE_FUNCTIONS.get(getattr(node.op, "name", ""))
+    return None
 
 
 def rel_of(rv: Any) -> n.Rel:
