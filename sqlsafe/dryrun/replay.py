@@ -490,6 +490,51 @@ def _has_copy(statements: Iterable[ParsedStatement]) -> bool:
     return any(_is_copy_from_stdin(s.node) for s in statements)
 
 
+class _Answers:
+    """All of the server's answers to one simple-protocol message, read without raising.
+
+    ``cursor.execute`` raises at the first error and keeps none of the answers before it; a
+    batched migration needs those (the statements before the failing one ran and were
+    observed). This sends the text and reads every answer with psycopg's own wait, which
+    cancels the query on Ctrl-C as ``execute`` does, and converts rows with psycopg's loaders.
+    An error ends the message, so it is the last answer (``failed_at``)."""
+
+    def __init__(self, conn: psycopg.Connection[Any], sql: str) -> None:
+        from psycopg import adapt, generators, pq
+
+        self._conn = conn
+        with conn.lock:
+            conn.pgconn.send_query(sql.encode(conn.info.encoding))
+            self._results = conn.wait(generators.execute(conn.pgconn))
+        self._tx = adapt.Transformer(conn)
+        self.failed_at: int | None = None
+        for i, res in enumerate(self._results):
+            if res.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK,
+                                  pq.ExecStatus.EMPTY_QUERY):
+                self.failed_at = i
+                break
+
+    def rows(self, i: int) -> list[tuple[Any, ...]]:
+        res = self._results[i]
+        self._tx.set_pgresult(res)
+        return self._tx.load_rows(0, res.ntuples, tuple)
+
+    def status(self, i: int) -> tuple[str | None, int]:
+        """The command tag and the row count, as a cursor's statusmessage and rowcount."""
+        res = self._results[i]
+        tag = res.command_status
+        count = res.command_tuples
+        return (tag.decode(self._conn.info.encoding) if tag else None,
+                count if count is not None else -1)
+
+    def error(self) -> Exception:
+        from psycopg import errors
+
+        assert self.failed_at is not None
+        return errors.error_from_result(self._results[self.failed_at],
+                                        encoding=self._conn.info.encoding)
+
+
 class _Failed(Exception):
     def __init__(self, error: StatementError, result: StatementResult | None) -> None:
         super().__init__(error.message)
@@ -719,12 +764,10 @@ class _Session:
         results: list[StatementResult] = []
         started = time.perf_counter()
         try:
-            batched = None
+            batched = False
             if unit.wrap and observe and self._batchable(unit):
-                batched = self._run_batched(unit, predictions)
-            if batched is not None:
-                results = batched
-            else:
+                batched = self._run_batched(unit, predictions, results)
+            if not batched:
                 if unit.wrap and observe:
                     self._pending_begin = True
                 elif unit.wrap:
@@ -777,53 +820,65 @@ class _Session:
 
     def _run_batched(self, unit: _Unit,
                      predictions: dict[tuple[str, int], StatementInfo] | None,
-                     ) -> list[StatementResult] | None:
+                     results: list[StatementResult]) -> bool:
         """Run a wrapped file's statements as one simple-protocol message: BEGIN, then each
         statement followed by the lock query and the server's clock. The server runs them in
         order, so each lock query sees exactly the locks after its statement, as one message
         per statement does, at one round trip per file instead of one per statement. A
         statement's duration is the server's time between the clock readings around it (it
         includes the lock query, as the per-statement path's does). The transaction stays
-        open for the COMMIT (``run_unit``). On any error the transaction is rolled back and
-        None returned: the caller runs the file statement by statement, which names the
-        failing statement and keeps what ran before it."""
+        open for the COMMIT (``run_unit``).
+
+        When a statement fails, the server has already answered for the ones before it: their
+        results go into ``results`` and the failure raises ``_Failed``, as the per-statement
+        path would, without running anything twice (a statement that hits statement_timeout
+        would otherwise cost that timeout twice). False, after a ROLLBACK, for an error the
+        message's own parts raised: the caller then runs the file statement by statement."""
         import psycopg
 
         self._ensure_prepared()
         self._stash = None
         parts = ["BEGIN", "SELECT clock_timestamp()"]
+        starts: list[int] = []  # where each statement starts in the text (error positions)
+        size = len("BEGIN;SELECT clock_timestamp();")
         for stmt in unit.statements:
+            starts.append(size)
             # A newline before the ';': the statement may end in a -- comment.
             parts += [stmt.sql + "\n", "EXECUTE sqlsafe_locks", "SELECT clock_timestamp()"]
-        cur = self.conn.cursor()
-        try:
-            cur.execute(";".join(parts))
-        except psycopg.Error:
+            size += len(stmt.sql) + len("\n;EXECUTE sqlsafe_locks;SELECT clock_timestamp();")
+        t0 = time.perf_counter()
+        answers = _Answers(self.conn, ";".join(parts))
+        wall = (time.perf_counter() - t0) * 1000
+        failed_at = answers.failed_at
+        # Answers: BEGIN, clock, then (statement, locks, clock) per statement.
+        if failed_at is not None and (failed_at < 2 or (failed_at - 2) % 3):
             self.rollback_if_open()
-            return None
-        cur.nextset()
-        clock = cur.fetchone()
-        assert clock is not None
-        previous = clock[0]
-        results: list[StatementResult] = []
-        for stmt in unit.statements:
+            return False
+        previous = answers.rows(1)[0][0]
+        spent = 0.0
+        for i, stmt in enumerate(unit.statements):
             self._note(stmt)
-            cur.nextset()
-            status, count = cur.statusmessage, cur.rowcount
-            cur.nextset()
-            lock_rows = cur.fetchall()
-            cur.nextset()
-            clock = cur.fetchone()
-            assert clock is not None
-            duration = (clock[0] - previous).total_seconds() * 1000
-            previous = clock[0]
+            at = 2 + 3 * i
+            if at == failed_at:
+                exc = answers.error()
+                assert isinstance(exc, psycopg.Error)
+                error = self._error(exc, stmt, starts[i])
+                raise _Failed(error, StatementResult(
+                    stmt.span.line, stmt.sql, max(wall - spent, 0.0), error=error,
+                    in_transaction=True, end_line=stmt.span.end_line))
+            status, count = answers.status(at)
+            lock_rows = answers.rows(at + 1)
+            clock = answers.rows(at + 2)[0][0]
+            duration = (clock - previous).total_seconds() * 1000
+            spent += duration
+            previous = clock
             before = dict(self.known)
             held_before = set(self.held)
             locks, rewrites = self._observe(before, held_before, lock_rows)
             results.append(_observed_result(unit, stmt, duration, locks, rewrites,
                                             _rows_affected(status, count), True, before,
                                             held_before, predictions))
-        return results
+        return True
 
     def _commit_observed(self) -> None:
         """COMMIT an observed wrapped migration together with the query its snapshot

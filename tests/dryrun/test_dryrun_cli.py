@@ -65,8 +65,13 @@ def _ours(pid: int | None = None) -> set[str]:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupt_leaves_nothing_behind(tmp_path: Path, signum: int) -> None:
-    _write(tmp_path, {"001_sleep.sql": "SELECT pg_sleep(30);\n"})
+@pytest.mark.parametrize("text", [
+    "SELECT pg_sleep(30);\n",
+    # goose wraps the file in a transaction: it goes to the server as one message.
+    "-- +goose Up\nSELECT 1;\nSELECT pg_sleep(30);\n",
+], ids=["statement", "wrapped-file"])
+def test_interrupt_leaves_nothing_behind(tmp_path: Path, signum: int, text: str) -> None:
+    _write(tmp_path, {"001_sleep.sql": text})
     before = _ours()
     code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
             "from sqlsafe.cli import main; sys.argv = ['sqlsafe', 'dry-run', sys.argv[1]]; main()")

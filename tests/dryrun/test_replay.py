@@ -35,6 +35,31 @@ def test_failure_in_the_middle_stops_with_line_and_skips_the_rest(fresh: Sandbox
     assert result.to_json()["migrations"][1]["error"]["line"] == 4
 
 
+def test_failing_wrapped_migration_runs_once(fresh: Sandbox, tmp_path: Path) -> None:
+    # A wrapped file goes to the server as one message; when a statement fails, what ran
+    # before it is reported from that message, not run a second time. A sequence is not
+    # rolled back, so it counts the runs.
+    root = write_tree(tmp_path, {
+        "prisma/migrations/20240101000000_a/migration.sql":
+            "CREATE SEQUENCE runs;\nCREATE TABLE t (id int);\n",
+        "prisma/migrations/20240102000000_b/migration.sql":
+            "SELECT nextval('runs');\nINSERT INTO t VALUES (1);\n\n"
+            "INSERT INTO t (id)\n  VALUES (nope);\n",
+        "prisma/migrations/migration_lock.toml": 'provider = "postgresql"\n',
+    })
+    result = replay(fresh, root / "prisma" / "migrations")
+    assert [m.status for m in result.migrations] == ["applied", "failed"]
+    failed = result.migrations[1]
+    assert failed.error is not None and failed.error.line == 5  # from the error's position
+    assert failed.error.sqlstate == "42703"
+    ran = failed.statements
+    assert [s.line for s in ran] == [1, 2, 4] and [s.error is None for s in ran] == [True, True, False]
+    assert ran[1].rows == 1 and ("public.t", "RowExclusiveLock") in {(lk.relation, lk.mode) for lk in ran[1].locks}
+    with fresh.connect() as conn:
+        assert conn.execute("SELECT last_value, is_called FROM runs").fetchone() == (1, True)
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
+
+
 def test_observed_locks_add_column_index_fk_type_validate(fresh: Sandbox, tmp_path: Path) -> None:
     root = write_tree(tmp_path, {
         "001_setup.sql": "CREATE TABLE p (id int PRIMARY KEY);\nCREATE TABLE t (id int, pid int, v varchar(5));\n",
