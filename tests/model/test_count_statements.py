@@ -1,0 +1,98 @@
+"""count_statements (discovery's "more than one statement, so an implicit transaction") counts
+with libpg_query's split where it can: the count must be the one of the whole-text parse that
+the lint's statements come from, or of the scanner where that parse refuses the text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sqlsafe import parse
+from sqlsafe.ruledocs import blocks
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _reference(text: str) -> int:
+    masked, _ = parse._mask_meta_commands(text)
+    whole = parse._parse_whole(masked, nodes=False)
+    return len(whole) if whole is not None else len(parse._boundaries(masked))
+
+
+def _texts(root: Path) -> list[tuple[str, str]]:
+    return [(str(p), p.read_text(encoding="utf-8", errors="replace"))
+            for p in sorted(root.rglob("*.sql"))]
+
+
+EDGE = [
+    "", "   \n", "-- only a comment\n", "/* c */", ";", ";;;", "SELECT 1", "SELECT 1;",
+    "SELECT 1;;", "SELECT 1; ; SELECT 2", "SELECT 1; SELECT 2", "SELECT 1; SELECT 2;\n-- end",
+    "SELECT 'a;b'; SELECT $$x;y$$;", "SELECT 'é'; SELECT '日本' -- no semicolon",
+    "SELECT 1 -- trailing comment ending in ;",
+    "\\set ON_ERROR_STOP on\nSELECT 1;\n\\echo done\nSELECT 2;",
+    "COPY t FROM stdin;\n1\ta;b\n\\.\nSELECT 1;",
+    # parse errors: the scanner counts
+    "SELEC 1; SELECT 2;", "SELECT 1; ALTER TABL x; SELECT 3", "SELECT 'unterminated",
+    "CREATE TABLE t (a int,);",
+    # texts the whole parse refuses, and texts that only look like it
+    "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2));",
+    "CREATE RULE r AS ON INSERT TO t DO INSTEAD NOTHING; SELECT 1;",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END; SELECT 3;",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN true THEN 1 END; END;",
+    "SELECT atomic FROM t; SELECT 2;", "CREATE TABLE rules (id int); CREATE TABLE ruler (x int);",
+    "SELECT 1 AS \"atomıc\"; SELECT 2;", "SELECT 1 AS \"ATOMİC\"", "SELECT 'é'; SELECT 2",
+]
+
+
+@pytest.mark.parametrize("text", EDGE)
+def test_edge_cases_ok(text: str) -> None:
+    assert parse.count_statements(text) == _reference(text)
+
+
+def test_fixtures_and_rule_docs_ok() -> None:
+    texts = _texts(REPO / "fixtures")
+    for page in sorted((REPO / "rules").glob("*.md")):
+        texts.extend((page.name, b.sql) for b in blocks(page.read_text(encoding="utf-8")))
+    assert len(texts) > 100
+    for name, text in texts:
+        assert parse.count_statements(text) == _reference(text), name
+
+
+def test_corpus_ok(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = _texts(corpus)
+    expected = [_reference(text) for _, text in texts]
+    whole_parses = 0
+    real = parse._parse_whole
+
+    def counting(masked: str, nodes: bool = True) -> list[tuple[int, int, object]] | None:
+        nonlocal whole_parses
+        whole_parses += 1
+        return real(masked, nodes)
+
+    monkeypatch.setattr(parse, "_parse_whole", counting)
+    for (name, text), count in zip(texts, expected):
+        assert parse.count_statements(text) == count, name
+    # The split does the counting for nearly every file.
+    assert whole_parses < len(texts) / 10
+
+
+MENTIONS = [
+    "", "atomic", "ATOMIC", "AtOmIc", "begin atomic", "rule", "RULE", "Rules", "overrule",
+    "CREATE RULE r", "atom ic", "rul e", "atomi", "schedule", "select 'é' from atomic",
+    "select 'é' from rule", "SELECT 'é'", "atomıc", "ATOMİC", "'é' atomİc", "ruLE 日本",
+]
+
+
+@pytest.mark.parametrize("text", MENTIONS)
+def test_mentions_is_the_regex_search_ok(text: str) -> None:
+    for words, pattern in ((("atomic",), parse._ATOMIC_RE),
+                           (("atomic", "rule"), parse._WHOLE_MAY_REFUSE_RE)):
+        assert parse._mentions(text, words, pattern) == (pattern.search(text) is not None)
+
+
+def test_mentions_on_the_corpus_ok(corpus: Path) -> None:
+    for name, text in _texts(corpus):
+        for words, pattern in ((("atomic",), parse._ATOMIC_RE),
+                               (("atomic", "rule"), parse._WHOLE_MAY_REFUSE_RE)):
+            assert parse._mentions(text, words, pattern) == (pattern.search(text) is not None), name
