@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
-from sqlsafe._record import replace
+from sqlsafe._record import Record, record, replace
 from sqlsafe.model import DiscoveryResult, Down, InputProblem, Migration, Section
 
 # Files above this size are reported, never read: a migration this large is generated data, and
@@ -82,8 +82,8 @@ _GOOSE_NO_TX = re.compile(r"^--\s*\+goose\s+NO\s+TRANSACTION\b", re.MULTILINE | 
 
 
 # --- reading ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Source:
+@record
+class _Source(Record):
     """One readable ``.sql`` file: its text (BOM stripped) and the digest of its raw bytes."""
 
     path: str  # display path
@@ -174,8 +174,8 @@ def _after_line(text: str, match_end: int) -> int:
     return len(text) if nl < 0 else nl + 1
 
 
-@dataclass(frozen=True)
-class _Split:
+@record
+class _Split(Record):
     up: Section | None
     down: Section | None
     up_opts: str = ""
@@ -359,8 +359,8 @@ def _build_flyway(srcs: list[_Source], acc: _Acc) -> None:
         )
 
 
-@dataclass(frozen=True)
-class _GoFile:
+@record
+class _GoFile(Record):
     src: _Source
     version: str
     name: str

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from pglast import parser as _pg
 
 from . import fastparse
+from ._record import Record, record
 from .model import Section, Span
 
 # psql meta-commands start with a backslash at the beginning of a line (outside a statement).
@@ -26,15 +26,15 @@ _COPY_STDIN_RE = re.compile(r"\bCOPY\b[^;]*\bFROM\s+STDIN\b[^;]*;\s*$", re.I)
 _ERR_RE = re.compile(r",? at index \d+$")
 
 
-@dataclass(frozen=True)
-class MetaCommand:
+@record
+class MetaCommand(Record):
     path: str
     line: int
     command: str
 
 
-@dataclass(frozen=True)
-class ParsedStatement:
+@record
+class ParsedStatement(Record):
     path: str
     index: int  # 0-based position in the section
     span: Span  # file-level span, end exclusive, including the terminating semicolon
@@ -44,8 +44,8 @@ class ParsedStatement:
     error_span: Span | None = None
 
 
-@dataclass(frozen=True)
-class ParsedSection:
+@record
+class ParsedSection(Record):
     section: Section
     statements: tuple[ParsedStatement, ...]
     meta_commands: tuple[MetaCommand, ...]
