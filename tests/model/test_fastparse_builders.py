@@ -1,0 +1,80 @@
+"""fastparse builds a node class's first nodes by walking its plan and compiles a builder
+after that: both ways must build the very same trees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sqlsafe import fastparse
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _same(a: Any, b: Any, path: str = "") -> str | None:
+    """Strict: types, every slot, locations included."""
+    if type(a) is not type(b):
+        return f"{path}: {type(a).__name__} vs {type(b).__name__}"
+    if isinstance(a, tuple):
+        if len(a) != len(b):
+            return f"{path}: {len(a)} vs {len(b)} items"
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = _same(x, y, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if hasattr(a, "__slots__") and not isinstance(a, (str, int, float)):
+        for slot in (*a, "ancestors"):
+            found = _same(getattr(a, slot), getattr(b, slot), f"{path}.{slot}")
+            if found:
+                return found
+        return None
+    return None if a == b else f"{path}: {a!r} vs {b!r}"
+
+
+def _trees(texts: list[str], compile_after: int, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    with monkeypatch.context() as m:
+        m.setattr(fastparse, "_BUILDERS", {})
+        m.setattr(fastparse, "COMPILE_AFTER", compile_after)
+        return [fastparse.parse_script(text) for text in texts]
+
+
+def _texts(root: Path) -> list[str]:
+    out = []
+    for p in sorted(root.rglob("*.sql")):
+        text = p.read_text(encoding="utf-8", errors="replace")
+        try:
+            fastparse.parse_script(text)
+        except Exception:
+            continue
+        out.append(text)
+    return out
+
+
+def _check(texts: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert texts
+    walked = _trees(texts, 10**9, monkeypatch)
+    compiled = _trees(texts, 1, monkeypatch)
+    mixed = _trees(texts, 3, monkeypatch)
+    for text, w, c, x in zip(texts, walked, compiled, mixed):
+        assert _same(w, c) is None, (text[:80], _same(w, c))
+        assert _same(w, x) is None, (text[:80], _same(w, x))
+
+
+def test_fixtures_ok(monkeypatch: pytest.MonkeyPatch) -> None:
+    _check(_texts(REPO / "fixtures"), monkeypatch)
+
+
+def test_corpus_ok(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _check(_texts(corpus), monkeypatch)
+
+
+def test_builders_are_compiled_after_some_nodes_ok(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fastparse, "_BUILDERS", {})
+    monkeypatch.setattr(fastparse, "COMPILE_AFTER", 3)
+    for i in range(1, 5):
+        fastparse.parse_script("SELECT 1")
+        compiled = fastparse._BUILDERS["SelectStmt"].__code__.co_filename == "<fastparse SelectStmt>"
+        assert compiled == (i >= 3)
