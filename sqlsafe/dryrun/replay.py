@@ -353,9 +353,28 @@ def _labels_added(old: str | None, new: str) -> bool:
     return head_old == head_new and set(labels_old.split(",")) <= set(labels_new.split(","))
 
 
+# Deparsed text (defaults, constraints, index and view definitions, type names) leaves out the
+# schema of a name whose schema is on the search_path, and a migration may change the session's
+# search_path: read under it, the text of objects that did not change would change too (a
+# false "altered" in the catalog diff, a false "differs" in the checks). Every read of the
+# catalog's text pins search_path to pg_catalog for its own message, as a local setting that
+# is put back right after: statements after it in the same transaction keep their own.
+_PIN = ("SELECT set_config('sqlsafe.search_path', current_setting('search_path'), true), "
+        "set_config('search_path', 'pg_catalog', true)")
+_UNPIN = "SELECT set_config('search_path', current_setting('sqlsafe.search_path'), true)"
+
+
+def _read_text(conn: psycopg.Connection[Any], sql: str) -> list[tuple[Any, ...]]:
+    """The rows of one catalog-text query, read with the search_path pinned (``_PIN``)."""
+    cur = conn.cursor()
+    cur.execute(f"{_PIN};{sql};{_UNPIN}")
+    cur.nextset()
+    return cur.fetchall()
+
+
 def take_snapshot(conn: psycopg.Connection) -> Snapshot:
     snap = Snapshot({}, {})
-    _add_rows(snap, conn.execute(q.SCHEMA, prepare=True))
+    _add_rows(snap, _read_text(conn, q.SCHEMA))
     return snap
 
 
@@ -638,7 +657,7 @@ class _Session:
         fp = {(int(c), int(o)): (int(n), int(x), int(st)) for c, o, n, x, st in fp_rows}
         if base is None or base.fingerprint is None:
             snap = Snapshot({}, {}, {}, fp)
-            _add_rows(snap, self.conn.execute("EXECUTE sqlsafe_schema"))
+            _add_rows(snap, _read_text(self.conn, "EXECUTE sqlsafe_schema"))
             return snap
         old = base.fingerprint
         changed = [k for k, v in fp.items() if old.get(k) != v]
@@ -649,11 +668,9 @@ class _Session:
         # First only the changed objects themselves; their dependents too only when a name
         # another object's text can show changed (``_needs_walk``): adding a foreign key to a
         # table does not change the text of the tables that reference it.
-        rows = self.conn.execute(
-            f"EXECUTE sqlsafe_schema_own({_oid_arrays(changed)})").fetchall()
+        rows = _read_text(self.conn, f"EXECUTE sqlsafe_schema_own({_oid_arrays(changed)})")
         if _needs_walk(changed, old, fp, base, rows):
-            rows = self.conn.execute(
-                f"EXECUTE sqlsafe_schema_of({_oid_arrays(changed)})").fetchall()
+            rows = _read_text(self.conn, f"EXECUTE sqlsafe_schema_of({_oid_arrays(changed)})")
         dirty = {row[6] for row in rows if row[0] == "owner"}
         dirty.add("")  # the global parts are always read again
         return _merge(base, dirty, rows, Snapshot({}, {}, {}, fp))
@@ -668,7 +685,7 @@ class _Session:
         if self._blind:
             return None
         if rows is None:
-            rows = self.conn.execute(_schema_locked(touched, base)).fetchall()
+            rows = _read_text(self.conn, _schema_locked(touched, base))
         # The last two rows: the fingerprints of the types and of the global parts, and
         # whether those were read again.
         (_k, _n, typefp, _o, _f, _r, types_read) = rows[-2]
@@ -682,8 +699,7 @@ class _Session:
             # The touched relations and their dependents from SCHEMA_OF; the global parts and
             # the types as SCHEMA_LOCKED read them.
             pairs = [(_PG_CLASS, oid) for oid in sorted(touched)]
-            walked = self.conn.execute(
-                f"EXECUTE sqlsafe_schema_of({_oid_arrays(pairs)})").fetchall()
+            walked = _read_text(self.conn, f"EXECUTE sqlsafe_schema_of({_oid_arrays(pairs)})")
             rows = ([r for r in rows if not str(r[6] or "").startswith("c")]
                     + [r for r in walked if str(r[6] or "").startswith("c")])
         dirty = {str(row[6]) for row in rows if row[0] == "owner"}
@@ -891,8 +907,9 @@ class _Session:
         still held), else the fingerprint after it. A failing COMMIT raises as before."""
         cur = self.conn.cursor()
         if self.touched is not None and not self._blind and self.base is not None:
-            cur.execute(_schema_locked(self.touched, self.base) + ";COMMIT")
+            cur.execute(f"{_PIN};{_schema_locked(self.touched, self.base)};COMMIT")
             self.held = set()
+            cur.nextset()
             self._stash = ("locked", self.base, cur.fetchall())
             return
         cur.execute("COMMIT;EXECUTE sqlsafe_fingerprint")
@@ -1257,10 +1274,10 @@ def discrepancies(result: StatementResult, info: StatementInfo, before: dict[int
     existing = {rel.name: rel.relkind for rel in before.values() if rel.name in wanted}
     held_modes: dict[str, str] = {}
     for oid, mode in held_before:
-        rel = before.get(oid)
-        if rel is not None and rel.name in wanted and \
-                lk.rank(mode) > lk.rank(held_modes.get(rel.name, "")):
-            held_modes[rel.name] = mode
+        held = before.get(oid)
+        if held is not None and held.name in wanted and \
+                lk.rank(mode) > lk.rank(held_modes.get(held.name, "")):
+            held_modes[held.name] = mode
     predicted: dict[str, str] = {}
     for guess in info.locks:
         if guess.relation in existing and \

@@ -124,6 +124,36 @@ def test_prisma_cic_fails_where_dbmate_no_transaction_succeeds(fresh: Sandbox, t
     assert [m.status for m in result.migrations] == ["applied", "applied"], result.migrations[1].error
 
 
+def test_search_path_set_by_a_migration_changes_no_definition(fresh: Sandbox,
+                                                              tmp_path: Path) -> None:
+    # A default's text names the sequence without its schema once that schema is on the
+    # search_path. A migration that sets the session's search_path must not make an untouched
+    # default look altered when a later migration reads its table again, and the down check
+    # (which reads the catalog between the down and the up again, in one transaction) must
+    # leave the migration's own search_path to the statements after it.
+    root = write_tree(tmp_path, {
+        "db/migrations/001_init.sql":
+            "-- migrate:up\nCREATE SCHEMA app;\nCREATE SEQUENCE app.seq;\n"
+            "CREATE TABLE app.t (id bigint DEFAULT nextval('app.seq'), v int);\n"
+            "-- migrate:down\nDROP SCHEMA app CASCADE;\n",
+        "db/migrations/002_path.sql":
+            "-- migrate:up\nSET search_path = app, public;\n"
+            "-- migrate:down\nRESET search_path;\n",
+        "db/migrations/003_column.sql":
+            "-- migrate:up\nALTER TABLE t ADD COLUMN w int;\n"
+            "-- migrate:down\nALTER TABLE t DROP COLUMN w;\n",
+    })
+    try:
+        result = replay(fresh, root / "db" / "migrations")
+        assert [m.status for m in result.migrations] == ["applied"] * 3
+        third = result.migrations[2]
+        assert third.catalog.created == ("column app.t.w",) and third.catalog.altered == ()
+        assert third.down.status == "applied" and third.down.restores_schema, third.down
+    finally:
+        with fresh.connect() as conn:
+            conn.execute("DROP SCHEMA IF EXISTS app CASCADE")
+
+
 def test_idempotency_true_and_false(fresh: Sandbox, tmp_path: Path) -> None:
     root = write_tree(tmp_path, {
         "001_a.sql": "CREATE TABLE IF NOT EXISTS a (id int);\n",

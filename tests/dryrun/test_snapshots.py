@@ -101,7 +101,7 @@ def test_snapshots_from_locks_equal_full_snapshots(fresh: Sandbox, tmp_path: Pat
             fallbacks.append(1)
             return snap
         full = replay_module.Snapshot({}, {})
-        replay_module._add_rows(full, self.conn.execute("EXECUTE sqlsafe_schema"))
+        replay_module._add_rows(full, replay_module._read_text(self.conn, "EXECUTE sqlsafe_schema"))
         differing = sorted(k for k in set(snap.objects) | set(full.objects)
                            if snap.objects.get(k) != full.objects.get(k))
         assert not differing, f"incremental snapshot differs from a full one: {differing}"
