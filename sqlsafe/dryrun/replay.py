@@ -519,15 +519,25 @@ class _Answers:
     batched migration needs those (the statements before the failing one ran and were
     observed). This sends the text and reads every answer with psycopg's own wait, which
     cancels the query on Ctrl-C as ``execute`` does, and converts rows with psycopg's loaders.
-    An error ends the message, so it is the last answer (``failed_at``)."""
+    An error ends the message, so it is the last answer (``failed_at``).
 
-    def __init__(self, conn: psycopg.Connection[Any], sql: str) -> None:
+    ``meanwhile``: Python work that uses no connection, done after the text is sent and
+    before the answers are read, so the client works while the server does."""
+
+    def __init__(self, conn: psycopg.Connection[Any], sql: str,
+                 meanwhile: Callable[[], None] | None = None) -> None:
         from psycopg import adapt, generators, pq
 
         self._conn = conn
         with conn.lock:
             conn.pgconn.send_query(sql.encode(conn.info.encoding))
-            self._results = conn.wait(generators.execute(conn.pgconn))
+            try:
+                conn.wait(generators.send(conn.pgconn))
+                if meanwhile is not None:
+                    meanwhile()
+            finally:
+                # Every answer is read whatever happened, so the connection stays usable.
+                self._results = conn.wait(generators.fetch_many(conn.pgconn))
         self._tx = adapt.Transformer(conn)
         self.failed_at: int | None = None
         for i, res in enumerate(self._results):
@@ -603,6 +613,10 @@ class _Session:
         # snapshot does not show, a write to a system catalog, ALTER EXTENSION ADD/DROP).
         self._blind = False
         self._renamed = False  # since ``start_touched``: a statement that can rename ran
+        # The observation of a batched file's statements, left by ``_run_batched`` for the
+        # client to do while the server runs the COMMIT's message; ``run_unit`` does it at the
+        # latest. It uses no connection.
+        self._deferred: Callable[[], None] | None = None
 
     # -- observation queries ------------------------------------------------------------------
 
@@ -804,10 +818,12 @@ class _Session:
                                         "open (BEGIN without COMMIT); the dry run committed it")
                 self._commit_unit(unit, observe)
         except _Failed as failed:
+            self._run_deferred()
             if failed.result is not None:
                 results.append(failed.result)
             self.rollback_if_open()
             return results, failed.error, (time.perf_counter() - started) * 1000
+        self._run_deferred()
         return results, None, (time.perf_counter() - started) * 1000
 
     def _commit_unit(self, unit: _Unit, observe: bool) -> None:
@@ -875,10 +891,25 @@ class _Session:
             return False
         previous = answers.rows(1)[0][0]
         spent = 0.0
+        # Only what the COMMIT's message needs is worked out at once (the touched relations);
+        # the rest of the observation is done while the server runs that message
+        # (``_commit_observed``), or before anything else reads ``results``.
+        ran: list[tuple[ParsedStatement, float, str | None, int, list[tuple[Any, ...]]]] = []
+
+        def observe() -> None:
+            for stmt, duration, status, count, lock_rows in ran:
+                before = dict(self.known)
+                held_before = set(self.held)
+                locks, rewrites = self._observe(before, held_before, lock_rows, touch=False)
+                results.append(_observed_result(unit, stmt, duration, locks, rewrites,
+                                                _rows_affected(status, count), True, before,
+                                                held_before, predictions))
+
         for i, stmt in enumerate(unit.statements):
             self._note(stmt)
             at = 2 + 3 * i
             if at == failed_at:
+                observe()
                 exc = answers.error()
                 assert isinstance(exc, psycopg.Error)
                 error = self._error(exc, stmt, starts[i])
@@ -891,13 +922,15 @@ class _Session:
             duration = (clock - previous).total_seconds() * 1000
             spent += duration
             previous = clock
-            before = dict(self.known)
-            held_before = set(self.held)
-            locks, rewrites = self._observe(before, held_before, lock_rows)
-            results.append(_observed_result(unit, stmt, duration, locks, rewrites,
-                                            _rows_affected(status, count), True, before,
-                                            held_before, predictions))
+            self._touch(lock_rows)
+            ran.append((stmt, duration, status, count, lock_rows))
+        self._deferred = observe
         return True
+
+    def _run_deferred(self) -> None:
+        work, self._deferred = self._deferred, None
+        if work is not None:
+            work()
 
     def _commit_observed(self) -> None:
         """COMMIT an observed wrapped migration together with the query its snapshot
@@ -905,17 +938,21 @@ class _Session:
         the COMMIT when every statement's locks were seen (inside the transaction it reads
         what the COMMIT makes permanent, while the locks that name the touched relations are
         still held), else the fingerprint after it. A failing COMMIT raises as before."""
-        cur = self.conn.cursor()
-        if self.touched is not None and not self._blind and self.base is not None:
-            cur.execute(f"{_PIN};{_schema_locked(self.touched, self.base)};COMMIT")
-            self.held = set()
-            cur.nextset()
-            self._stash = ("locked", self.base, cur.fetchall())
-            return
-        cur.execute("COMMIT;EXECUTE sqlsafe_fingerprint")
+        work, self._deferred = self._deferred, None
+        locked = self.touched is not None and not self._blind and self.base is not None
+        if locked:
+            assert self.base is not None and self.touched is not None
+            text = f"{_PIN};{_schema_locked(self.touched, self.base)};COMMIT"
+        else:
+            text = "COMMIT;EXECUTE sqlsafe_fingerprint"
+        answers = _Answers(self.conn, text, work)
         self.held = set()
-        cur.nextset()
-        self._stash = ("fingerprint", None, cur.fetchall())
+        if answers.failed_at is not None:
+            raise answers.error()
+        if locked:
+            self._stash = ("locked", self.base, answers.rows(1))
+        else:
+            self._stash = ("fingerprint", None, answers.rows(1))
 
     def run_statement(self, unit: _Unit, stmt: ParsedStatement, *, observe: bool,
                       predictions: dict[tuple[str, int], StatementInfo] | None = None,
@@ -1072,12 +1109,14 @@ class _Session:
     # -- observation --------------------------------------------------------------------------
 
     def _observe(self, before: dict[int, Rel], held_before: set[tuple[int, str]],
-                 rows: list[tuple[Any, ...]] | None = None,
+                 rows: list[tuple[Any, ...]] | None = None, *, touch: bool = True,
                  ) -> tuple[list[ObservedLock], list[str]]:
-        """``rows``: the lock query's result when it came in the statement's message."""
+        """``rows``: the lock query's result when it came in the statement's message;
+        ``touch=False``: the caller has passed them to ``_touch`` already."""
         if rows is None:
             rows = self.locks()
-        self._touch(rows)
+        if touch:
+            self._touch(rows)
         now: set[tuple[int, str]] = set()
         current: dict[int, Rel] = {}
         for oid, relfilenode, relkind, name, mode in rows:
