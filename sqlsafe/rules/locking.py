@@ -8,7 +8,13 @@ nobody else uses it yet, so its locks and scans cost nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from pglast import ast
+from pglast.enums.parsenodes import ObjectType
 
 from .. import locks as lk
 from .. import nodes as n
@@ -630,3 +636,144 @@ def several_tables_locked(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
         "Change one table per transaction (one migration each), or take the locks up front in "
         "a fixed order with a short lock_timeout.",
     )
+
+
+# ---------------------------------------------------------------------------- several ALTER TABLEs
+
+_K = TypeVar("_K")
+_MEMO: weakref.WeakKeyDictionary[object, dict[str, object]] = weakref.WeakKeyDictionary()
+# (weakref to the state used last, its slot): one tuple, read and replaced whole.
+_LAST: tuple[Callable[[], object], dict[str, object]] = (lambda: None, {})
+
+
+def per_lint(ctx: RuleContext, name: str, factory: Callable[[], _K]) -> _K:
+    """A value that lives as long as one lint run (its schema state).
+
+    For rules that must remember earlier statements the schema state does not record (which
+    ALTER TABLE came first, the span of a foreign key judged at the end of the migration).
+    One lint folds its statements in order through one SchemaState, so keying on it keeps
+    concurrent lints apart and lets the memory go with the state.
+    """
+    global _LAST
+    ref, slot = _LAST
+    if ref() is not ctx.state:  # the common case skips the weak dictionary's lookup
+        found = _MEMO.get(ctx.state)
+        if found is None:
+            found = _MEMO[ctx.state] = {}
+        slot = found
+        _LAST = (weakref.ref(ctx.state), slot)
+    if name not in slot:
+        slot[name] = factory()
+    return slot[name]  # type: ignore[return-value]
+
+
+# Sub-commands one ALTER TABLE can combine (RENAME, SET SCHEMA, ATTACH/DETACH PARTITION are
+# statements of their own in PostgreSQL's grammar and cannot be merged with anything).
+_COMBINABLE = frozenset({
+    "AddColumn", "DropColumn", "AlterColumnType", "SetNotNull", "DropNotNull", "SetDefault",
+    "DropDefault", "AddConstraint", "ValidateConstraint", "DropConstraint", "SetLogged",
+    "SetTablespace", "Inherit", "RowSecurity", "AlterTableOther"})
+
+
+@dataclass
+class _Alter:
+    line: int
+    mode: str
+    type_changes: frozenset[str]  # columns whose type it changes (one statement can't twice)
+    pass_line: int = 0  # first statement of the run whose work is a pass over the table
+
+
+@dataclass
+class _Runs:
+    migration: tuple[str, int] = ("", -1)
+    last_index: int = -1
+    first: dict[str, _Alter] = field(default_factory=dict)  # table -> first ALTER of the run
+
+
+def _alter_target(ctx: RuleContext) -> n.Rel | None:
+    """The table of a plain ALTER TABLE whose sub-commands could join another ALTER TABLE."""
+    node = ctx.stmt.node
+    if type(node) is not ast.AlterTableStmt or node.objtype != ObjectType.OBJECT_TABLE:
+        return None
+    rel = getattr(ctx.actions[0], "rel", None)
+    for x in ctx.actions:
+        if type(x).__name__ not in _COMBINABLE or getattr(x, "rel", None) != rel:
+            return None
+    return rel
+
+
+def _table_pass(ctx: RuleContext, rel: n.Rel) -> bool:
+    """The statement rewrites the table or scans it to check rows: work that one ALTER TABLE
+    with several sub-commands does in a single pass (ATRewriteTables, all versions). Index
+    builds and foreign key checks run once per constraint either way."""
+    if ctx.q(rel) in ctx.prediction.rewrites:
+        return True
+    for x in ctx.actions:
+        if isinstance(x, n.SetNotNull) and _needs_not_null_scan(ctx, rel, x.column):
+            return True
+        if isinstance(x, n.AddConstraint) and x.constraint.kind == "check" and \
+                not x.constraint.not_valid:
+            return True
+    return False
+
+
+@rule("LK023", "several-alter-table-on-one-table", "locking", wants=(STATEMENT,),
+      severity="warning",
+      summary="Separate ALTER TABLE statements on one existing table, each taking a lock that "
+              "blocks traffic, where one ALTER TABLE with several sub-commands would do.")
+def several_alter_table(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
+    runs = per_lint(ctx, "LK023", _Runs)
+    here = (ctx.migration.path, ctx.migration_index)
+    if runs.migration != here:
+        runs.migration, runs.last_index, runs.first = here, -1, {}
+    if ctx.stmt.index == runs.last_index:
+        return  # a statement inside a DO block: the DO statement already ended every run
+    runs.last_index = ctx.stmt.index
+    if any(isinstance(x, (n.Transaction, n.DoBlock)) for x in ctx.actions):
+        # After COMMIT the author chose separate transactions; a DO block may touch anything.
+        runs.first.clear()
+        return
+    rel = _alter_target(ctx)
+    table = ctx.q(rel) if rel is not None else None
+    if runs.first:
+        # Any other statement naming the table may depend on the earlier ALTER (a backfill
+        # between ADD COLUMN and SET NOT NULL, an index on the new column): merging the two
+        # would change what runs. The test is textual and errs towards ending the run.
+        sql = ctx.sql.lower()
+        for t in [t for t in runs.first
+                  if t != table and t.rsplit(".", 1)[-1].lower() in sql]:
+            del runs.first[t]
+    if rel is None or table is None or not ctx.existing(rel):
+        return
+    mode = ctx.prediction.locks.get(table, "")
+    types = frozenset(x.column for x in ctx.actions if isinstance(x, n.AlterColumnType))
+    first = runs.first.get(table)
+    if not lk.is_dangerous(mode) or (first is not None and first.type_changes & types):
+        # VALIDATE CONSTRAINT, SET STATISTICS...: it lets traffic through and often must run
+        # apart (after a NOT VALID add); it ends the run. Two type changes of one column
+        # cannot share a statement.
+        runs.first.pop(table, None)
+        return
+    works = _table_pass(ctx, rel)
+    if first is None:
+        runs.first[table] = _Alter(ctx.stmt.span.line, mode, types,
+                                   ctx.stmt.span.line if works else 0)
+        return
+    first.type_changes |= types
+    earlier_pass = first.pass_line
+    if works and not first.pass_line:
+        first.pass_line = ctx.stmt.span.line
+    help_ = (f"Merge them into one statement with comma-separated sub-commands: ALTER TABLE "
+             f"{rel} <first change>, <second change>;")
+    if not ctx.in_tx:
+        yield Violation(
+            f"another ALTER TABLE on {table} after the one on line {first.line}: outside a "
+            f"transaction each statement queues for {lk.SQL_NAMES[mode]} again, and while it "
+            "waits behind a running query every new query on the table waits behind it",
+            help_)
+    elif works and earlier_pass:
+        # In one transaction the lock is already held; what a merge saves is the second pass.
+        yield Violation(
+            f"this ALTER TABLE passes over every row of {table} again after the one on line "
+            f"{earlier_pass} did, while ACCESS EXCLUSIVE blocks reads and writes: one ALTER "
+            "TABLE with both sub-commands rewrites or checks the table once", help_)
