@@ -240,6 +240,8 @@ class AlterTableOther(Action):
     rel: Rel
     subtype: str  # the AlterTableType name without the AT_ prefix
     objtype: str = "table"
+    # SET (...) / RESET (...) (SetRelOptions / ResetRelOptions): as CreateObject.options.
+    options: tuple[tuple[str, str | None], ...] = ()
 
 
 @record
@@ -277,6 +279,37 @@ class CreateObject(Action):
     rel: Rel | None = None  # the table of a trigger or policy
     materialized: bool = False
     schema: str | None = None  # CREATE EXTENSION ... SCHEMA s (None: the creator's search_path)
+    # CREATE VIEW ... WITH (name = value, ...): the value as written (None
+    # when given without one, which for a boolean option means true).
+    options: tuple[tuple[str, str | None], ...] = ()
+    temporary: bool = False  # CREATE TEMP VIEW
+
+
+@record
+class CreatePolicy(CreateObject):
+    """CREATE POLICY (objtype "policy", ``rel`` its table): what the security rules read.
+
+    A subclass, so code that matches ``CreateObject(objtype="policy")`` (lock prediction,
+    rollback plans) still sees it, while rules route on the kind "CreatePolicy".
+    """
+
+    command: str = "all"  # all | select | insert | update | delete
+    permissive: bool = True
+    roles: tuple[str, ...] = ("public",)  # "public" for PUBLIC
+    using_true: bool = False  # USING is a constant true (see normalize.constant_true)
+    check_true: bool = False  # WITH CHECK is a constant true
+    has_check: bool = False  # WITH CHECK given (without it, ALL and UPDATE check USING)
+
+
+@record
+class AlterPolicy(Action):
+    """ALTER POLICY ... [TO roles] [USING (...)] [WITH CHECK (...)] (not RENAME: that is Rename)."""
+
+    name: str
+    rel: Rel
+    roles: tuple[str, ...] = ()  # () when TO is not given
+    using_true: bool = False
+    check_true: bool = False
 
 
 @record

@@ -458,6 +458,8 @@ def _alter_cmd(rel: n.Rel, c: Any, objtype: str, kv: dict[str, str]) -> n.Action
         return n.Inherit(rel, rel_of(c.def_), st == "AT_AddInherit")
     if st == "AT_DetachPartition":
         return n.DetachPartition(rel, rel_of(c.def_.name), bool(c.def_.concurrent))
+    if st in ("AT_SetRelOptions", "AT_ResetRelOptions"):
+        return n.AlterTableOther(rel, st.removeprefix("AT_"), objtype, rel_options(c.def_))
     return n.AlterTableOther(rel, st.removeprefix("AT_"), objtype)
 
 
@@ -635,7 +637,97 @@ def _create_trigger(s: Any, kv: dict[str, str]) -> list[n.Action]:
 
 
 def _create_policy(s: Any, kv: dict[str, str]) -> list[n.Action]:
-    return [n.CreateObject("policy", s.policy_name, rel=rel_of(s.table))]
+    return [n.CreatePolicy("policy", s.policy_name, rel=rel_of(s.table),
+                           command=(s.cmd_name or "all").lower(),
+                           permissive=bool(s.permissive),
+                           roles=_role_names(s.roles),
+                           using_true=constant_true(s.qual),
+                           check_true=constant_true(s.with_check),
+                           has_check=s.with_check is not None)]
+
+
+def _alter_policy(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    return [n.AlterPolicy(s.policy_name, rel_of(s.table), _role_names(s.roles),
+                          constant_true(s.qual), constant_true(s.with_check))]
+
+
+def _role_names(roles: Any) -> tuple[str, ...]:
+    out = []
+    for r in roles or ():
+        kind = getattr(getattr(r, "roletype", None), "name", "")
+        if kind == "ROLESPEC_PUBLIC":
+            out.append("public")
+        elif getattr(r, "rolename", None):
+            out.append(r.rolename)
+        elif kind:  # CURRENT_USER, SESSION_USER, CURRENT_ROLE
+            out.append(kind.removeprefix("ROLESPEC_").lower())
+    return tuple(out)
+
+
+# What PostgreSQL's boolean input (parse_bool) reads as true: any prefix of "true"/"yes",
+# "on" and "1", case-insensitive (" t " with blanks too).
+def bool_text(value: str | None) -> bool | None:
+    """The boolean a reloption or a 'literal'::boolean spells; None when it is not one."""
+    if value is None:
+        return None
+    v = value.strip().lower()
+    if not v:
+        return None
+    if "true".startswith(v) or "yes".startswith(v) or v in ("on", "1"):
+        return True
+    if "false".startswith(v) or ("no".startswith(v)) or v in ("off", "0") or \
+            (len(v) >= 2 and "off".startswith(v)):
+        return False
+    return None
+
+
+_BOOL_TYPES = frozenset({"bool", "boolean"})
+
+
+def constant_true(expr: Any) -> bool:
+    """The expression is an obvious constant true: TRUE, 't'::boolean, true::bool,
+    boolean 'yes', casts of those. Parentheses leave no trace in the tree. Anything with an
+    operator, a function or a column is not evaluated: this is not a constant folder."""
+    for _ in range(8):  # casts nest; a bound keeps a pathological tree from looping long
+        if isinstance(expr, ast.TypeCast):
+            names = _names(getattr(expr.typeName, "names", None))
+            if not names or names[-1].lower() not in _BOOL_TYPES or \
+                    (len(names) > 1 and names[-2].lower() != "pg_catalog") or \
+                    getattr(expr.typeName, "arrayBounds", None):
+                return False
+            expr = expr.arg
+            if isinstance(expr, ast.A_Const) and isinstance(expr.val, ast.String):
+                return bool_text(expr.val.sval) is True
+            continue
+        if isinstance(expr, ast.A_Const):
+            return isinstance(expr.val, ast.Boolean) and bool(expr.val.boolval)
+        return False
+    return False
+
+
+def rel_options(options: Any) -> tuple[tuple[str, str | None], ...]:
+    """WITH (...) / SET (...) / RESET (...) storage options: (name, value text). Names are as
+    the parser gives them (unquoted ones folded to lower case); PostgreSQL matches them
+    case-sensitively."""
+    out: list[tuple[str, str | None]] = []
+    for d in options or ():
+        if not isinstance(d, ast.DefElem) or not d.defname:
+            continue
+        name = d.defname
+        namespace = getattr(d, "defnamespace", None)
+        if namespace:
+            name = f"{namespace}.{name}"
+        arg = d.arg
+        if arg is None:
+            value = None
+        elif isinstance(arg, ast.TypeName):
+            # A bare word that is not a reserved keyword (off, yes, local) parses as a type
+            # name: WITH (security_invoker = off).
+            value = ".".join(_names(arg.names))
+        else:
+            value = _const_str(arg) or ""
+        out.append((name, value))
+    return tuple(out)
 
 
 def _create_schema(s: Any, kv: dict[str, str]) -> list[n.Action]:
@@ -665,7 +757,8 @@ def _alter_function(s: Any, kv: dict[str, str]) -> list[n.Action]:
 
 def _view(s: Any, kv: dict[str, str]) -> list[n.Action]:
     return [n.CreateObject("view", str(rel_of(s.view)), or_replace=bool(s.replace),
-                           rel=rel_of(s.view))]
+                           rel=rel_of(s.view), options=rel_options(s.options),
+                           temporary=s.view.relpersistence == "t")]
 
 
 def _create_enum(s: Any, kv: dict[str, str]) -> list[n.Action]:
@@ -790,6 +883,7 @@ _HANDLERS = {
     "AlterFunctionStmt": _alter_function,
     "CreateTrigStmt": _create_trigger,
     "CreatePolicyStmt": _create_policy,
+    "AlterPolicyStmt": _alter_policy,
     "CreateSchemaStmt": _create_schema,
     "CreateSeqStmt": _create_seq,
     "CreateExtensionStmt": _create_extension,

@@ -40,6 +40,14 @@ class ConstraintState:
 
 
 @dataclass
+class PolicyState:
+    name: str
+    command: str  # all | select | insert | update | delete
+    permissive: bool = True
+    roles: tuple[str, ...] = ("public",)
+
+
+@dataclass
 class TableState:
     qualified: str
     created_in: str | None = None  # path of the migration that created it; None: pre-existing
@@ -50,7 +58,12 @@ class TableState:
     indexes: set[str] = field(default_factory=set)
     partitioned: bool = False
     known: bool = True  # False when we only assume it exists (never saw its CREATE)
-    rls: bool = False
+    # Row level security enabled; None: not known (a table the set did not create and has not
+    # enabled or disabled it on).
+    rls: bool | None = False
+    # Policies created in the set and not dropped, by name (a policy created before the set
+    # is not known).
+    policies: dict[str, PolicyState] = field(default_factory=dict)
     kind: str = "table"
     if_not_exists: bool = False  # created by CREATE TABLE IF NOT EXISTS (a re-run skips it)
 
@@ -144,6 +157,11 @@ class SchemaState:
                 for c in t.constraints.values() if c.kind == "foreign" and c.ref_table == qualified
                 and t.qualified != qualified]
 
+    def policy(self, rel: n.Rel, name: str) -> PolicyState | None:
+        """A policy the set created on the table (None: not created in the set, or dropped)."""
+        t = self.table(rel)
+        return t.policies.get(name) if t else None
+
     def has_valid_not_null_check(self, rel: n.Rel, column: str) -> bool:
         t = self.table(rel)
         return t is not None and any(
@@ -187,7 +205,7 @@ class SchemaState:
         key = self.qualify(rel)
         t = self.tables.get(key)
         if t is None:
-            t = TableState(key, known=False)
+            t = TableState(key, known=False, rls=None)
             self.tables[key] = t
         return t
 
@@ -350,6 +368,30 @@ class SchemaState:
                 t = self._ensure_table(action.rel)
                 if not action.force:
                     t.rls = action.enable
+            case n.CreatePolicy():
+                # Recorded only on tables the state already has: a policy on a table it has
+                # never seen must not make that table look known to other rules.
+                tbl = self.table(action.rel) if action.rel is not None else None
+                if tbl is not None:
+                    tbl.policies[action.name] = PolicyState(action.name, action.command,
+                                                            action.permissive, action.roles)
+            case n.AlterPolicy(roles=(_, *_)):
+                pol = self.policy(action.rel, action.name)
+                if pol is not None:
+                    pol.roles = action.roles
+            case n.Drop(objtype="policy"):
+                for name in action.names:
+                    parts = name.split(".")
+                    if len(parts) >= 2:
+                        tbl = self.table(n.Rel(parts[-2], parts[-3] if len(parts) > 2 else None))
+                        if tbl is not None:
+                            tbl.policies.pop(parts[-1], None)
+            case n.Rename(objtype="policy"):
+                tbl = self.table(action.rel) if action.rel is not None else None
+                if tbl is not None and action.old in tbl.policies:
+                    pol = tbl.policies.pop(action.old)
+                    pol.name = action.new
+                    tbl.policies[action.new] = pol
             case _:
                 pass
 
