@@ -6,6 +6,7 @@ typo never silently switches a check off.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -36,6 +37,8 @@ class Config:
     lock_timeout_max_ms: int = 10_000  # a lock_timeout longer than this does not count
     profiles: tuple[str, ...] = ()  # opt-in rule sets, e.g. "supabase"
     exposed_schemas: tuple[str, ...] = ("public",)
+    # ST015: object kind -> regular expression its new names must match (re.search).
+    naming: dict[str, str] = field(default_factory=dict)
     # dry run
     engine: str = "embedded"
     image: str | None = None
@@ -127,6 +130,8 @@ def _coerce(key: str, value: Any, source: str) -> Any:
             if v not in ("error", "warning", "info", "off"):
                 raise ConfigError(f"{source}: severity of '{k}' must be error, warning, info or off")
         return dict(value)
+    if key == "naming":
+        return _naming(value, source)
     if key == "fail_on":
         if value not in ("error", "warning", "info", "never"):
             raise bad("error, warning, info or never")
@@ -143,6 +148,28 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     if not isinstance(value, str):
         raise bad("a string")
     return value
+
+
+# The object kinds ST015 (naming-convention) knows; a key outside it is a typo, not a wish.
+NAMING_KINDS = ("schema", "table", "view", "sequence", "type", "column", "index",
+                "primary_key", "unique", "foreign_key", "check", "exclusion")
+
+
+def _naming(value: Any, source: str) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: 'naming' must be a table of kind = \"regex\"")
+    for kind, pattern in value.items():
+        if kind not in NAMING_KINDS:
+            raise ConfigError(f"{source}: unknown key '{kind}' in naming (known: "
+                              f"{', '.join(NAMING_KINDS)})")
+        if not isinstance(pattern, str):
+            raise ConfigError(f"{source}: naming.{kind} must be a string, not {pattern!r}")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(f"{source}: naming.{kind} is not a valid regular expression: "
+                              f"{exc}") from None
+    return dict(value)
 
 
 def check_pg_version(value: int, source: str = "--pg-version") -> None:

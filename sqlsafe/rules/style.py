@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from pglast.enums.parsenodes import SortByDir, SortByNulls
 
 from .. import nodes as n
-from ..registry import STATEMENT, Violation, rule
+from ..model import Span
+from ..normalize import deparse
+from ..registry import MIGRATION_END, STATEMENT, Violation, rule
+from ..schema import TableState
 from .context import RuleContext
+from .locking import per_lint
 
 # PostgreSQL's NAMEDATALEN is 64: identifiers keep at most 63 bytes (all versions).
 MAX_IDENTIFIER_BYTES = 63
@@ -273,3 +281,313 @@ def enum_value_without_position(a: n.AlterEnum, ctx: RuleContext) -> Iterator[Vi
         "existing value",
         "Say where it belongs: ADD VALUE ... BEFORE 'x' or AFTER 'y'.",
     )
+
+
+# ---------------------------------------------------------------------------- keys and indexes
+#
+# ST012-ST014 judge a table as it stands at the end of the migration: an index, a primary key
+# or a DROP INDEX later in the same file settles the question. They note what they saw as the
+# statements go by (per_lint) and report at MIGRATION_END, pointing at the statement.
+
+
+@dataclass
+class _Pending:
+    migration: tuple[str, int] = ("", -1)
+    items: list[tuple[Span, str, tuple[str, ...], str]] = field(default_factory=list)
+
+    def here(self, ctx: RuleContext) -> list[tuple[Span, str, tuple[str, ...], str]]:
+        """The items noted in the migration being linted (earlier ones are dropped)."""
+        key = (ctx.migration.path, ctx.migration_index)
+        if self.migration != key:
+            self.migration, self.items = key, []
+        return self.items
+
+
+def _foreign_keys(a: n.Action) -> list[n.ConstraintDef]:
+    match a:
+        case n.CreateTable():
+            return [c for c in a.constraints if c.kind == "foreign"] + [
+                c for col in a.columns for c in col.constraints if c.kind == "foreign"]
+        case n.AddColumn():
+            return [c for c in a.column.constraints if c.kind == "foreign"]
+        case n.AddConstraint() if a.constraint.kind == "foreign":
+            return [a.constraint]
+    return []
+
+
+def _column_keys(a: n.Action, ctx: RuleContext) -> dict[str, dict[tuple[str, ...], str]]:
+    """Per table, the column-level PRIMARY KEY and UNIQUE keys ("primary" or "unique" by
+    columns), updated by ``a``: the schema state records indexes of table-level constraints
+    only."""
+    keys: dict[str, dict[tuple[str, ...], str]] = per_lint(ctx, "column-keys", dict)
+    match a:
+        case n.CreateTable():
+            keys[ctx.q(a.rel)] = {(c.name,): "primary" if c.primary_key else "unique"
+                                  for c in a.columns if c.primary_key or c.unique}
+        case n.AddColumn() if a.column.primary_key or a.column.unique:
+            keys.setdefault(ctx.q(a.rel), {})[(a.column.name,)] = \
+                "primary" if a.column.primary_key else "unique"
+    return keys
+
+
+def _leads_an_index(ctx: RuleContext, t: TableState, cols: tuple[str, ...],
+                    more: set[tuple[str, ...]]) -> bool:
+    """Some index of the table (primary key and unique constraints included) starts with
+    exactly these columns, in any order: it serves the lookup by the foreign key."""
+    want, k = set(cols), len(cols)
+    for keys in [*(ctx.state.index_columns.get(qi, ()) for qi in t.indexes), *more]:
+        if len(keys) >= k and set(keys[:k]) == want:
+            return True
+    return False
+
+
+@rule("ST012", "foreign-key-without-index", "style",
+      wants=("CreateTable", "AddColumn", "AddConstraint", "CreateIndex", MIGRATION_END),
+      severity="warning",
+      opt_in=True,
+      summary="A foreign key whose columns lead no index: deleting or updating a referenced "
+              "row scans the referencing table.")
+def foreign_key_without_index(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]:
+    pending = per_lint(ctx, "ST012", _Pending).here(ctx)
+    keys = _column_keys(a, ctx) if a is not None else per_lint(ctx, "column-keys", dict)
+    # Indexes without a name: the schema state records only named ones.
+    unnamed: dict[str, set[tuple[str, ...]]] = per_lint(ctx, "ST012-unnamed", dict)
+    if isinstance(a, n.CreateIndex):
+        if a.name is None:
+            unnamed.setdefault(ctx.q(a.rel), set()).add(a.columns)
+        return
+    if a is not None:
+        if isinstance(a, n.CreateTable):
+            unnamed.pop(ctx.q(a.rel), None)
+            if a.temporary or a.partition_of is not None:
+                return  # a partition's indexes come from its parent
+        else:
+            t = ctx.state.table(a.rel)  # type: ignore[attr-defined]
+            if t is None or not t.known:
+                return  # created before the set: its indexes are unknown
+        for c in _foreign_keys(a):
+            if c.columns and c.ref_table is not None:
+                ref = f"{ctx.q(c.ref_table)}" + (f" ({', '.join(c.ref_columns)})"
+                                                 if c.ref_columns else "")
+                pending.append((ctx.stmt.span, ctx.q(a.rel), c.columns, ref))  # type: ignore[attr-defined]
+        return
+    for span, table, cols, ref in pending:
+        t = ctx.state.table(table)
+        more = set(keys.get(table, {})) | unnamed.get(table, set())
+        if t is None or _leads_an_index(ctx, t, cols, more):
+            continue
+        if not any(c.kind == "foreign" and tuple(c.columns) == cols
+                   for c in t.constraints.values()):
+            continue  # dropped again later in the migration
+        names = ", ".join(cols)
+        yield Violation(
+            f"foreign key ({names}) on {table} references {ref}, but no index of {table} starts "
+            f"with {names}: every DELETE of a row of {ref.split(' ')[0]}, or UPDATE of its key, "
+            f"scans {table} for referencing rows, under the locks of that statement",
+            f"Index the referencing columns: CREATE INDEX CONCURRENTLY ON {table} ({names}); "
+            "(a plain CREATE INDEX on a table created in the same migration).",
+            span=span)
+    pending.clear()
+
+
+# A CREATE INDEX as PostgreSQL compares it, less the name: access method, key elements with
+# their opclass, collation and order, INCLUDE columns, predicate, NULLS NOT DISTINCT.
+_IndexShape = tuple[str, tuple[tuple[str, ...], ...], tuple[str, ...], str, bool]
+
+
+def _index_shape(node: object) -> _IndexShape | None:
+    if type(node).__name__ != "IndexStmt":
+        return None
+    keys: list[tuple[str, ...]] = []
+    for p in node.indexParams or ():  # type: ignore[attr-defined]
+        desc = p.ordering == SortByDir.SORTBY_DESC
+        # NULLS LAST is the default ascending, NULLS FIRST descending (CREATE INDEX docs).
+        nulls = {SortByNulls.SORTBY_NULLS_FIRST: "first", SortByNulls.SORTBY_NULLS_LAST: "last"
+                 }.get(p.nulls_ordering, "first" if desc else "last")
+        keys.append((p.name or deparse(p.expr),
+                     ".".join(s.sval for s in p.opclass or ()),
+                     ".".join(s.sval for s in p.collation or ()),
+                     "desc" if desc else "asc", nulls))
+    include = tuple(p.name or "" for p in node.indexIncludingParams or ())  # type: ignore[attr-defined]
+    where = deparse(node.whereClause) if node.whereClause is not None else ""  # type: ignore[attr-defined]
+    return ((node.accessMethod or "btree").lower(), tuple(keys), include, where,  # type: ignore[attr-defined]
+            bool(getattr(node, "nulls_not_distinct", False)))
+
+
+def _key_shape(columns: tuple[str, ...]) -> _IndexShape:
+    """The index behind a PRIMARY KEY or UNIQUE constraint: btree, plain ascending keys."""
+    return ("btree", tuple((c, "", "", "asc", "last") for c in columns), (), "", False)
+
+
+def _same_columns(ctx: RuleContext, t: TableState, cols: tuple[str, ...],
+                  keys: dict[tuple[str, ...], str], created: dict[str, tuple[object, bool]],
+                  ) -> Iterator[tuple[str, str, _IndexShape | None, bool]]:
+    """(qualified name, what to call it, shape, unique) of the table's indexes on exactly
+    these key columns whose shape is known: keys first (the index to keep), then indexes the
+    set created."""
+    if cols in keys:
+        # A column-level PRIMARY KEY / UNIQUE: the state has no name for its index.
+        yield "", f"{keys[cols]} key ({', '.join(cols)})", _key_shape(cols), True
+    later = []
+    for qi in sorted(t.indexes):
+        if ctx.state.index_columns.get(qi) != cols:
+            continue
+        con = t.constraints.get(qi.rsplit(".", 1)[-1])
+        if con is not None and con.kind in ("primary", "unique"):
+            # (Named by its columns: the state names an unnamed constraint its own way.)
+            yield qi, f"{con.kind} key ({', '.join(cols)})", _key_shape(cols), True
+        elif qi in created:
+            node, unique = created[qi]
+            later.append((qi, f"{'unique index' if unique else 'index'} {qi}",
+                          _index_shape(node), unique))
+    yield from later
+
+
+@rule("ST013", "duplicate-index", "style",
+      wants=("CreateTable", "AddColumn", "CreateIndex", MIGRATION_END),
+      severity="warning",
+      summary="CREATE INDEX identical to an index the table already has (a primary key or unique "
+              "constraint included): every write maintains both.")
+def duplicate_index(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]:
+    # The statement and uniqueness of each index this lint has seen created, by qualified
+    # name; its shape is worked out only when another index has the same columns.
+    created: dict[str, tuple[object, bool]] = per_lint(ctx, "ST013-created", dict)
+    pending = per_lint(ctx, "ST013", _Pending).here(ctx)
+    if a is None:
+        for span, old, news, message in pending:
+            # CREATE the replacement, DROP the old one: not a duplicate once the file is done.
+            if (not old or old in ctx.state.indexes) and \
+                    all(x in ctx.state.indexes for x in news):
+                yield Violation(message, "Drop one of them (DROP INDEX CONCURRENTLY on an "
+                                "existing table), or do not create the new one.", span=span)
+        pending.clear()
+        return
+    keys = _column_keys(a, ctx)
+    if not isinstance(a, n.CreateIndex):
+        return
+    new = f"{a.rel.schema or ctx.state.search_schema}.{a.name}" if a.name else ""
+    t = ctx.state.table(a.rel)
+    if t is not None and new not in t.indexes:
+        # (new in t.indexes: CREATE INDEX IF NOT EXISTS of the same name, a no-op)
+        shape = None
+        for old, label, old_shape, old_unique in _same_columns(
+                ctx, t, a.columns, keys.get(t.qualified, {}), created):
+            shape = shape or _index_shape(ctx.stmt.node)
+            # A unique index adds a guarantee a plain one lacks; the reverse adds nothing.
+            if shape is None or old_shape != shape or (a.unique and not old_unique):
+                continue
+            pending.append((ctx.stmt.span, old, (new,) if new else (), (
+                f"index {a.name or '(unnamed)'} on {ctx.q(a.rel)} ({', '.join(a.columns)}) "
+                f"duplicates the {label}: PostgreSQL maintains both on every INSERT and key "
+                "UPDATE, vacuums both, and the planner uses only one")))
+            break
+    if new:
+        created[new] = (ctx.stmt.node, a.unique)
+
+
+@rule("ST014", "table-without-primary-key", "style", wants=("CreateTable", "AddColumn",
+                                                          MIGRATION_END),
+      severity="warning", opt_in=True,
+      summary="CREATE TABLE without a primary key (and none added later in the migration).")
+def table_without_primary_key(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]:
+    pending = per_lint(ctx, "ST014", _Pending).here(ctx)
+    if isinstance(a, n.AddColumn):
+        if a.column.primary_key:
+            table = ctx.q(a.rel)
+            pending[:] = [p for p in pending if p[1] != table]
+        return
+    if isinstance(a, n.CreateTable):
+        if a.temporary or a.as_select or a.materialized or a.partition_of is not None:
+            return  # scratch data, a query's result, or a partition (it has its parent's key)
+        if any(type(e).__name__ == "TableLikeClause"
+               for e in getattr(ctx.stmt.node, "tableElts", None) or ()):
+            return  # LIKE ... INCLUDING INDEXES copies the key: the model does not see it
+        if any(c.primary_key or any(x.kind == "primary" for x in c.constraints)
+               for c in a.columns) or any(c.kind == "primary" for c in a.constraints):
+            return
+        pending.append((ctx.stmt.span, ctx.q(a.rel), (), ""))
+        return
+    if a is not None:
+        return
+    for span, table, _, _ in pending:
+        t = ctx.state.table(table)
+        if t is None or any(c.kind == "primary" for c in t.constraints.values()):
+            continue  # dropped (or renamed) again, or ADD PRIMARY KEY came later
+        yield Violation(
+            f"table {table} has no primary key: logical replication cannot replicate its UPDATEs "
+            "and DELETEs (no replica identity), duplicate rows cannot be told apart, and tools "
+            "that edit or sync rows need a key to address them",
+            "Add a primary key (an identity column, or the natural key), in CREATE TABLE or by "
+            "ALTER TABLE ... ADD PRIMARY KEY in the same migration.", span=span)
+    pending.clear()
+
+
+# ---------------------------------------------------------------------------- naming
+
+_CONSTRAINT_KEYS = {"primary": "primary_key", "unique": "unique", "foreign": "foreign_key",
+                    "check": "check", "exclude": "exclusion"}
+_OBJECT_KEYS = {"schema": "schema", "view": "view", "materialized view": "view",
+                "sequence": "sequence", "type": "type", "domain": "type", "table": "table",
+                "column": "column", "index": "index"}
+
+
+def _new_names(a: n.Action, ctx: RuleContext) -> Iterator[tuple[str, str]]:
+    """(naming key, name) of every object the action names, as the author spelled it."""
+    match a:
+        case n.CreateTable():
+            yield ("view" if a.materialized else "table"), a.rel.name
+            for col in a.columns:
+                yield "column", col.name
+            for c in (*a.constraints, *(x for col in a.columns for x in col.constraints)):
+                if c.name and c.kind in _CONSTRAINT_KEYS:
+                    yield _CONSTRAINT_KEYS[c.kind], c.name
+        case n.AddColumn():
+            yield "column", a.column.name
+            for c in a.column.constraints:
+                if c.name and c.kind in _CONSTRAINT_KEYS:
+                    yield _CONSTRAINT_KEYS[c.kind], c.name
+        case n.AddConstraint() if a.constraint.name and a.constraint.kind in _CONSTRAINT_KEYS:
+            yield _CONSTRAINT_KEYS[a.constraint.kind], a.constraint.name
+        case n.CreateIndex() if a.name:
+            yield "index", a.name
+        case n.CreateObject() if a.objtype in _OBJECT_KEYS:
+            yield _OBJECT_KEYS[a.objtype], a.name.rsplit(".", 1)[-1]
+        case n.CreateType():
+            yield "type", a.name.name
+        case n.Rename():
+            if a.objtype == "constraint" and a.rel is not None:
+                con = ctx.state.constraint(a.rel, a.old)
+                if con is not None and con.kind in _CONSTRAINT_KEYS:
+                    yield _CONSTRAINT_KEYS[con.kind], a.new
+            elif a.objtype in _OBJECT_KEYS:
+                yield _OBJECT_KEYS[a.objtype], a.new
+
+
+_NAMING_LABELS = {"primary_key": "primary key", "unique": "unique constraint",
+                  "foreign_key": "foreign key", "check": "check constraint",
+                  "exclusion": "exclusion constraint"}
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(regex: str) -> re.Pattern[str]:
+    return re.compile(regex)
+
+
+@rule("ST015", "naming-convention", "style",
+      wants=("CreateTable", "AddColumn", "AddConstraint", "CreateIndex", "CreateObject",
+             "CreateType", "Rename"), severity="warning", opt_in=True,
+      summary="A new or renamed object's name does not match the project's naming regex for its "
+              "kind (the naming settings; none by default).")
+def naming_convention(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
+    naming = ctx.config.naming
+    if not naming:
+        return
+    for key, name in _new_names(a, ctx):
+        regex = naming.get(key)
+        if regex is not None and _pattern(regex).search(name) is None:
+            what = _NAMING_LABELS.get(key, key)
+            yield Violation(
+                f"{what} name {name} does not match the project's convention, naming.{key} = "
+                f"'{regex}': names that follow no pattern are guessed wrong by the next "
+                "migration and by whoever queries the catalog",
+                f"Rename it to match, or change naming.{key} in [tool.sqlsafe].")

@@ -5,7 +5,10 @@ Each test enables only the rule under test; `_ok` and `_err` side by side.
 
 from __future__ import annotations
 
+import pytest
 from helpers import lines, run
+
+from sqlsafe.config import ConfigError, from_mapping
 
 T = "CREATE TABLE t (id bigint PRIMARY KEY, a int, b int);\nCREATE TABLE u (id bigint PRIMARY KEY);\n"
 
@@ -89,3 +92,195 @@ def test_lk023_rename_or_second_type_change_of_a_column_ok() -> None:
     assert at("LK023", T, "ALTER TABLE t ADD COLUMN c int;\nALTER TABLE t RENAME COLUMN a TO z;") == []
     assert at("LK023", T, "ALTER TABLE t ALTER COLUMN a TYPE bigint;\n"
                           "ALTER TABLE t ALTER COLUMN a TYPE numeric;") == []
+
+
+# ---------------------------------------------------------------------------- ST012
+
+P = "CREATE TABLE p (id bigint PRIMARY KEY);\n"
+
+
+def test_st012_inline_and_table_level_foreign_keys_err() -> None:
+    assert at("ST012", P + "CREATE TABLE c (id bigint PRIMARY KEY, p_id bigint REFERENCES p,\n"
+                           "  q_id bigint, FOREIGN KEY (q_id) REFERENCES p);") == [2, 2]
+    f = run("ST012", P, "CREATE TABLE c (id bigint PRIMARY KEY, p_id bigint REFERENCES p);")
+    assert len(f) == 1 and "no index of public.c starts with p_id" in f[0].message
+
+
+def test_st012_add_constraint_and_add_column_err() -> None:
+    assert at("ST012", P + "CREATE TABLE c (id bigint PRIMARY KEY, p_id bigint);",
+              "ALTER TABLE c ADD CONSTRAINT c_p FOREIGN KEY (p_id) REFERENCES p NOT VALID;\n"
+              "ALTER TABLE c ADD COLUMN q_id bigint REFERENCES p;") == [1, 2]
+
+
+def test_st012_index_later_in_the_migration_ok() -> None:
+    assert at("ST012", P + "CREATE TABLE c (id bigint PRIMARY KEY, p_id bigint REFERENCES p);\n"
+                           "CREATE INDEX c_p_id_idx ON c (p_id);") == []
+    assert at("ST012", P + "CREATE TABLE c (id bigint PRIMARY KEY, p_id bigint REFERENCES p);\n"
+                           "CREATE INDEX ON c (p_id, id);") == []
+
+
+def test_st012_key_covers_the_columns_ok() -> None:
+    assert at("ST012", P + "CREATE TABLE c (p_id bigint PRIMARY KEY REFERENCES p);") == []
+    assert at("ST012", P + "CREATE TABLE c (x bigint, y bigint, k text, PRIMARY KEY (y, x, k), "
+                           "FOREIGN KEY (x, y) REFERENCES pp (a, b));") == []  # in any order
+    assert at("ST012", P + "CREATE TABLE c (p_id bigint REFERENCES p, k text, "
+                           "PRIMARY KEY (k, p_id));") == [2]  # p_id does not lead
+    assert at("ST012", P + "CREATE TABLE c (p_id bigint REFERENCES p UNIQUE);") == []
+
+
+def test_st012_index_not_leading_with_the_columns_err() -> None:
+    assert at("ST012", P + "CREATE TABLE c (id bigint PRIMARY KEY, p_id bigint REFERENCES p);\n"
+                           "CREATE INDEX c_id_p ON c (id, p_id);") == [2]
+
+
+def test_st012_unknown_table_or_dropped_foreign_key_ok() -> None:
+    assert at("ST012", "ALTER TABLE legacy ADD CONSTRAINT f FOREIGN KEY (p_id) REFERENCES p;") == []
+    # Seen by the set (an ADD COLUMN) but never created by it: its indexes are unknown.
+    assert at("ST012", "ALTER TABLE legacy ADD COLUMN p_id bigint;\n"
+                       "ALTER TABLE legacy ADD CONSTRAINT f FOREIGN KEY (p_id) REFERENCES p;") == []
+    assert at("ST012", P + "CREATE TABLE c (id bigint, p_id bigint);\n"
+                           "ALTER TABLE c ADD CONSTRAINT c_p FOREIGN KEY (p_id) REFERENCES p;\n"
+                           "ALTER TABLE c DROP CONSTRAINT c_p;") == []
+
+
+def test_st012_is_opt_in() -> None:
+    from sqlsafe import registry
+
+    registry.load()
+    assert registry.RULES["ST012"].opt_in and registry.RULES["ST012"].category == "style"
+
+
+# ---------------------------------------------------------------------------- ST013
+
+U = ("CREATE TABLE users (id bigint PRIMARY KEY, email text UNIQUE, team_id bigint, "
+     "CONSTRAINT users_team_email UNIQUE (team_id, email));\n")
+
+
+def test_st013_same_index_twice_err() -> None:
+    f = run("ST013", U + "CREATE INDEX users_team ON users (team_id);\n"
+                         "CREATE INDEX users_team2 ON users (team_id);")
+    assert [x.span.line for x in f] == [3] and "duplicates the index public.users_team" in f[0].message
+
+
+def test_st013_repeats_a_key_err() -> None:
+    assert at("ST013", U + "CREATE INDEX users_id ON users (id);\n"
+                           "CREATE INDEX users_email ON users (email);\n"
+                           "CREATE UNIQUE INDEX users_te ON users (team_id, email);") == [2, 3, 4]
+
+
+def test_st013_across_migrations_err() -> None:
+    assert at("ST013", U + "CREATE INDEX users_team ON users USING hash (team_id);",
+              "CREATE INDEX users_team_again ON users USING hash (team_id);") == [1]
+
+
+def test_st013_differs_in_shape_ok() -> None:
+    assert at("ST013", U + "CREATE INDEX a ON users (team_id);\n"
+                           "CREATE INDEX b ON users (team_id) WHERE email IS NOT NULL;\n"
+                           "CREATE INDEX c ON users USING hash (team_id);\n"
+                           "CREATE INDEX d ON users (team_id DESC);\n"
+                           "CREATE INDEX e ON users (team_id) INCLUDE (email);\n"
+                           "CREATE INDEX f ON users (lower(email));\n"
+                           "CREATE INDEX g ON users (email text_pattern_ops);\n"
+                           "CREATE INDEX h ON users (email, team_id);") == []
+
+
+def test_st013_unique_over_plain_index_ok() -> None:
+    assert at("ST013", U + "CREATE INDEX a ON users (team_id);\n"
+                           "CREATE UNIQUE INDEX b ON users (team_id);") == []
+
+
+def test_st013_replacement_dropped_in_the_migration_ok() -> None:
+    assert at("ST013", U + "CREATE INDEX a ON users (team_id);",
+              "CREATE INDEX CONCURRENTLY a_new ON users (team_id);\n"
+              "DROP INDEX CONCURRENTLY a;\nALTER INDEX a_new RENAME TO a;") == []
+
+
+def test_st013_same_name_if_not_exists_ok() -> None:
+    assert at("ST013", U + "CREATE INDEX a ON users (team_id);\n"
+                           "CREATE INDEX IF NOT EXISTS a ON users (team_id);") == []
+
+
+# ---------------------------------------------------------------------------- ST014
+
+
+def test_st014_no_primary_key_err() -> None:
+    f = run("ST014", "CREATE TABLE events (at timestamptz, name text);\n"
+                     "CREATE TABLE tags (name text UNIQUE NOT NULL);")
+    assert [x.span.line for x in f] == [1, 2] and "replica identity" in f[0].message
+
+
+def test_st014_key_in_any_form_ok() -> None:
+    assert at("ST014", "CREATE TABLE a (id bigint PRIMARY KEY);\n"
+                       "CREATE TABLE b (x int, y int, PRIMARY KEY (x, y));\n"
+                       "CREATE TABLE c (x int);\nALTER TABLE c ADD PRIMARY KEY (x);\n"
+                       "CREATE TABLE d (x int);\nALTER TABLE d ADD COLUMN id bigserial PRIMARY KEY;\n"
+                       "CREATE TABLE e (x int);\nALTER TABLE e ADD CONSTRAINT e_pkey PRIMARY KEY (x);") == []
+
+
+def test_st014_scratch_and_derived_tables_ok() -> None:
+    assert at("ST014", "CREATE TABLE a (id bigint PRIMARY KEY);\n"
+                       "CREATE TEMP TABLE t (x int);\n"
+                       "CREATE TABLE s AS SELECT 1 AS x;\n"
+                       "CREATE TABLE l (LIKE a INCLUDING ALL);\n"
+                       "CREATE TABLE p (id bigint, PRIMARY KEY (id)) PARTITION BY RANGE (id);\n"
+                       "CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10);\n"
+                       "CREATE TABLE gone (x int);\nDROP TABLE gone;") == []
+
+
+# ---------------------------------------------------------------------------- ST015
+
+NAMING = {"table": "^[a-z_]+$", "column": "^[a-z_]+$", "index": "_idx$", "primary_key": "_pkey$",
+          "unique": "_key$", "foreign_key": "_fkey$", "check": "_check$", "exclusion": "_excl$",
+          "view": "^v_", "sequence": "_seq$", "schema": "^app", "type": "_t$"}
+
+
+def test_st015_every_kind_err() -> None:
+    f = run("ST015", 'CREATE SCHEMA billing;\nCREATE TABLE "Orders" ("Total" int, '
+                     "CONSTRAINT o_pk PRIMARY KEY (\"Total\"), CONSTRAINT o_u UNIQUE (\"Total\"),\n"
+                     "CONSTRAINT o_c CHECK (\"Total\" > 0), CONSTRAINT o_f FOREIGN KEY (\"Total\") "
+                     "REFERENCES x);\n"
+                     "CREATE INDEX o_total ON \"Orders\" (\"Total\");\n"
+                     "CREATE VIEW orders_view AS SELECT 1;\nCREATE SEQUENCE order_numbers;\n"
+                     "CREATE TYPE status AS ENUM ('a');\n"
+                     "ALTER TABLE \"Orders\" ADD CONSTRAINT o_x EXCLUDE USING gist (\"Total\" WITH =);",
+            naming=NAMING)
+    kinds = sorted(x.message.split(" name ")[0] for x in f)
+    assert kinds == ["check constraint", "column", "exclusion constraint", "foreign key", "index",
+                     "primary key", "schema", "sequence", "table", "type", "unique constraint",
+                     "view"]
+    assert "naming.table = '^[a-z_]+$'" in next(x.message for x in f if x.message.startswith("table"))
+
+
+def test_st015_renames_and_added_columns_err() -> None:
+    assert at("ST015", "CREATE TABLE orders (total int, CONSTRAINT orders_total_check CHECK (total > 0));",
+              "ALTER TABLE orders RENAME TO \"Orders\";\n"
+              "ALTER TABLE \"Orders\" RENAME COLUMN total TO \"Total\";\n"
+              "ALTER TABLE \"Orders\" RENAME CONSTRAINT orders_total_check TO positive;\n"
+              "ALTER TABLE \"Orders\" ADD COLUMN \"Note\" text;", naming=NAMING) == [1, 2, 3, 4]
+
+
+def test_st015_matching_names_ok() -> None:
+    assert at("ST015", "CREATE SCHEMA app;\nCREATE TABLE orders (total int, "
+                       "CONSTRAINT orders_pkey PRIMARY KEY (total), "
+                       "CONSTRAINT orders_total_check CHECK (total > 0));\n"
+                       "CREATE INDEX orders_total_idx ON orders (total);\n"
+                       "CREATE INDEX ON orders (total);\n"  # unnamed: ST007's business
+                       "ALTER TABLE orders ADD CHECK (total < 100);", naming=NAMING) == []
+
+
+def test_st015_nothing_configured_ok() -> None:
+    assert at("ST015", 'CREATE TABLE "Orders" ("Total" int);') == []
+    assert at("ST015", 'CREATE TABLE "Orders" ("Total" int);', naming={"index": "_idx$"}) == []
+
+
+def test_st015_config_is_checked() -> None:
+    cfg = from_mapping({"naming": {"table": "^[a-z]+$"}}, "pyproject.toml")
+    assert cfg.naming == {"table": "^[a-z]+$"}
+    with pytest.raises(ConfigError, match="unknown key 'tables' in naming"):
+        from_mapping({"naming": {"tables": "^x$"}}, "pyproject.toml")
+    with pytest.raises(ConfigError, match=r"naming\.table is not a valid regular expression"):
+        from_mapping({"naming": {"table": "(unclosed"}}, "pyproject.toml")
+    with pytest.raises(ConfigError, match=r"naming\.column must be a string"):
+        from_mapping({"naming": {"column": 3}}, "pyproject.toml")
+    with pytest.raises(ConfigError, match="'naming' must be a table"):
+        from_mapping({"naming": "^x$"}, "pyproject.toml")

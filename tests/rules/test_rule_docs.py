@@ -66,6 +66,23 @@ def _expected(sql: str) -> set[tuple[int, str]]:
     return out
 
 
+_CONFIG_RE = re.compile(r"^```toml config\n(?P<body>.*?)^```", re.M | re.S)
+
+
+def _page_config(page: str, source: str) -> Config:
+    """The settings a page's examples run under: its ```toml config block, if any (for rules
+    that check nothing until configured)."""
+    import tomllib
+
+    from sqlsafe.config import from_mapping
+
+    m = _CONFIG_RE.search(page)
+    if m is None:
+        return Config()
+    data = tomllib.loads(m.group("body"))
+    return from_mapping(data.get("tool", {}).get("sqlsafe", data), source)
+
+
 def _cases() -> list[tuple[str, Path, int]]:
     cases = []
     for page in _rule_pages():
@@ -88,7 +105,7 @@ def test_page_example(name: str, page: Path, index: int) -> None:
     block = all_blocks[index]
     setups = [b for b in all_blocks[:index] if b.kind == "setup"]
     pg = int(block.options.get("pg", "15"))
-    cfg = Config(pg_version=pg, select=(code,))
+    cfg = _page_config(text, page.name).merged(pg_version=pg, select=(code,))
     result = lint(_migrations(block, setups), cfg)
     last = f"{len(setups):03d}_{block.kind}.sql"
     got = {(f.span.line, f.code) for f in result.findings if f.path == last and f.code == code}
