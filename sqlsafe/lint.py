@@ -108,15 +108,22 @@ def lint(discovery: DiscoveryResult, config: Config, *,
             findings.append(_finding(INPUT, sel, p.path, Span(max(p.line, 1), max(p.column, 1),
                                                                max(p.line, 1), max(p.column, 1)),
                                      p.message))
+    # Suppressions are applied once the whole set is linted: a rule that waits for the end
+    # of the set (SET_END) may still add a finding to an earlier migration.
+    linted: list[tuple[Migration, list[tuple[Finding, int]], list[Suppression]]] = []
     for index, migration in enumerate(discovery.migrations):
         if _excluded(migration.path, config.exclude):
             continue
-        mf, ms = lint_migration(migration, index, state, config, sel,
-                                parsed_out=parsed if keep_parsed else None)
+        raw, sups, ms = lint_migration(migration, index, state, config, sel,
+                                       parsed_out=parsed if keep_parsed else None)
+        linted.append((migration, raw, sups))
         if report_only is None or migration.path in report_only:
             files.append(migration.path)
-            findings.extend(mf)
             statements.extend(ms)
+    _set_end(state, config, sel, linted)
+    for migration, raw, sups in linted:
+        if report_only is None or migration.path in report_only:
+            findings.extend(_apply_suppressions(raw, sups, migration, sel))
     findings.sort(key=Finding.sort_key)
     return LintResult(tuple(files), tuple(findings), tuple(statements), tuple(problems),
                       discovery.notes, discovery.migrations, tuple(parsed))
@@ -126,9 +133,36 @@ def _excluded(path: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatch(path, p) or fnmatch.fnmatch(path, f"*/{p}") for p in patterns)
 
 
+def _set_end(state: SchemaState, config: Config, sel: Selection,
+             linted: list[tuple[Migration, list[tuple[Finding, int]], list[Suppression]]],
+             ) -> None:
+    """Run the SET_END rules on the state after the last migration; each violation joins the
+    raw findings of the migration it names."""
+    rules = sel.rules_for(registry.SET_END)
+    if not rules or not linted:
+        return
+    if config.dialect not in ("postgres", "postgresql"):
+        from .dialects import POSTGRES_ONLY_CATEGORIES
+
+        rules = [(m, f) for m, f in rules if m.category not in POSTGRES_ONLY_CATEGORIES]
+    raw_of = {migration.path: raw for migration, raw, _ in linted}
+    last = linted[-1][0]
+    ctx = RuleContext(state, config.pg_version, config, _end_statement(last), last,
+                      len(linted) - 1, (), lk.Prediction(), in_tx=False)
+    for meta, func in rules:
+        for v in func(None, ctx):
+            raw = raw_of.get(v.path or "")
+            if raw is None or v.span is None or v.path is None:
+                continue  # a migration excluded from the lint
+            raw.append((_finding(meta, sel, v.path, v.span, v.message, v.help, v.statement,
+                                 v.fix, v.recipe), v.span.line))
+
+
 def lint_migration(migration: Migration, index: int, state: SchemaState, config: Config,
                    sel: Selection, parsed_out: list[ParsedSection] | None = None,
-                   ) -> tuple[list[Finding], list[StatementInfo]]:
+                   ) -> tuple[list[tuple[Finding, int]], list[Suppression], list[StatementInfo]]:
+    """Lint one migration: its raw findings (with the first line of their statement, for
+    the suppressions, which ``lint`` applies after SET_END), its suppressions and statements."""
     postgres = config.dialect in ("postgres", "postgresql")
     if postgres:
         parsed = parse_section(migration.section)
@@ -191,7 +225,7 @@ def lint_migration(migration: Migration, index: int, state: SchemaState, config:
                 raw.append((_finding(meta, sel, migration.path, span, v.message, v.help,
                                      "", v.fix, v.recipe), span.line))
     state.end_migration()
-    return _apply_suppressions(raw, suppressions, migration, sel), infos
+    return raw, suppressions, infos
 
 
 # A DO block is itself a hand-written guard more often than not, and a retry of it is the

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 MIGRATION_END = "MigrationEnd"
 # Called once per statement (with the statement's first action), for statement-wide checks.
 STATEMENT = "Statement"
+# Called once after the last migration of the set, with action=None, for checks a later
+# migration can settle (an index created in a later file). Such a violation names the
+# migration it belongs to (``Violation.path``); that migration's suppressions apply to it.
+SET_END = "SetEnd"
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,9 @@ class Violation:
     fix: Fix | None = None
     recipe: str = ""
     span: Span | None = None  # defaults to the statement's span
+    # SET_END only: the migration (display path) and statement text the finding is about.
+    path: str | None = None
+    statement: str = ""
 
 
 @dataclass(frozen=True)

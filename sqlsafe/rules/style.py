@@ -5,14 +5,14 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pglast.enums.parsenodes import SortByDir, SortByNulls
 
 from .. import nodes as n
 from ..model import Span
 from ..normalize import deparse
-from ..registry import MIGRATION_END, STATEMENT, Violation, rule
+from ..registry import SET_END, STATEMENT, Violation, rule
 from ..schema import TableState
 from .context import RuleContext
 from .locking import per_lint
@@ -285,22 +285,28 @@ def enum_value_without_position(a: n.AlterEnum, ctx: RuleContext) -> Iterator[Vi
 
 # ---------------------------------------------------------------------------- keys and indexes
 #
-# ST012-ST014 judge a table as it stands at the end of the migration: an index, a primary key
-# or a DROP INDEX later in the same file settles the question. They note what they saw as the
-# statements go by (per_lint) and report at MIGRATION_END, pointing at the statement.
+# ST012-ST014 judge a table as it stands at the end of the migration set: an index, a primary
+# key or a DROP INDEX later in the same file or in a later one settles the question (one
+# statement per file is common: kratos, Prisma's drop-and-re-add). They note what they saw as
+# the statements go by (per_lint) and report at SET_END, pointing at the statement.
 
 
-@dataclass
-class _Pending:
-    migration: tuple[str, int] = ("", -1)
-    items: list[tuple[Span, str, tuple[str, ...], str]] = field(default_factory=list)
+@dataclass(frozen=True)
+class _Seen:
+    path: str
+    span: Span
+    sql: str
+    table: str
+    columns: tuple[str, ...] = ()
+    detail: str = ""
 
-    def here(self, ctx: RuleContext) -> list[tuple[Span, str, tuple[str, ...], str]]:
-        """The items noted in the migration being linted (earlier ones are dropped)."""
-        key = (ctx.migration.path, ctx.migration_index)
-        if self.migration != key:
-            self.migration, self.items = key, []
-        return self.items
+    @classmethod
+    def at(cls, ctx: RuleContext, table: str, columns: tuple[str, ...] = (),
+           detail: str = "") -> _Seen:
+        return cls(ctx.migration.path, ctx.stmt.span, ctx.stmt.sql, table, columns, detail)
+
+    def violation(self, message: str, help: str) -> Violation:
+        return Violation(message, help, span=self.span, path=self.path, statement=self.sql)
 
 
 def _foreign_keys(a: n.Action) -> list[n.ConstraintDef]:
@@ -342,13 +348,13 @@ def _leads_an_index(ctx: RuleContext, t: TableState, cols: tuple[str, ...],
 
 
 @rule("ST012", "foreign-key-without-index", "style",
-      wants=("CreateTable", "AddColumn", "AddConstraint", "CreateIndex", MIGRATION_END),
+      wants=("CreateTable", "AddColumn", "AddConstraint", "CreateIndex", SET_END),
       severity="warning",
       opt_in=True,
       summary="A foreign key whose columns lead no index: deleting or updating a referenced "
               "row scans the referencing table.")
 def foreign_key_without_index(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]:
-    pending = per_lint(ctx, "ST012", _Pending).here(ctx)
+    pending: list[_Seen] = per_lint(ctx, "ST012", list)
     keys = _column_keys(a, ctx) if a is not None else per_lint(ctx, "column-keys", dict)
     # Indexes without a name: the schema state records only named ones.
     unnamed: dict[str, set[tuple[str, ...]]] = per_lint(ctx, "ST012-unnamed", dict)
@@ -369,24 +375,24 @@ def foreign_key_without_index(a: n.Action | None, ctx: RuleContext) -> Iterator[
             if c.columns and c.ref_table is not None:
                 ref = f"{ctx.q(c.ref_table)}" + (f" ({', '.join(c.ref_columns)})"
                                                  if c.ref_columns else "")
-                pending.append((ctx.stmt.span, ctx.q(a.rel), c.columns, ref))  # type: ignore[attr-defined]
+                pending.append(_Seen.at(ctx, ctx.q(a.rel), c.columns, ref))  # type: ignore[attr-defined]
         return
-    for span, table, cols, ref in pending:
+    for seen in pending:
+        table, cols, ref = seen.table, seen.columns, seen.detail
         t = ctx.state.table(table)
         more = set(keys.get(table, {})) | unnamed.get(table, set())
         if t is None or _leads_an_index(ctx, t, cols, more):
             continue
         if not any(c.kind == "foreign" and tuple(c.columns) == cols
                    for c in t.constraints.values()):
-            continue  # dropped again later in the migration
+            continue  # dropped again later in the set
         names = ", ".join(cols)
-        yield Violation(
+        yield seen.violation(
             f"foreign key ({names}) on {table} references {ref}, but no index of {table} starts "
             f"with {names}: every DELETE of a row of {ref.split(' ')[0]}, or UPDATE of its key, "
             f"scans {table} for referencing rows, under the locks of that statement",
             f"Index the referencing columns: CREATE INDEX CONCURRENTLY ON {table} ({names}); "
-            "(a plain CREATE INDEX on a table created in the same migration).",
-            span=span)
+            "(a plain CREATE INDEX on a table created in the same migration).")
     pending.clear()
 
 
@@ -444,7 +450,7 @@ def _same_columns(ctx: RuleContext, t: TableState, cols: tuple[str, ...],
 
 
 @rule("ST013", "duplicate-index", "style",
-      wants=("CreateTable", "AddColumn", "CreateIndex", MIGRATION_END),
+      wants=("CreateTable", "AddColumn", "CreateIndex", SET_END),
       severity="warning",
       summary="CREATE INDEX identical to an index the table already has (a primary key or unique "
               "constraint included): every write maintains both.")
@@ -452,14 +458,16 @@ def duplicate_index(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]
     # The statement and uniqueness of each index this lint has seen created, by qualified
     # name; its shape is worked out only when another index has the same columns.
     created: dict[str, tuple[object, bool]] = per_lint(ctx, "ST013-created", dict)
-    pending = per_lint(ctx, "ST013", _Pending).here(ctx)
+    # (table: the old index, "" for a column key; columns: the new index's name, if any)
+    pending: list[_Seen] = per_lint(ctx, "ST013", list)
     if a is None:
-        for span, old, news, message in pending:
-            # CREATE the replacement, DROP the old one: not a duplicate once the file is done.
-            if (not old or old in ctx.state.indexes) and \
-                    all(x in ctx.state.indexes for x in news):
-                yield Violation(message, "Drop one of them (DROP INDEX CONCURRENTLY on an "
-                                "existing table), or do not create the new one.", span=span)
+        for seen in pending:
+            # CREATE the replacement, DROP the old one (in the same file or a later one): not
+            # a duplicate once the set is done.
+            if (not seen.table or seen.table in ctx.state.indexes) and \
+                    all(x in ctx.state.indexes for x in seen.columns):
+                yield seen.violation(seen.detail, "Drop one of them (DROP INDEX CONCURRENTLY on "
+                                     "an existing table), or do not create the new one.")
         pending.clear()
         return
     keys = _column_keys(a, ctx)
@@ -476,7 +484,7 @@ def duplicate_index(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]
             # A unique index adds a guarantee a plain one lacks; the reverse adds nothing.
             if shape is None or old_shape != shape or (a.unique and not old_unique):
                 continue
-            pending.append((ctx.stmt.span, old, (new,) if new else (), (
+            pending.append(_Seen.at(ctx, old, (new,) if new else (), (
                 f"index {a.name or '(unnamed)'} on {ctx.q(a.rel)} ({', '.join(a.columns)}) "
                 f"duplicates the {label}: PostgreSQL maintains both on every INSERT and key "
                 "UPDATE, vacuums both, and the planner uses only one")))
@@ -486,15 +494,15 @@ def duplicate_index(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]
 
 
 @rule("ST014", "table-without-primary-key", "style", wants=("CreateTable", "AddColumn",
-                                                          MIGRATION_END),
+                                                          SET_END),
       severity="warning", opt_in=True,
-      summary="CREATE TABLE without a primary key (and none added later in the migration).")
+      summary="CREATE TABLE without a primary key, and none added later in the set.")
 def table_without_primary_key(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]:
-    pending = per_lint(ctx, "ST014", _Pending).here(ctx)
+    pending: list[_Seen] = per_lint(ctx, "ST014", list)
     if isinstance(a, n.AddColumn):
         if a.column.primary_key:
             table = ctx.q(a.rel)
-            pending[:] = [p for p in pending if p[1] != table]
+            pending[:] = [p for p in pending if p.table != table]
         return
     if isinstance(a, n.CreateTable):
         if a.temporary or a.as_select or a.materialized or a.partition_of is not None:
@@ -505,20 +513,21 @@ def table_without_primary_key(a: n.Action | None, ctx: RuleContext) -> Iterator[
         if any(c.primary_key or any(x.kind == "primary" for x in c.constraints)
                for c in a.columns) or any(c.kind == "primary" for c in a.constraints):
             return
-        pending.append((ctx.stmt.span, ctx.q(a.rel), (), ""))
+        pending.append(_Seen.at(ctx, ctx.q(a.rel)))
         return
     if a is not None:
         return
-    for span, table, _, _ in pending:
+    for seen in pending:
+        table = seen.table
         t = ctx.state.table(table)
         if t is None or any(c.kind == "primary" for c in t.constraints.values()):
             continue  # dropped (or renamed) again, or ADD PRIMARY KEY came later
-        yield Violation(
+        yield seen.violation(
             f"table {table} has no primary key: logical replication cannot replicate its UPDATEs "
             "and DELETEs (no replica identity), duplicate rows cannot be told apart, and tools "
             "that edit or sync rows need a key to address them",
             "Add a primary key (an identity column, or the natural key), in CREATE TABLE or by "
-            "ALTER TABLE ... ADD PRIMARY KEY in the same migration.", span=span)
+            "ALTER TABLE ... ADD PRIMARY KEY.")
     pending.clear()
 
 

@@ -6,9 +6,10 @@ Each test enables only the rule under test; `_ok` and `_err` side by side.
 from __future__ import annotations
 
 import pytest
-from helpers import lines, run
+from helpers import lines, migrations, run
 
-from sqlsafe.config import ConfigError, from_mapping
+from sqlsafe.config import Config, ConfigError, from_mapping
+from sqlsafe.lint import lint
 
 T = "CREATE TABLE t (id bigint PRIMARY KEY, a int, b int);\nCREATE TABLE u (id bigint PRIMARY KEY);\n"
 
@@ -284,3 +285,36 @@ def test_st015_config_is_checked() -> None:
         from_mapping({"naming": {"column": 3}}, "pyproject.toml")
     with pytest.raises(ConfigError, match="'naming' must be a table"):
         from_mapping({"naming": "^x$"}, "pyproject.toml")
+
+
+# ---------------------------------------------------------------------------- the whole set
+# ST012-ST014 report once the last migration is folded: a later file can settle them.
+
+
+def test_st012_index_in_a_later_migration_ok() -> None:
+    fk = "ALTER TABLE t ADD CONSTRAINT t_a_fk FOREIGN KEY (a) REFERENCES u NOT VALID;"
+    assert lines("ST012", T, fk, "CREATE INDEX t_a_idx ON t (a);") == []
+    # Without it, the finding belongs to the file of the foreign key, at its line.
+    assert lines("ST012", T, fk, "SELECT 1;") == [("001_m.sql", 1)]
+
+
+def test_st012_suppressed_in_its_own_file() -> None:
+    fk = ('-- sqlsafe: ignore ST012 reason="lookup by id only"\n'
+          "ALTER TABLE t ADD CONSTRAINT t_a_fk FOREIGN KEY (a) REFERENCES u NOT VALID;")
+    cfg = Config(select=("ST012",), pg_version=15)
+    result = lint(migrations(T, fk, "SELECT 1;"), cfg)
+    # Suppressed, and the suppression counts as used (no ST901 unused-suppression).
+    assert [f.code for f in result.findings] == []
+
+
+def test_st013_old_index_dropped_in_a_later_migration_ok() -> None:
+    assert lines("ST013", T + "CREATE INDEX t_a_old ON t (a);", "CREATE INDEX t_a_new ON t (a);",
+                 "DROP INDEX t_a_old;") == []
+    assert lines("ST013", T + "CREATE INDEX t_a_old ON t (a);", "CREATE INDEX t_a_new ON t (a);",
+                 "SELECT 1;") == [("001_m.sql", 1)]
+
+
+def test_st014_primary_key_in_a_later_migration_ok() -> None:
+    create = "CREATE TABLE k (a int, b int);"
+    assert lines("ST014", create, "ALTER TABLE k ADD PRIMARY KEY (a);") == []
+    assert lines("ST014", create, "SELECT 1;") == [("000_m.sql", 1)]
