@@ -210,3 +210,196 @@ def table_without_row_level_security(a: n.CreateTable, ctx: RuleContext) -> Iter
             f";\nALTER TABLE {schema}.{a.rel.name} ENABLE ROW LEVEL SECURITY",
             "enable row level security"),
     )
+
+
+def _same_rel(rel: n.Rel | None, name: str, schema: str) -> bool:
+    """``rel`` (as written later in the migration) names ``schema.name``."""
+    return rel is not None and rel.name == name and (rel.schema or schema) == schema
+
+
+def _security_invoker(options: tuple[tuple[str, str | None], ...]) -> bool | None:
+    """The security_invoker a WITH/SET option list gives (a bare name means true)."""
+    from ..normalize import bool_text
+
+    value: bool | None = None
+    for name, text in options:
+        if name == "security_invoker":
+            value = True if text is None else bool_text(text)
+    return value
+
+
+@rule("SC012", "security-definer-view", "security", wants=("CreateObject",),
+      profile="supabase",
+      summary="A view in an exposed schema without security_invoker (PostgreSQL 15+) reads its "
+              "tables with the owner's privileges, bypassing the caller's row level security.")
+def security_definer_view(a: n.CreateObject, ctx: RuleContext) -> Iterator[Violation]:
+    if a.objtype != "view" or a.temporary or a.rel is None:
+        return
+    if ctx.pg < 15:
+        return  # security_invoker exists since PostgreSQL 15; before, every view is definer
+    schema = a.rel.schema or ctx.state.search_schema
+    if schema not in ctx.config.exposed_schemas:
+        return
+    invoker = bool(_security_invoker(a.options))
+    # The last word before the view is replaced counts. CREATE OR REPLACE VIEW replaces the
+    # option list with its own, even an empty one (view.c, DefineVirtualRelation): a later
+    # CREATE [OR REPLACE] of the same view is judged by itself, and this one no longer matters.
+    for _, later in ctx.later_actions():
+        match later:
+            case n.CreateObject(objtype="view") if _same_rel(later.rel, a.rel.name, schema):
+                return
+            case n.AlterTableOther(subtype="SetRelOptions") if \
+                    _same_rel(later.rel, a.rel.name, schema):
+                value = _security_invoker(later.options)
+                if value is not None:
+                    invoker = value
+            case n.AlterTableOther(subtype="ResetRelOptions") if \
+                    _same_rel(later.rel, a.rel.name, schema) and \
+                    any(name == "security_invoker" for name, _ in later.options):
+                invoker = False
+    if invoker:
+        return
+    yield Violation(
+        f"view {schema}.{a.rel.name} is in an exposed schema and runs its query with the "
+        "privileges of its owner: API roles that may select from it read the underlying "
+        "tables without their own grants and row level security policies applying",
+        "Create it WITH (security_invoker = true) so the caller's privileges and policies "
+        "apply, or move it to a schema the API does not expose.",
+        recipe=f"ALTER VIEW {schema}.{a.rel.name} SET (security_invoker = true);",
+    )
+
+
+def _policy_effect(command: str, using_true: bool, check_true: bool) -> str | None:
+    """What a permissive policy with these constant-true clauses lets its roles write, or
+    None when it opens no write. ``check_true`` is the WITH CHECK in force (ALL and UPDATE
+    check USING when WITH CHECK is absent). INSERT takes only WITH CHECK and DELETE only
+    USING; PostgreSQL rejects the other clause."""
+    match command:
+        case "insert":
+            return "insert any row" if check_true else None
+        case "delete":
+            return "delete every row" if using_true else None
+        case "update" if using_true:
+            return "update every row" + (" to any values" if check_true else "")
+        case "update" if check_true:
+            return "write any values into the rows it may update, including the columns " \
+                   "that say whose row it is"
+        case "all" if using_true:
+            return "read, update and delete every row" + \
+                (" and insert any row" if check_true else "")
+        case "all" if check_true:
+            return "insert any row and write any values into the rows it may update"
+    return None
+
+
+def _clauses(using_true: bool, check_true: bool) -> str:
+    return " and ".join(c for c, on in (("USING (true)", using_true),
+                                        ("WITH CHECK (true)", check_true)) if on)
+
+
+def _who(roles: tuple[str, ...]) -> str:
+    if not roles or roles == ("public",):
+        return "every role (PUBLIC)"
+    return "role " + ", ".join(roles) if len(roles) == 1 else "roles " + ", ".join(roles)
+
+
+@rule("SC013", "permissive-policy-always-true", "security",
+      wants=("CreatePolicy", "AlterPolicy"), severity="warning",
+      summary="A permissive INSERT/UPDATE/DELETE/ALL policy whose USING or WITH CHECK is "
+              "constant true lets every role it names write every row.")
+def permissive_policy_always_true(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
+    match a:
+        case n.CreatePolicy(permissive=True) if a.rel is not None:
+            command, rel, roles = a.command, a.rel, a.roles
+            # Without WITH CHECK, ALL and UPDATE check new rows with USING.
+            check_true = a.check_true or (a.using_true and not a.has_check)
+        case n.AlterPolicy():
+            known = ctx.state.policy(a.rel, a.name)
+            if known is None or not known.permissive:
+                return  # a policy from before the set: its command is not known here
+            command, rel, roles = known.command, a.rel, a.roles or known.roles
+            check_true = a.check_true
+        case _:
+            return
+    effect = _policy_effect(command, a.using_true, check_true)
+    if effect is None:
+        return
+    clauses = _clauses(a.using_true, a.check_true)
+    # Wide open when every clause the command takes is true.
+    wide_open = (a.using_true or command == "insert") and (check_true or command == "delete")
+    tail = ", as if row level security were off for " + \
+        ("those commands" if command == "all" else "that command") if wide_open else ""
+    yield Violation(
+        f"policy {a.name} on {ctx.q(rel)} is permissive FOR {command.upper()} with "
+        f"{clauses}: {_who(roles)} may {effect}{tail}",
+        "Write the condition that says whose rows these are (e.g. USING (owner = "
+        "auth.uid()) WITH CHECK (owner = auth.uid())); if a role really may write every row, "
+        "name only that role in TO and say why in a suppression.",
+    )
+
+
+def _rls_enabled_later(rel: n.Rel, ctx: RuleContext) -> bool:
+    """ENABLE ROW LEVEL SECURITY on the table later in the migration (a DISABLE after that is
+    judged by itself)."""
+    schema = rel.schema or ctx.state.search_schema
+    return any(isinstance(later, n.RowSecurity) and later.enable and not later.force and
+               _same_rel(later.rel, rel.name, schema) for _, later in ctx.later_actions())
+
+
+@rule("SC014", "policy-without-row-level-security", "security",
+      wants=("CreatePolicy", "RowSecurity"),
+      summary="A policy on a table without row level security enabled does nothing: every "
+              "role with table privileges still reads and writes every row.")
+def policy_without_row_level_security(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
+    match a:
+        case n.CreatePolicy() if a.rel is not None:
+            rel = a.rel
+            t = ctx.state.table(rel)
+            # rls is None for a table the set neither created nor switched RLS on or off.
+            if t is None or t.kind != "table" or t.rls is not False:
+                return
+            what = f"policy {a.name} on {t.qualified} does nothing: row level security is " \
+                   "not enabled on the table"
+        case n.RowSecurity(enable=False, force=False):
+            rel = a.rel
+            t = ctx.state.table(rel)
+            if t is None or not t.policies:
+                return
+            names = ", ".join(sorted(t.policies))
+            what = f"disabling row level security on {t.qualified} switches off the " \
+                   f"policies the set created on it ({names})"
+        case _:
+            return
+    if _rls_enabled_later(rel, ctx):
+        return
+    yield Violation(
+        f"{what}, so every role with privileges on the table reads and writes every row",
+        f"ALTER TABLE {t.qualified} ENABLE ROW LEVEL SECURITY; (FORCE as well if the owner "
+        "must be bound too).",
+        recipe=f"ALTER TABLE {t.qualified} ENABLE ROW LEVEL SECURITY;",
+    )
+
+
+@rule("SC015", "row-level-security-without-policy", "security", wants=("RowSecurity",),
+      severity="info", profile="supabase",
+      summary="ENABLE ROW LEVEL SECURITY on a table the set creates in an exposed schema, with "
+              "no policy for it in the set, hides every row from every role but the owner.")
+def row_level_security_without_policy(a: n.RowSecurity, ctx: RuleContext) -> Iterator[Violation]:
+    if not a.enable or a.force:
+        return
+    t = ctx.state.table(a.rel)
+    if t is None or not t.known or t.kind != "table" or t.rls or t.policies:
+        return  # not created in the set (its policies may predate it), or already judged
+    schema = a.rel.schema or ctx.state.search_schema
+    if schema not in ctx.config.exposed_schemas:
+        return  # out of the API's reach, deny-all for its roles is usually the point
+    for _, later in ctx.later_actions():
+        if isinstance(later, n.CreatePolicy) and _same_rel(later.rel, a.rel.name, schema):
+            return
+    yield Violation(
+        f"row level security is enabled on {t.qualified} and the migration set has created "
+        "no policy for it (nor does the rest of this migration): every query by a role other than the owner (or one with BYPASSRLS) "
+        "sees no rows, and its inserts, updates and deletes fail or change nothing",
+        "Create the policies the application's roles need in the same migration; if only "
+        "the owner or a BYPASSRLS role may use the table, say so in a suppression.",
+    )
