@@ -308,6 +308,9 @@ def predict(action: n.Action, state: SchemaState, pg: int, p: Prediction | None 
         case n.CreateObject(objtype="policy"):
             if action.rel is not None:
                 p.lock(q(action.rel), ACCESS_EXCLUSIVE)
+        case n.AlterPolicy():
+            # AlterPolicy opens the table with AccessExclusiveLock, as CreatePolicy does.
+            p.lock(q(action.rel), ACCESS_EXCLUSIVE)
         case n.Comment():
             if action.rel is not None:
                 p.lock(q(action.rel), SHARE_UPDATE_EXCLUSIVE)

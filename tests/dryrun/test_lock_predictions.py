@@ -58,6 +58,7 @@ CREATE TABLE events_2025 (id bigint NOT NULL, at date NOT NULL);
 CREATE MATERIALIZED VIEW items_mv AS SELECT parent_id, count(*) AS n FROM items GROUP BY parent_id;
 CREATE UNIQUE INDEX items_mv_uidx ON items_mv (parent_id);
 CREATE TABLE base_t (a int);
+CREATE POLICY items_owner ON items USING (true);
 CREATE TABLE child_t (a int);
 CREATE FUNCTION trg_fn() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
 CREATE TRIGGER items_trg BEFORE UPDATE ON items FOR EACH ROW EXECUTE FUNCTION trg_fn();
@@ -133,6 +134,7 @@ CASES: list[tuple[str, str]] = [
     ("create-trigger",
      "CREATE TRIGGER t2 AFTER INSERT ON items FOR EACH ROW EXECUTE FUNCTION trg_fn()"),
     ("create-policy", "CREATE POLICY p ON items USING (qty > 0)"),
+    ("alter-policy", "ALTER POLICY items_owner ON items USING (false)"),
     ("comment-table", "COMMENT ON TABLE items IS 'goods'"),
     ("comment-column", "COMMENT ON COLUMN items.qty IS 'how many'"),
     ("vacuum", "VACUUM items"),
