@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from .. import locks as lk
 from .. import nodes as n
 from ..config import Config
-from ..model import Fix, Migration, Section
+from ..model import Fix, Migration, Section, Span
 from ..parse import ParsedStatement
+from ..registry import Violation
 from ..schema import SchemaState
 
 # Statements PostgreSQL refuses to run inside a transaction block (any version unless noted).
@@ -107,3 +108,24 @@ def parse_duration_ms(value: str) -> float | None:
     if not m:
         return None
     return float(m.group(1)) * _UNIT_MS[(m.group(2) or "ms").lower()]
+
+
+@dataclass(frozen=True)
+class Noted:
+    """A statement a SET_END rule noted as the lint went by, to judge on the final state."""
+
+    path: str
+    span: Span
+    sql: str
+    table: str
+    columns: tuple[str, ...] = ()
+    detail: str = ""
+
+    @classmethod
+    def at(cls, ctx: RuleContext, table: str, columns: tuple[str, ...] = (),
+           detail: str = "") -> Noted:
+        return cls(ctx.migration.path, ctx.stmt.span, ctx.stmt.sql, table, columns, detail)
+
+    def violation(self, message: str, help: str, recipe: str = "") -> Violation:
+        return Violation(message, help, recipe=recipe, span=self.span, path=self.path,
+                         statement=self.sql)

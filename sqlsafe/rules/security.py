@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .. import nodes as n
-from ..registry import Violation, rule
-from .context import RuleContext
+from ..registry import SET_END, Violation, rule
+from .context import Noted, RuleContext
+from .locking import per_lint
 
 
 @rule("SC001", "copy-program", "security", wants=("Copy",),
@@ -338,53 +339,71 @@ def permissive_policy_always_true(a: n.Action, ctx: RuleContext) -> Iterator[Vio
     )
 
 
-def _rls_enabled_later(rel: n.Rel, ctx: RuleContext) -> bool:
-    """ENABLE ROW LEVEL SECURITY on the table later in the migration (a DISABLE after that is
-    judged by itself)."""
-    schema = rel.schema or ctx.state.search_schema
-    return any(isinstance(later, n.RowSecurity) and later.enable and not later.force and
-               _same_rel(later.rel, rel.name, schema) for _, later in ctx.later_actions())
-
-
 @rule("SC014", "policy-without-row-level-security", "security",
-      wants=("CreatePolicy", "RowSecurity"),
+      wants=("CreatePolicy", "RowSecurity", SET_END),
       summary="A policy on a table without row level security enabled does nothing: every "
               "role with table privileges still reads and writes every row.")
-def policy_without_row_level_security(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
+def policy_without_row_level_security(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]:
+    # Judged on the state after the whole set: an ENABLE in the same migration or a later one
+    # settles it. (detail: "policy <name>" or "disable")
+    pending: list[Noted] = per_lint(ctx, "SC014", list)
     match a:
+        case None:
+            for noted in pending:
+                t = ctx.state.table(noted.table)
+                if t is None or t.rls is not False:
+                    continue  # dropped later, or row level security enabled later in the set
+                if noted.detail == "disable":
+                    if not t.policies:
+                        continue
+                    what = (f"disabling row level security on {t.qualified} switches off the "
+                            f"policies the set created on it ({', '.join(sorted(t.policies))})")
+                else:
+                    what = (f"{noted.detail} on {t.qualified} does nothing: row level security "
+                            "is not enabled on the table")
+                yield noted.violation(
+                    f"{what}, so every role with privileges on the table reads and writes "
+                    "every row",
+                    f"ALTER TABLE {t.qualified} ENABLE ROW LEVEL SECURITY; (FORCE as well if "
+                    "the owner must be bound too).",
+                    recipe=f"ALTER TABLE {t.qualified} ENABLE ROW LEVEL SECURITY;")
+            pending.clear()
         case n.CreatePolicy() if a.rel is not None:
-            rel = a.rel
-            t = ctx.state.table(rel)
+            t = ctx.state.table(a.rel)
             # rls is None for a table the set neither created nor switched RLS on or off.
-            if t is None or t.kind != "table" or t.rls is not False:
-                return
-            what = f"policy {a.name} on {t.qualified} does nothing: row level security is " \
-                   "not enabled on the table"
+            if t is not None and t.kind == "table" and t.rls is False:
+                pending.append(Noted.at(ctx, t.qualified, detail=f"policy {a.name}"))
         case n.RowSecurity(enable=False, force=False):
-            rel = a.rel
-            t = ctx.state.table(rel)
-            if t is None or not t.policies:
-                return
-            names = ", ".join(sorted(t.policies))
-            what = f"disabling row level security on {t.qualified} switches off the " \
-                   f"policies the set created on it ({names})"
-        case _:
-            return
-    if _rls_enabled_later(rel, ctx):
-        return
-    yield Violation(
-        f"{what}, so every role with privileges on the table reads and writes every row",
-        f"ALTER TABLE {t.qualified} ENABLE ROW LEVEL SECURITY; (FORCE as well if the owner "
-        "must be bound too).",
-        recipe=f"ALTER TABLE {t.qualified} ENABLE ROW LEVEL SECURITY;",
-    )
+            t = ctx.state.table(a.rel)
+            if t is not None and t.policies:
+                # This finding names the table's policies: the earlier ones are not reported
+                # a second time.
+                pending[:] = [x for x in pending if x.table != t.qualified]
+                pending.append(Noted.at(ctx, t.qualified, detail="disable"))
 
 
-@rule("SC015", "row-level-security-without-policy", "security", wants=("RowSecurity",),
+@rule("SC015", "row-level-security-without-policy", "security", wants=("RowSecurity", SET_END),
       severity="info", profile="supabase",
       summary="ENABLE ROW LEVEL SECURITY on a table the set creates in an exposed schema, with "
               "no policy for it in the set, hides every row from every role but the owner.")
-def row_level_security_without_policy(a: n.RowSecurity, ctx: RuleContext) -> Iterator[Violation]:
+def row_level_security_without_policy(a: n.RowSecurity | None,
+                                      ctx: RuleContext) -> Iterator[Violation]:
+    # Judged on the state after the whole set: a policy created later in it settles it.
+    pending: list[Noted] = per_lint(ctx, "SC015", list)
+    if a is None:
+        for noted in pending:
+            t = ctx.state.table(noted.table)
+            if t is None or not t.rls or t.policies:
+                continue  # dropped, disabled again, or given a policy later in the set
+            yield noted.violation(
+                f"row level security is enabled on {t.qualified} and the migration set creates "
+                "no policy for it: every query by a role other than the owner (or one with "
+                "BYPASSRLS) sees no rows, and its inserts, updates and deletes fail or change "
+                "nothing",
+                "Create the policies the application's roles need; if only the owner or a "
+                "BYPASSRLS role may use the table, say so in a suppression.")
+        pending.clear()
+        return
     if not a.enable or a.force:
         return
     t = ctx.state.table(a.rel)
@@ -393,13 +412,4 @@ def row_level_security_without_policy(a: n.RowSecurity, ctx: RuleContext) -> Ite
     schema = a.rel.schema or ctx.state.search_schema
     if schema not in ctx.config.exposed_schemas:
         return  # out of the API's reach, deny-all for its roles is usually the point
-    for _, later in ctx.later_actions():
-        if isinstance(later, n.CreatePolicy) and _same_rel(later.rel, a.rel.name, schema):
-            return
-    yield Violation(
-        f"row level security is enabled on {t.qualified} and the migration set has created "
-        "no policy for it (nor does the rest of this migration): every query by a role other than the owner (or one with BYPASSRLS) "
-        "sees no rows, and its inserts, updates and deletes fail or change nothing",
-        "Create the policies the application's roles need in the same migration; if only "
-        "the owner or a BYPASSRLS role may use the table, say so in a suppression.",
-    )
+    pending.append(Noted.at(ctx, t.qualified))

@@ -5,16 +5,14 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from pglast.enums.parsenodes import SortByDir, SortByNulls
 
 from .. import nodes as n
-from ..model import Span
 from ..normalize import deparse
 from ..registry import SET_END, STATEMENT, Violation, rule
 from ..schema import TableState
-from .context import RuleContext
+from .context import Noted, RuleContext
 from .locking import per_lint
 
 # PostgreSQL's NAMEDATALEN is 64: identifiers keep at most 63 bytes (all versions).
@@ -291,24 +289,6 @@ def enum_value_without_position(a: n.AlterEnum, ctx: RuleContext) -> Iterator[Vi
 # the statements go by (per_lint) and report at SET_END, pointing at the statement.
 
 
-@dataclass(frozen=True)
-class _Seen:
-    path: str
-    span: Span
-    sql: str
-    table: str
-    columns: tuple[str, ...] = ()
-    detail: str = ""
-
-    @classmethod
-    def at(cls, ctx: RuleContext, table: str, columns: tuple[str, ...] = (),
-           detail: str = "") -> _Seen:
-        return cls(ctx.migration.path, ctx.stmt.span, ctx.stmt.sql, table, columns, detail)
-
-    def violation(self, message: str, help: str) -> Violation:
-        return Violation(message, help, span=self.span, path=self.path, statement=self.sql)
-
-
 def _foreign_keys(a: n.Action) -> list[n.ConstraintDef]:
     match a:
         case n.CreateTable():
@@ -354,7 +334,7 @@ def _leads_an_index(ctx: RuleContext, t: TableState, cols: tuple[str, ...],
       summary="A foreign key whose columns lead no index: deleting or updating a referenced "
               "row scans the referencing table.")
 def foreign_key_without_index(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]:
-    pending: list[_Seen] = per_lint(ctx, "ST012", list)
+    pending: list[Noted] = per_lint(ctx, "ST012", list)
     keys = _column_keys(a, ctx) if a is not None else per_lint(ctx, "column-keys", dict)
     # Indexes without a name: the schema state records only named ones.
     unnamed: dict[str, set[tuple[str, ...]]] = per_lint(ctx, "ST012-unnamed", dict)
@@ -375,7 +355,7 @@ def foreign_key_without_index(a: n.Action | None, ctx: RuleContext) -> Iterator[
             if c.columns and c.ref_table is not None:
                 ref = f"{ctx.q(c.ref_table)}" + (f" ({', '.join(c.ref_columns)})"
                                                  if c.ref_columns else "")
-                pending.append(_Seen.at(ctx, ctx.q(a.rel), c.columns, ref))  # type: ignore[attr-defined]
+                pending.append(Noted.at(ctx, ctx.q(a.rel), c.columns, ref))  # type: ignore[attr-defined]
         return
     for seen in pending:
         table, cols, ref = seen.table, seen.columns, seen.detail
@@ -459,7 +439,7 @@ def duplicate_index(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]
     # name; its shape is worked out only when another index has the same columns.
     created: dict[str, tuple[object, bool]] = per_lint(ctx, "ST013-created", dict)
     # (table: the old index, "" for a column key; columns: the new index's name, if any)
-    pending: list[_Seen] = per_lint(ctx, "ST013", list)
+    pending: list[Noted] = per_lint(ctx, "ST013", list)
     if a is None:
         for seen in pending:
             # CREATE the replacement, DROP the old one (in the same file or a later one): not
@@ -484,7 +464,7 @@ def duplicate_index(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]
             # A unique index adds a guarantee a plain one lacks; the reverse adds nothing.
             if shape is None or old_shape != shape or (a.unique and not old_unique):
                 continue
-            pending.append(_Seen.at(ctx, old, (new,) if new else (), (
+            pending.append(Noted.at(ctx, old, (new,) if new else (), (
                 f"index {a.name or '(unnamed)'} on {ctx.q(a.rel)} ({', '.join(a.columns)}) "
                 f"duplicates the {label}: PostgreSQL maintains both on every INSERT and key "
                 "UPDATE, vacuums both, and the planner uses only one")))
@@ -498,7 +478,7 @@ def duplicate_index(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]
       severity="warning", opt_in=True,
       summary="CREATE TABLE without a primary key, and none added later in the set.")
 def table_without_primary_key(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]:
-    pending: list[_Seen] = per_lint(ctx, "ST014", list)
+    pending: list[Noted] = per_lint(ctx, "ST014", list)
     if isinstance(a, n.AddColumn):
         if a.column.primary_key:
             table = ctx.q(a.rel)
@@ -513,7 +493,7 @@ def table_without_primary_key(a: n.Action | None, ctx: RuleContext) -> Iterator[
         if any(c.primary_key or any(x.kind == "primary" for x in c.constraints)
                for c in a.columns) or any(c.kind == "primary" for c in a.constraints):
             return
-        pending.append(_Seen.at(ctx, ctx.q(a.rel)))
+        pending.append(Noted.at(ctx, ctx.q(a.rel)))
         return
     if a is not None:
         return

@@ -318,9 +318,11 @@ def test_sc014_rls_enabled_before_or_later_in_migration_ok() -> None:
                                   "ALTER TABLE public.t ENABLE ROW LEVEL SECURITY;") == []
 
 
-def test_sc014_enable_in_a_later_migration_err() -> None:
-    # A later migration is not seen: between the two deploys the policy does nothing.
-    assert lines("SC014", TABLE + "\nCREATE POLICY p ON t USING (true);", RLS) == \
+def test_sc014_enable_in_a_later_migration_ok() -> None:
+    # Judged once the whole set is folded: the set enables it.
+    assert lines("SC014", TABLE + "\nCREATE POLICY p ON t USING (true);", RLS) == []
+    # Never enabled: the finding stays with the policy's migration.
+    assert lines("SC014", TABLE + "\nCREATE POLICY p ON t USING (true);", "SELECT 1;") == \
         [("000_m.sql", 2)]
 
 
@@ -401,9 +403,9 @@ def test_sc015_policy_before_or_later_in_migration_ok() -> None:
     assert lines("SC015", TABLE + "\nCREATE POLICY p ON t USING (true);", RLS) == []
 
 
-def test_sc015_policy_only_in_a_later_migration_err() -> None:
-    assert lines("SC015", TABLE + "\n" + RLS, "CREATE POLICY p ON t USING (true);") == \
-        [("000_m.sql", 2)]
+def test_sc015_policy_in_a_later_migration_ok() -> None:
+    assert lines("SC015", TABLE + "\n" + RLS, "CREATE POLICY p ON t USING (true);") == []
+    assert lines("SC015", TABLE + "\n" + RLS, "SELECT 1;") == [("000_m.sql", 2)]
 
 
 def test_sc015_policy_on_another_table_err() -> None:
