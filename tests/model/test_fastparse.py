@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
+from model_helpers import tree_difference
 from pglast import parser
 
 from sqlsafe import fastparse
@@ -14,28 +14,6 @@ from sqlsafe.parse import parse_section
 from sqlsafe.ruledocs import blocks
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _differs(a: Any, b: Any, path: str = "") -> str | None:
-    if type(a) is not type(b):
-        return f"{path}: {type(a).__name__} vs {type(b).__name__}"
-    if isinstance(a, tuple):
-        if len(a) != len(b):
-            return f"{path}: {len(a)} vs {len(b)} items"
-        for i, (x, y) in enumerate(zip(a, b)):
-            found = _differs(x, y, f"{path}[{i}]")
-            if found:
-                return found
-        return None
-    if hasattr(a, "__slots__") and not isinstance(a, (str, int, float)):
-        for slot in a:
-            if "location" in slot:
-                continue  # -1 or None for "unknown": positions are not read from trees
-            found = _differs(getattr(a, slot), getattr(b, slot), f"{path}.{slot}")
-            if found:
-                return found
-        return None
-    return None if a == b else f"{path}: {a!r} vs {b!r}"
 
 
 def _statements(texts: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -52,7 +30,7 @@ def _check(statements: list[tuple[str, str]]) -> None:
     for name, sql in statements:
         slow = parser.parse_sql(sql)
         fast = fastparse.parse_sql(sql)
-        found = _differs(slow, fast)
+        found = tree_difference(slow, fast)
         assert found is None, f"{name}: {sql[:80]!r}: {found}"
 
 
@@ -98,4 +76,4 @@ def test_corpus_never_falls_back(corpus: Path, monkeypatch: pytest.MonkeyPatch) 
 
 def test_nested_lists_and_null_members() -> None:
     for sql in ("INSERT INTO t VALUES (1, 2), (3, 4)", "SELECT DISTINCT a FROM t"):
-        assert _differs(parser.parse_sql(sql), fastparse.parse_sql(sql)) is None
+        assert tree_difference(parser.parse_sql(sql), fastparse.parse_sql(sql)) is None

@@ -7,31 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from model_helpers import tree_difference
 
 from sqlsafe import fastparse
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _same(a: Any, b: Any, path: str = "") -> str | None:
-    """Strict: types, every slot, locations included."""
-    if type(a) is not type(b):
-        return f"{path}: {type(a).__name__} vs {type(b).__name__}"
-    if isinstance(a, tuple):
-        if len(a) != len(b):
-            return f"{path}: {len(a)} vs {len(b)} items"
-        for i, (x, y) in enumerate(zip(a, b)):
-            found = _same(x, y, f"{path}[{i}]")
-            if found:
-                return found
-        return None
-    if hasattr(a, "__slots__") and not isinstance(a, (str, int, float)):
-        for slot in (*a, "ancestors"):
-            found = _same(getattr(a, slot), getattr(b, slot), f"{path}.{slot}")
-            if found:
-                return found
-        return None
-    return None if a == b else f"{path}: {a!r} vs {b!r}"
 
 
 def _trees(texts: list[str], compile_after: int, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
@@ -59,8 +39,10 @@ def _check(texts: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     compiled = _trees(texts, 1, monkeypatch)
     mixed = _trees(texts, 3, monkeypatch)
     for text, w, c, x in zip(texts, walked, compiled, mixed):
-        assert _same(w, c) is None, (text[:80], _same(w, c))
-        assert _same(w, x) is None, (text[:80], _same(w, x))
+        assert tree_difference(w, c, strict=True) is None, \
+            (text[:80], tree_difference(w, c, strict=True))
+        assert tree_difference(w, x, strict=True) is None, \
+            (text[:80], tree_difference(w, x, strict=True))
 
 
 def test_fixtures_ok(monkeypatch: pytest.MonkeyPatch) -> None:
