@@ -580,3 +580,45 @@ def naming_convention(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
                 f"'{regex}': names that follow no pattern are guessed wrong by the next "
                 "migration and by whoever queries the catalog",
                 f"Rename it to match, or change naming.{key} in [tool.sqlsafe].")
+
+
+# ---------------------------------------------------------------------------- schemas
+
+
+def _unqualified_tables(node: object) -> list[str]:
+    """The tables a CREATE TABLE, ALTER TABLE, CREATE INDEX or DROP TABLE names without a
+    schema (temporary tables excepted: they live in pg_temp whatever the path says)."""
+    match type(node).__name__:
+        case "CreateStmt" | "AlterTableStmt" | "IndexStmt":
+            rv = node.relation  # type: ignore[attr-defined]
+            if rv is None or rv.schemaname or getattr(rv, "relpersistence", "p") == "t":
+                return []
+            if type(node).__name__ == "AlterTableStmt" and \
+                    getattr(node.objtype, "name", "") != "OBJECT_TABLE":  # type: ignore[attr-defined]
+                return []
+            return [rv.relname]
+        case "DropStmt" if getattr(node.removeType, "name", "") == "OBJECT_TABLE":  # type: ignore[attr-defined]
+            out = []
+            for obj in node.objects or ():  # type: ignore[attr-defined]
+                parts = [getattr(p, "sval", "") for p in obj or ()]
+                if len(parts) == 1:
+                    out.append(parts[0])
+            return out
+    return []
+
+
+@rule("ST016", "table-without-schema", "style", wants=(STATEMENT,), severity="warning",
+      opt_in=True,
+      summary="CREATE/ALTER/DROP TABLE or CREATE INDEX names its table without a schema, so "
+              "the session's search_path decides which table it is.")
+def table_without_schema(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
+    tables = _unqualified_tables(ctx.stmt.node)
+    if not tables:
+        return
+    names = ", ".join(tables)
+    yield Violation(
+        f"{names} is named without a schema: the table is looked up (or created) in the first "
+        "schema of the search_path of the session that runs the migration, which the "
+        "migration tool, the role or an earlier SET can change",
+        f"Qualify the name: {ctx.state.search_schema}.{tables[0]}.",
+    )

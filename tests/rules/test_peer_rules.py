@@ -318,3 +318,25 @@ def test_st014_primary_key_in_a_later_migration_ok() -> None:
     create = "CREATE TABLE k (a int, b int);"
     assert lines("ST014", create, "ALTER TABLE k ADD PRIMARY KEY (a);") == []
     assert lines("ST014", create, "SELECT 1;") == [("000_m.sql", 1)]
+
+
+# ---------------------------------------------------------------------------- ST016
+
+
+def test_st016_each_statement_kind_err() -> None:
+    f = run("ST016", "CREATE TABLE a (id int);\nALTER TABLE a ADD COLUMN b int;\n"
+                     "CREATE INDEX a_b ON a (b);\nDROP TABLE public.x, a;")
+    assert [x.span.line for x in f] == [1, 2, 3, 4]
+    assert f[3].message.startswith("a is named without a schema")
+
+
+def test_st016_qualified_or_temporary_ok() -> None:
+    assert lines("ST016", "CREATE TABLE public.a (id int);\nALTER TABLE public.a ADD COLUMN b int;\n"
+                          "CREATE INDEX a_b ON public.a (b);\nCREATE TEMP TABLE t (id int);\n"
+                          "ALTER INDEX a_b RENAME TO a_b2;\nDROP TABLE public.a;\n"
+                          "DROP INDEX a_b2;\nCREATE VIEW v AS SELECT 1;") == []
+
+
+def test_st016_is_opt_in() -> None:
+    result = lint(migrations("CREATE TABLE a (id int);"), Config(pg_version=15))
+    assert "ST016" not in {f.code for f in result.findings}
