@@ -622,3 +622,28 @@ def table_without_schema(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
         "migration tool, the role or an earlier SET can change",
         f"Qualify the name: {ctx.state.search_schema}.{tables[0]}.",
     )
+
+
+# ---------------------------------------------------------------------------- wide indexes
+
+_MAX_KEY_COLUMNS = 3
+
+
+@rule("ST017", "wide-index", "style", wants=("CreateIndex",), severity="warning", opt_in=True,
+      summary="A non-unique B-tree index on more than three key columns: rarely used past its "
+              "first columns, and paid for on every write.")
+def wide_index(a: n.CreateIndex, ctx: RuleContext) -> Iterator[Violation]:
+    if a.unique or len(a.columns) <= _MAX_KEY_COLUMNS:
+        return  # a unique index's columns are its constraint, not a tuning choice
+    method = (getattr(ctx.stmt.node, "accessMethod", None) or "btree").lower()
+    if method != "btree":
+        return  # GIN, GiST, BRIN and bloom search their columns independently
+    name = a.name or "(unnamed)"
+    yield Violation(
+        f"index {name} on {ctx.q(a.rel)} has {len(a.columns)} key columns "
+        f"({', '.join(a.columns)}): a B-tree helps a query only through a prefix of its "
+        "columns, so the later ones rarely pay for the space and the work every INSERT and "
+        "UPDATE of them adds",
+        "Lead with the columns that narrow the rows most and stop there; put columns needed "
+        "only for index-only scans in INCLUDE (...).",
+    )

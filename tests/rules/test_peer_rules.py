@@ -340,3 +340,17 @@ def test_st016_qualified_or_temporary_ok() -> None:
 def test_st016_is_opt_in() -> None:
     result = lint(migrations("CREATE TABLE a (id int);"), Config(pg_version=15))
     assert "ST016" not in {f.code for f in result.findings}
+
+
+# ---------------------------------------------------------------------------- ST017
+
+
+def test_st017_four_key_columns_err() -> None:
+    f = run("ST017", T + "CREATE INDEX t_wide ON t (id, a, b, (a + b));")
+    assert [x.span.line for x in f] == [3] and "4 key columns" in f[0].message
+
+
+def test_st017_unique_include_three_or_other_method_ok() -> None:
+    assert lines("ST017", T + "CREATE UNIQUE INDEX t_u ON t (id, a, b, (a + b));\n"
+                              "CREATE INDEX t_i ON t (id, a, b) INCLUDE (u);\n"
+                              "CREATE INDEX t_g ON t USING brin (id, a, b, (a + b));") == []
