@@ -647,3 +647,31 @@ def wide_index(a: n.CreateIndex, ctx: RuleContext) -> Iterator[Violation]:
         "Lead with the columns that narrow the rows most and stop there; put columns needed "
         "only for index-only scans in INCLUDE (...).",
     )
+
+
+# ---------------------------------------------------------------------------- pg_upgrade
+
+# The reg* types pg_upgrade refuses in user tables: their values are OIDs of catalog rows that
+# the new cluster numbers differently (regclass, regrole and regtype are carried over).
+_UNUPGRADABLE_REG_TYPES = frozenset({"regcollation", "regconfig", "regdictionary",
+                                     "regnamespace", "regoper", "regoperator", "regproc",
+                                     "regprocedure"})
+
+
+@rule("ST018", "reg-type-blocks-pg-upgrade", "style", wants=_COLUMN_ACTIONS,
+      severity="warning",
+      summary="A table column of type regproc, regprocedure, regoper, regoperator, regconfig, "
+              "regdictionary, regnamespace or regcollation makes pg_upgrade refuse the "
+              "database.")
+def reg_type_blocks_pg_upgrade(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
+    for name, t in _new_columns(a):
+        if t is not None and t.name in _UNUPGRADABLE_REG_TYPES and \
+                t.schema in (None, "pg_catalog"):
+            yield Violation(
+                f"column {name} is {t.name}: its values are OIDs of catalog rows, and "
+                "pg_upgrade refuses a database with such a column in a user table (the new "
+                "cluster numbers those rows differently), so the next major-version upgrade "
+                "needs a dump and restore instead",
+                f"Store the name as text (cast with ::{t.name} where the OID is needed), or "
+                "use regclass, regtype or regrole, which pg_upgrade carries over.",
+            )

@@ -354,3 +354,17 @@ def test_st017_unique_include_three_or_other_method_ok() -> None:
     assert lines("ST017", T + "CREATE UNIQUE INDEX t_u ON t (id, a, b, (a + b));\n"
                               "CREATE INDEX t_i ON t (id, a, b) INCLUDE (u);\n"
                               "CREATE INDEX t_g ON t USING brin (id, a, b, (a + b));") == []
+
+
+# ---------------------------------------------------------------------------- ST018
+
+
+def test_st018_reg_types_err() -> None:
+    f = run("ST018", "CREATE TABLE s (id int, c regconfig, p pg_catalog.regprocedure);\n"
+                     "ALTER TABLE s ADD COLUMN n regnamespace;\nALTER TABLE s ALTER COLUMN id TYPE regoper;")
+    assert [x.span.line for x in f] == [1, 1, 2, 3]
+
+
+def test_st018_upgradable_reg_types_ok() -> None:
+    assert lines("ST018", "CREATE TABLE s (a regclass, b regtype, c regrole, d text);\n"
+                          "CREATE TABLE app.regproc (x int);") == []
