@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import functools
 import re
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .. import locks as lk
 from .. import nodes as n
@@ -129,3 +132,30 @@ class Noted:
     def violation(self, message: str, help: str, recipe: str = "") -> Violation:
         return Violation(message, help, recipe=recipe, span=self.span, path=self.path,
                          statement=self.sql)
+
+
+_K = TypeVar("_K")
+_MEMO: weakref.WeakKeyDictionary[object, dict[str, object]] = weakref.WeakKeyDictionary()
+# (weakref to the state used last, its slot): one tuple, read and replaced whole.
+_LAST: tuple[Callable[[], object], dict[str, object]] = (lambda: None, {})
+
+
+def per_lint(ctx: RuleContext, name: str, factory: Callable[[], _K]) -> _K:
+    """A value that lives as long as one lint run (its schema state).
+
+    For rules that must remember earlier statements the schema state does not record (which
+    ALTER TABLE came first, the statements a SET_END rule judges after the last migration).
+    One lint folds its statements in order through one SchemaState, so keying on it keeps
+    concurrent lints apart and lets the memory go with the state.
+    """
+    global _LAST
+    ref, slot = _LAST
+    if ref() is not ctx.state:  # the common case skips the weak dictionary's lookup
+        found = _MEMO.get(ctx.state)
+        if found is None:
+            found = _MEMO[ctx.state] = {}
+        slot = found
+        _LAST = (weakref.ref(ctx.state), slot)
+    if name not in slot:
+        slot[name] = factory()
+    return slot[name]  # type: ignore[return-value]

@@ -8,10 +8,8 @@ nobody else uses it yet, so its locks and scans cost nothing.
 from __future__ import annotations
 
 import re
-import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from pglast import ast
 from pglast.enums.parsenodes import ObjectType
@@ -20,7 +18,7 @@ from .. import locks as lk
 from .. import nodes as n
 from ..model import Fix
 from ..registry import STATEMENT, Violation, rule
-from .context import RuleContext
+from .context import RuleContext, per_lint
 
 _AE = lk.ACCESS_EXCLUSIVE
 
@@ -640,31 +638,6 @@ def several_tables_locked(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
 
 # ---------------------------------------------------------------------------- several ALTER TABLEs
 
-_K = TypeVar("_K")
-_MEMO: weakref.WeakKeyDictionary[object, dict[str, object]] = weakref.WeakKeyDictionary()
-# (weakref to the state used last, its slot): one tuple, read and replaced whole.
-_LAST: tuple[Callable[[], object], dict[str, object]] = (lambda: None, {})
-
-
-def per_lint(ctx: RuleContext, name: str, factory: Callable[[], _K]) -> _K:
-    """A value that lives as long as one lint run (its schema state).
-
-    For rules that must remember earlier statements the schema state does not record (which
-    ALTER TABLE came first, the span of a foreign key judged at the end of the migration).
-    One lint folds its statements in order through one SchemaState, so keying on it keeps
-    concurrent lints apart and lets the memory go with the state.
-    """
-    global _LAST
-    ref, slot = _LAST
-    if ref() is not ctx.state:  # the common case skips the weak dictionary's lookup
-        found = _MEMO.get(ctx.state)
-        if found is None:
-            found = _MEMO[ctx.state] = {}
-        slot = found
-        _LAST = (weakref.ref(ctx.state), slot)
-    if name not in slot:
-        slot[name] = factory()
-    return slot[name]  # type: ignore[return-value]
 
 
 # Sub-commands one ALTER TABLE can combine (RENAME, SET SCHEMA, ATTACH/DETACH PARTITION are

@@ -6,8 +6,7 @@ from collections.abc import Iterator
 
 from .. import nodes as n
 from ..registry import SET_END, Violation, rule
-from .context import Noted, RuleContext
-from .locking import per_lint
+from .context import Noted, RuleContext, per_lint
 
 
 @rule("SC001", "copy-program", "security", wants=("Copy",),

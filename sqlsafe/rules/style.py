@@ -12,8 +12,7 @@ from .. import nodes as n
 from ..normalize import deparse
 from ..registry import SET_END, STATEMENT, Violation, rule
 from ..schema import TableState
-from .context import Noted, RuleContext
-from .locking import per_lint
+from .context import Noted, RuleContext, per_lint
 
 # PostgreSQL's NAMEDATALEN is 64: identifiers keep at most 63 bytes (all versions).
 MAX_IDENTIFIER_BYTES = 63
