@@ -133,18 +133,26 @@ def _excluded(path: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatch(path, p) or fnmatch.fnmatch(path, f"*/{p}") for p in patterns)
 
 
+def _for_dialect(sel: Selection, config: Config) -> Selection:
+    """``sel`` less the rules that state PostgreSQL facts (locks, timeouts, transactions) when
+    the dialect is another one."""
+    if config.dialect in ("postgres", "postgresql"):
+        return sel
+    from .dialects import POSTGRES_ONLY_CATEGORIES
+
+    return Selection({c for c in sel.enabled
+                      if registry.RULES[c].category not in POSTGRES_ONLY_CATEGORIES},
+                     sel.severity, sel.unknown)
+
+
 def _set_end(state: SchemaState, config: Config, sel: Selection,
              linted: list[tuple[Migration, list[tuple[Finding, int]], list[Suppression]]],
              ) -> None:
     """Run the SET_END rules on the state after the last migration; each violation joins the
     raw findings of the migration it names."""
-    rules = sel.rules_for(registry.SET_END)
+    rules = _for_dialect(sel, config).rules_for(registry.SET_END)
     if not rules or not linted:
         return
-    if config.dialect not in ("postgres", "postgresql"):
-        from .dialects import POSTGRES_ONLY_CATEGORIES
-
-        rules = [(m, f) for m, f in rules if m.category not in POSTGRES_ONLY_CATEGORIES]
     raw_of = {migration.path: raw for migration, raw, _ in linted}
     last = linted[-1][0]
     ctx = RuleContext(state, config.pg_version, config, _end_statement(last), last,
@@ -175,14 +183,7 @@ def lint_migration(migration: Migration, index: int, state: SchemaState, config:
     suppressions = parse_suppressions(migration.section.text, migration.section.line_offset)
     bind(suppressions, [(s.span.line, s.span.end_line) for s in parsed.statements])
     state.begin_migration(migration.path, index, migration.in_transaction)
-    non_pg = sel
-    if not postgres:
-        # Lock, timeout and transaction rules state PostgreSQL facts.
-        from .dialects import POSTGRES_ONLY_CATEGORIES
-
-        non_pg = Selection({c for c in sel.enabled
-                            if registry.RULES[c].category not in POSTGRES_ONLY_CATEGORIES},
-                           sel.severity, sel.unknown)
+    non_pg = _for_dialect(sel, config)
     raw: list[tuple[Finding, int]] = []
     infos: list[StatementInfo] = []
     pg = config.pg_version
