@@ -875,12 +875,13 @@ class _Session:
         self._stash = None
         parts = ["BEGIN", "SELECT clock_timestamp()"]
         starts: list[int] = []  # where each statement starts in the text (error positions)
-        size = len("BEGIN;SELECT clock_timestamp();")
+        size = sum(len(p) + 1 for p in parts)  # each part and the ';' after it
         for stmt in unit.statements:
             starts.append(size)
             # A newline before the ';': the statement may end in a -- comment.
-            parts += [stmt.sql + "\n", "EXECUTE sqlsafe_locks", "SELECT clock_timestamp()"]
-            size += len(stmt.sql) + len("\n;EXECUTE sqlsafe_locks;SELECT clock_timestamp();")
+            added = [stmt.sql + "\n", "EXECUTE sqlsafe_locks", "SELECT clock_timestamp()"]
+            parts += added
+            size += sum(len(p) + 1 for p in added)
         t0 = time.perf_counter()
         answers = _Answers(self.conn, ";".join(parts))
         wall = (time.perf_counter() - t0) * 1000
@@ -949,10 +950,9 @@ class _Session:
         self.held = set()
         if answers.failed_at is not None:
             raise answers.error()
-        if locked:
-            self._stash = ("locked", self.base, answers.rows(1))
-        else:
-            self._stash = ("fingerprint", None, answers.rows(1))
+        # The snapshot query's rows are the second answer either way.
+        self._stash = (("locked", self.base, answers.rows(1)) if locked
+                       else ("fingerprint", None, answers.rows(1)))
 
     def run_statement(self, unit: _Unit, stmt: ParsedStatement, *, observe: bool,
                       predictions: dict[tuple[str, int], StatementInfo] | None = None,
