@@ -237,6 +237,7 @@ class _DryRunInputs:
     lint: LintResult
     setup: str | None  # --setup, else the config's setup file
     pg_version: int | None  # the Docker image's version; None for the other engines
+    image: str | None  # --image, or postgres:<major>.<minor> for a --pg-version 14.3
 
 
 def _prepare_dry_run(paths: tuple[str, ...], config: Config, from_index: int,
@@ -253,7 +254,9 @@ def _prepare_dry_run(paths: tuple[str, ...], config: Config, from_index: int,
     # docker: the image of the target version (--pg-version) unless --image says otherwise;
     # embedded ships one version and local uses what is installed.
     pg = config.pg_version if engine == "docker" and not image else None
-    return _DryRunInputs(disc, lint(disc, config, keep_parsed=True), setup, pg)
+    if pg is not None and config.pg_minor is not None:
+        image = f"postgres:{config.pg_version}.{config.pg_minor}"  # the release asked for
+    return _DryRunInputs(disc, lint(disc, config, keep_parsed=True), setup, pg, image)
 
 
 def _config_setup(config: Config) -> str:
@@ -319,7 +322,7 @@ def run_check(run: CheckRun, *, write: bool = True) -> CheckOutcome:
     queries = plan.verification_queries(disc, paths, run.from_index)
     steps, _, _ = plan.backout(disc, paths, run.from_index)
     with open_sandbox(run.engine, pg_version=prep.pg_version, database_url=run.database_url,
-                      image=run.image, in_memory=_light(run.data, prep.setup)) as sandbox:
+                      image=prep.image, in_memory=_light(run.data, prep.setup)) as sandbox:
         dry = dry_run(disc, run.config, sandbox=sandbox, lint_result=lint_result,
                       setup=setup, from_index=run.from_index, on_progress=run.on_progress,
                       **(run.data or {}))
@@ -384,7 +387,7 @@ def run_dry_run(paths: tuple[str, ...], config: Config, *, engine: str,
     disc, lint_result = prep.discovery, prep.lint
     started = time.perf_counter()
     with open_sandbox(engine, pg_version=prep.pg_version, database_url=database_url,
-                      image=image, on_progress=on_sandbox_progress,
+                      image=prep.image, on_progress=on_sandbox_progress,
                       in_memory=_light(data, prep.setup)) as sandbox:
         startup_ms = (time.perf_counter() - started) * 1000
         result = dry_run(disc, config, sandbox=sandbox, lint_result=lint_result,

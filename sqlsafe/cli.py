@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from . import __version__
-from .config import Config, ConfigError, check_dialect, check_pg_version, load_config
+from .config import Config, ConfigError, check_dialect, load_config, parse_pg_version
 
 EXIT_OK, EXIT_FINDINGS, EXIT_TOOL = 0, 1, 2
 
@@ -46,8 +47,9 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--config", "config_file", metavar="FILE",
                      help="Config file (default: [tool.sqlsafe] in the nearest pyproject.toml, "
                           "or .sqlsafe.toml)."),
-        click.option("--pg-version", type=int, metavar="N",
-                     help="Target PostgreSQL major version (default: 15, the oldest supported)."),
+        click.option("--pg-version", metavar="N[.M]",
+                     help="Target PostgreSQL major version (default: 15, the oldest supported), "
+                          "or release such as 14.3."),
         click.option("--dialect", metavar="NAME",
                      help="SQL dialect (default postgres; others such as mysql or sqlite are "
                           "parsed with sqlglot and get the dialect-neutral rules)."),
@@ -71,7 +73,7 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def make_config(paths: tuple[str, ...], config_file: str | None, pg_version: int | None,
+def make_config(paths: tuple[str, ...], config_file: str | None, pg_version: str | None,
                 dialect: str | None, layout: str | None, assume_in_transaction: bool | None, select: tuple[str, ...],
                 extend_select: tuple[str, ...], ignore: tuple[str, ...],
                 profiles: tuple[str, ...], fail_on: str | None, **extra: Any) -> Config:
@@ -81,14 +83,16 @@ def make_config(paths: tuple[str, ...], config_file: str | None, pg_version: int
     try:
         cfg = load_config(config_file, start)
         if pg_version is not None:
-            check_pg_version(pg_version)
+            # The command line's version replaces the file's, minor release included.
+            major, minor = parse_pg_version(pg_version)
+            cfg = replace(cfg, pg_version=major, pg_minor=minor)
         if dialect is not None:
             check_dialect(dialect)
     except ConfigError as exc:
         fail(str(exc))
     if dialect == "postgresql":
         dialect = "postgres"
-    return cfg.merged(pg_version=pg_version, dialect=dialect, layout=layout,
+    return cfg.merged(dialect=dialect, layout=layout,
                       assume_in_transaction=assume_in_transaction, select=_csv(select),
                       extend_select=_csv(extend_select), ignore=_csv(ignore),
                       profiles=_csv(profiles), fail_on=fail_on, **extra)

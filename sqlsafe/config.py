@@ -25,6 +25,9 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class Config:
     pg_version: int = DEFAULT_PG_VERSION
+    # The minor release when the target was given as major.minor ("14.3"); None: not known.
+    # Only a few facts depend on it (CONCURRENTLY index builds on 14.0-14.3).
+    pg_minor: int | None = None
     dialect: str = "postgres"  # other dialects are parsed with sqlglot (dialect-neutral rules only)
     select: tuple[str, ...] = ()  # empty: every rule that is not opt-in
     extend_select: tuple[str, ...] = ()  # opt-in rules to add to the default set
@@ -54,7 +57,7 @@ class Config:
         return replace(self, **clean)
 
 
-_KEYS = {f.name for f in fields(Config)} - {"source"}
+_KEYS = {f.name for f in fields(Config)} - {"source", "pg_minor"}
 _ALIASES = {"pg-version": "pg_version", "fail-on": "fail_on", "extend-select": "extend_select",
             "assume-in-transaction": "assume_in_transaction",
             "lock-timeout-max-ms": "lock_timeout_max_ms",
@@ -97,6 +100,9 @@ def from_mapping(data: dict[str, Any], source: str) -> Config:
         if key not in _KEYS:
             known = ", ".join(sorted(_KEYS))
             raise ConfigError(f"{source}: unknown key '{raw_key}' in [tool.sqlsafe] (known: {known})")
+        if key == "pg_version":
+            values["pg_version"], values["pg_minor"] = parse_pg_version(value, source)
+            continue
         values[key] = _coerce(key, value, source)
     if values.get("setup") and not Path(values["setup"]).is_absolute():
         values["setup"] = str(Path(source).resolve().parent / values["setup"])
@@ -113,11 +119,9 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise bad("a list of strings")
         return tuple(value)
-    if key in ("pg_version", "lock_timeout_max_ms", "statement_timeout_ms"):
+    if key in ("lock_timeout_max_ms", "statement_timeout_ms"):
         if not isinstance(value, int) or isinstance(value, bool):
             raise bad("an integer")
-        if key == "pg_version":
-            check_pg_version(value, source)
         return value
     if key == "assume_in_transaction":
         if not isinstance(value, bool):
@@ -175,6 +179,30 @@ def _naming(value: Any, source: str) -> dict[str, str]:
 def check_pg_version(value: int, source: str = "--pg-version") -> None:
     if value not in SUPPORTED_PG_VERSIONS:
         raise ConfigError(f"{source}: PostgreSQL {value} is not a version sqlsafe knows (9 to 19)")
+
+
+_PG_VERSION_RE = re.compile(r"(\d+)(?:\.(\d+))?")
+
+
+def parse_pg_version(value: Any, source: str = "--pg-version") -> tuple[int, int | None]:
+    """(major, minor or None) from ``15``, ``"15"`` or ``"14.3"``: the target server.
+
+    Only majors 10 and later are ``major.minor``; a 9.x version is a major of its own and the
+    rules know it as 9 (``"9.6"`` gives (9, None))."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ConfigError(f"{source}: 'pg_version' must be a major version such as 15 or a "
+                          f"release such as \"14.3\", not {value!r}")
+    if isinstance(value, int):
+        check_pg_version(value, source)
+        return value, None
+    m = _PG_VERSION_RE.fullmatch(value.strip())
+    if m is None:
+        raise ConfigError(f"{source}: PostgreSQL version {value!r} is not N or N.M "
+                          "(e.g. 15 or 14.3)")
+    major = int(m.group(1))
+    check_pg_version(major, source)
+    minor = int(m.group(2)) if m.group(2) is not None and major >= 10 else None
+    return major, minor
 
 
 def check_dialect(value: str, source: str = "--dialect") -> None:

@@ -750,3 +750,31 @@ def several_alter_table(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
             f"this ALTER TABLE passes over every row of {table} again after the one on line "
             f"{earlier_pass} did, while ACCESS EXCLUSIVE blocks reads and writes: one ALTER "
             "TABLE with both sub-commands rewrites or checks the table once", help_)
+
+
+# ---------------------------------------------------------------------------- server bugs
+
+# PostgreSQL 14.0 to 14.3: an optimization of CONCURRENTLY builds could leave out rows updated
+# during the build (fixed, by reverting it, in 14.4).
+_CONCURRENT_BUILD_FIXED = (14, 4)
+
+
+@rule("LK024", "concurrent-index-build-on-pg14-before-14-4", "locking",
+      wants=("CreateIndex", "Reindex"),
+      summary="CREATE INDEX / REINDEX CONCURRENTLY on PostgreSQL 14.0-14.3 can build an index "
+              "that silently misses rows (fixed in 14.4).")
+def concurrent_build_on_buggy_14(a: n.CreateIndex | n.Reindex, ctx: RuleContext,
+                                 ) -> Iterator[Violation]:
+    minor = ctx.config.pg_minor
+    if not a.concurrently or ctx.pg != 14 or minor is None or (14, minor) >= \
+            _CONCURRENT_BUILD_FIXED:
+        return
+    what = "CREATE INDEX CONCURRENTLY" if isinstance(a, n.CreateIndex) else \
+        "REINDEX CONCURRENTLY"
+    yield Violation(
+        f"{what} on PostgreSQL 14.{minor} can build an index that misses rows updated while "
+        "it builds; queries that use it then return wrong results, and nothing reports an "
+        "error (fixed in 14.4)",
+        "Upgrade the server to 14.4 or later before this migration runs (a minor-release "
+        "update, no dump and restore), then rebuild the indexes built CONCURRENTLY on 14.0-"
+        "14.3. If it must run first, build this index without CONCURRENTLY in a quiet window.")

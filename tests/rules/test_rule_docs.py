@@ -7,12 +7,13 @@ good and fixed blocks none.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from sqlsafe import registry
-from sqlsafe.config import Config
+from sqlsafe.config import Config, parse_pg_version
 from sqlsafe.lint import lint
 from sqlsafe.model import DiscoveryResult, Migration, Section
 from sqlsafe.ruledocs import EXPECT_RE, REQUIRED_HEADINGS, Block, blocks, title_code
@@ -104,8 +105,9 @@ def test_page_example(name: str, page: Path, index: int) -> None:
     all_blocks = blocks(text)
     block = all_blocks[index]
     setups = [b for b in all_blocks[:index] if b.kind == "setup"]
-    pg = int(block.options.get("pg", "15"))
-    cfg = _page_config(text, page.name).merged(pg_version=pg, select=(code,))
+    pg, minor = parse_pg_version(block.options.get("pg", "15"))
+    cfg = replace(_page_config(text, page.name).merged(pg_version=pg, select=(code,)),
+                  pg_minor=minor)
     result = lint(_migrations(block, setups), cfg)
     last = f"{len(setups):03d}_{block.kind}.sql"
     got = {(f.span.line, f.code) for f in result.findings if f.path == last and f.code == code}
