@@ -52,6 +52,7 @@ from .. import locks as lk
 from .._record import replace
 from ..model import DiscoveryResult, LintResult, Migration, Section, StatementInfo
 from ..parse import ParsedSection, ParsedStatement, parse_section
+from ..txblock import refuses_transaction_block
 from . import blocking as bk
 from . import catalog as q
 from . import sampledata
@@ -416,40 +417,8 @@ def _txn_kind(node: Any) -> str | None:
 
 
 def cannot_run_in_transaction(node: Any, server_version_num: int) -> bool:
-    """Statements PostgreSQL refuses inside a transaction block (PreventInTransactionBlock).
-
-    CREATE/DROP INDEX CONCURRENTLY, REINDEX CONCURRENTLY (PG 12+), VACUUM (not ANALYZE alone),
-    CREATE/DROP DATABASE, CREATE/DROP TABLESPACE, ALTER SYSTEM, ALTER TABLE ... DETACH
-    PARTITION CONCURRENTLY (PG 14+), REINDEX DATABASE/SYSTEM/SCHEMA, CLUSTER without a table,
-    and ALTER TYPE ... ADD VALUE before PostgreSQL 12.
-    """
-    if node is None:
-        return False
-    name = type(node).__name__
-    if name == "IndexStmt":
-        return bool(node.concurrent)
-    if name == "DropStmt":
-        return bool(getattr(node, "concurrent", False))
-    if name == "ReindexStmt":
-        kind = getattr(node.kind, "name", "")
-        if kind in ("REINDEX_OBJECT_DATABASE", "REINDEX_OBJECT_SYSTEM", "REINDEX_OBJECT_SCHEMA"):
-            return True
-        return any(getattr(p, "defname", None) == "concurrently" for p in node.params or ())
-    if name == "VacuumStmt":
-        return bool(node.is_vacuumcmd)
-    if name in ("CreatedbStmt", "DropdbStmt", "AlterSystemStmt", "CreateTableSpaceStmt",
-                "DropTableSpaceStmt", "CreateSubscriptionStmt", "DropSubscriptionStmt"):
-        return True
-    if name == "ClusterStmt":
-        return node.relation is None
-    if name == "AlterEnumStmt":
-        return server_version_num < 120000 and node.oldVal is None
-    if name == "AlterTableStmt":
-        for cmd in node.cmds or ():
-            if getattr(cmd.subtype, "name", "") == "AT_DetachPartition" and \
-                    getattr(cmd.def_, "concurrent", False):
-                return True
-    return False
+    """PostgreSQL refuses the statement inside a transaction block (``sqlsafe.txblock``)."""
+    return refuses_transaction_block(node, server_version_num) is not None
 
 
 def _extension_name(node: Any) -> str | None:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from .. import nodes as n
 from ..registry import MIGRATION_END, STATEMENT, Violation, rule
+from ..txblock import refuses_transaction_block
 from .context import RuleContext
 
 # Layouts whose tool sends the whole file as one multi-statement query: PostgreSQL runs it in
@@ -57,12 +58,6 @@ def concurrently_in_transaction(a: n.Action, ctx: RuleContext) -> Iterator[Viola
     )
 
 
-_OTHER_NO_TX = {
-    "DropdbStmt": "DROP DATABASE", "CreateTableSpaceStmt": "CREATE TABLESPACE",
-    "DropTableSpaceStmt": "DROP TABLESPACE",
-}
-
-
 def _no_tx_statement(a: n.Action, ctx: RuleContext) -> str | None:
     match a:
         case n.Vacuum(analyze_only=False):
@@ -71,8 +66,11 @@ def _no_tx_statement(a: n.Action, ctx: RuleContext) -> str | None:
             return "ALTER SYSTEM"
         case n.CreateDatabase():
             return "CREATE DATABASE"
-        case n.Other(node=node) if node in _OTHER_NO_TX:
-            return _OTHER_NO_TX[node]
+        case n.Other() | n.Cluster(rel=None) if isinstance(a, n.Cluster) or \
+                a.node == type(ctx.stmt.node).__name__:
+            # The whole statement (DROP DATABASE, tablespaces, subscriptions, CLUSTER of every
+            # table), judged by the list the replay uses too.
+            return refuses_transaction_block(ctx.stmt.node, ctx.pg * 10000)
         case n.Reindex(target="schema" | "database" | "system", concurrently=False):
             return f"REINDEX {a.target.upper()}"
         case n.AlterEnum(old_value=None) if a.new_value is not None and ctx.pg < 12:
@@ -85,10 +83,12 @@ def _no_tx_statement(a: n.Action, ctx: RuleContext) -> str | None:
 
 
 @rule("TX002", "statement-cannot-run-in-transaction", "transaction",
-      wants=("Vacuum", "AlterSystem", "CreateDatabase", "Other", "Reindex", "AlterEnum"),
+      wants=("Vacuum", "AlterSystem", "CreateDatabase", "Other", "Reindex", "AlterEnum",
+             "Cluster"),
       dry_run=True,
       summary="VACUUM, ALTER SYSTEM, CREATE/DROP DATABASE, CREATE/DROP TABLESPACE, REINDEX "
-              "SCHEMA/DATABASE/SYSTEM (and ADD VALUE before PostgreSQL 12) fail inside a "
+              "SCHEMA/DATABASE/SYSTEM, CLUSTER without a table, CREATE SUBSCRIPTION with a "
+              "slot, DROP SUBSCRIPTION (and ADD VALUE before PostgreSQL 12) fail inside a "
               "transaction block.")
 def statement_cannot_run_in_transaction(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
     if not ctx.in_tx:
