@@ -52,6 +52,9 @@ def _plan(cls: type) -> tuple[tuple[str, str, str, Any], ...]:
             items.append((slot, key, "enum", getattr(enums, ctype)))
         elif ctype == "ValUnion":
             items.append((slot, key, "valunion", None))
+        elif isinstance(getattr(ast, ctype, None), type):
+            # A struct embedded by value, untagged in the JSON: CreateForeignTableStmt.base.
+            items.append((slot, key, "node", getattr(ast, ctype)))
         else:
             # Numeric C types (int, Oid, ParseLoc, SubTransactionId, ...): JSON omits zeros.
             py = info.py_type if isinstance(info.py_type, tuple) else (info.py_type,)
