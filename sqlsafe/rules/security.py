@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from .. import nodes as n
+from ..model import Fix
 from ..registry import SET_END, Violation, rule
 from .context import Noted, RuleContext, per_lint
 
@@ -194,6 +197,8 @@ def extension_in_public_schema(a: n.CreateObject, ctx: RuleContext) -> Iterator[
 def table_without_row_level_security(a: n.CreateTable, ctx: RuleContext) -> Iterator[Violation]:
     if a.temporary or a.materialized or a.partition_of is not None:
         return  # temp tables are private; partitions follow their parent's policy
+    if _is_foreign_table(ctx):
+        return  # a foreign table cannot have row level security (SC020)
     schema = a.rel.schema or ctx.state.search_schema
     if schema not in ctx.config.exposed_schemas:
         return
@@ -412,3 +417,507 @@ def row_level_security_without_policy(a: n.RowSecurity | None,
     if schema not in ctx.config.exposed_schemas:
         return  # out of the API's reach, deny-all for its roles is usually the point
     pending.append(Noted.at(ctx, t.qualified))
+
+
+# ---------------------------------------------------------------------------- policy expressions
+# What the rules below read from a policy's USING / WITH CHECK: the pglast expression trees of
+# the CREATE POLICY / ALTER POLICY statement (the normalized actions keep only whether they are
+# constant true).
+
+_AUTH_FUNCTIONS = frozenset({"uid", "jwt", "role", "email"})
+_SUBQUERY_STARTS = frozenset({"SELECT", "WITH", "VALUES", "TABLE"})
+
+
+def _children(node: object) -> Iterator[object]:
+    from pglast import ast
+
+    for slot in getattr(type(node), "__slots__", ()):
+        value = getattr(node, slot, None)
+        if isinstance(value, ast.Node):
+            yield value
+        elif isinstance(value, tuple):
+            for item in value:
+                if isinstance(item, ast.Node):
+                    yield item
+                elif isinstance(item, tuple):  # lists of lists (VALUES rows, ...)
+                    yield from (i for i in item if isinstance(i, ast.Node))
+
+
+def _walk(node: object) -> Iterator[object]:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(list(_children(current))))
+
+
+def _func_name(node: object) -> tuple[str, ...] | None:
+    """The name of a function call node as written (schema parts included), or None."""
+    if type(node).__name__ != "FuncCall":
+        return None
+    return tuple(getattr(p, "sval", "") for p in node.funcname or ())  # type: ignore[attr-defined]
+
+
+def _per_row_function(node: object) -> str | None:
+    """``auth.uid()``, ``auth.jwt()``, ``auth.role()``, ``auth.email()`` or
+    ``current_setting()`` (as the message names it) when ``node`` calls one of them."""
+    name = _func_name(node)
+    if name is None:
+        return None
+    if len(name) == 2 and name[0] == "auth" and name[1] in _AUTH_FUNCTIONS:
+        return f"auth.{name[1]}()"
+    if name in (("current_setting",), ("pg_catalog", "current_setting")):
+        return "current_setting()"
+    return None
+
+
+def _policy_exprs(ctx: RuleContext) -> list[tuple[str, object]]:
+    """(clause, expression) of the USING and WITH CHECK the policy statement gives."""
+    node = ctx.stmt.node
+    if type(node).__name__ not in ("CreatePolicyStmt", "AlterPolicyStmt"):
+        return []
+    out = []
+    for clause, attr in (("USING", "qual"), ("WITH CHECK", "with_check")):
+        expr = getattr(node, attr, None)
+        if expr is not None:
+            out.append((clause, expr))
+    return out
+
+
+def _unwrapped_calls(expr: object) -> list[str]:
+    """The per-row functions ``expr`` calls outside any sub-SELECT, in the order written.
+    A call's own arguments are not searched: wrapping the call wraps them too."""
+    out: list[str] = []
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if type(node).__name__ == "SubLink":
+            continue  # a sub-SELECT: (select auth.uid()), EXISTS (...), x IN (select ...)
+        called = _per_row_function(node)
+        if called is not None:
+            out.append(called)
+            continue
+        stack.extend(reversed(list(_children(node))))
+    return out
+
+
+def _token_text(sql: str, tok: object) -> str:
+    text = sql[tok.start:tok.end + 1]  # type: ignore[attr-defined]  # end is inclusive
+    return text[1:-1].replace('""', '"') if text.startswith('"') else text.lower()
+
+
+def _call_ranges(sql: str) -> list[tuple[int, int, str]] | None:
+    """(start, end, name) in ``sql`` of each per-row function call outside a parenthesized
+    sub-SELECT, found with the scanner; None when the text does not scan."""
+    from pglast import parser as pg
+
+    try:
+        tokens = pg.scan(sql)
+    except Exception:
+        return None
+    words = [_token_text(sql, t) for t in tokens]
+    out: list[tuple[int, int, str]] = []
+    subquery: list[bool] = []  # one per open parenthesis: does it open a sub-SELECT?
+    i = 0
+    while i < len(tokens):
+        name = tokens[i].name
+        if name == "ASCII_40":
+            subquery.append(i + 1 < len(tokens) and tokens[i + 1].name in _SUBQUERY_STARTS)
+        elif name == "ASCII_41":
+            if subquery:
+                subquery.pop()
+        elif not any(subquery) and (i == 0 or tokens[i - 1].name != "ASCII_46"):
+            called = None
+            if words[i:i + 2] == ["auth", "."] and i + 3 < len(tokens) and \
+                    words[i + 2] in _AUTH_FUNCTIONS and tokens[i + 3].name == "ASCII_40":
+                called, paren = f"auth.{words[i + 2]}()", i + 3
+            elif words[i:i + 3] == ["pg_catalog", ".", "current_setting"] and \
+                    i + 3 < len(tokens) and tokens[i + 3].name == "ASCII_40":
+                called, paren = "current_setting()", i + 3
+            elif words[i] == "current_setting" and i + 1 < len(tokens) and \
+                    tokens[i + 1].name == "ASCII_40":
+                called, paren = "current_setting()", i + 1
+            if called is not None:
+                depth, j = 0, paren
+                while j < len(tokens):
+                    depth += {"ASCII_40": 1, "ASCII_41": -1}.get(tokens[j].name, 0)
+                    if depth == 0:
+                        break
+                    j += 1
+                if j == len(tokens):
+                    return None
+                out.append((tokens[i].start, tokens[j].end + 1, called))
+                i = j + 1
+                continue
+        i += 1
+    return out
+
+
+def _wrap_fix(ctx: RuleContext, calls: list[str]) -> Fix | None:
+    """One edit wrapping each call in ``(select ...)``, when the scanner finds exactly the
+    calls the parse tree has (in order); otherwise no fix."""
+    sql = ctx.stmt.sql
+    ranges = _call_ranges(sql)
+    if not ranges or [name for _, _, name in ranges] != calls:
+        return None
+    first, last = ranges[0][0], ranges[-1][1]
+    parts, pos = [], first
+    for start, end, _ in ranges:
+        parts += [sql[pos:start], "(select ", sql[start:end], ")"]
+        pos = end
+    parts.append(sql[pos:last])
+    base = ctx.stmt.span.start
+    return Fix("wrap the calls in (select ...)", base + first, base + last, "".join(parts))
+
+
+def _ident(name: str) -> str:
+    """A policy name as SQL spells it: quoted unless it is a plain lower-case identifier."""
+    return name if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) else '"' + name.replace('"', '""') + '"'
+
+
+def _policy_target(a: n.Action, ctx: RuleContext) -> str:
+    rel = a.rel  # type: ignore[attr-defined]
+    return f"policy {_ident(a.name)} on {ctx.q(rel)}"  # type: ignore[attr-defined]
+
+
+def _counted(names: list[str]) -> str:
+    seen: dict[str, int] = {}
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+    parts = [name if k == 1 else f"{name} ({k} times)" for name, k in seen.items()]
+    return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+
+
+@rule("SC016", "policy-function-per-row", "security", wants=("CreatePolicy", "AlterPolicy"),
+      severity="warning", profile="supabase", fixable=True,
+      summary="A policy expression that calls auth.uid(), auth.jwt(), auth.role(), "
+              "auth.email() or current_setting() outside a sub-select evaluates it for every "
+              "row; (select auth.uid()) evaluates it once per query.")
+def policy_function_per_row(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
+    if getattr(a, "rel", None) is None:
+        return
+    calls: list[str] = []
+    clauses: list[str] = []
+    for clause, expr in _policy_exprs(ctx):
+        found = _unwrapped_calls(expr)
+        if found:
+            calls += found
+            clauses.append(clause)
+    if not calls:
+        return
+    yield Violation(
+        f"{_policy_target(a, ctx)} calls {_counted(calls)} in {' and '.join(clauses)} outside "
+        f"a sub-select: PostgreSQL evaluates {'it' if len(calls) == 1 else 'each call'} again "
+        "for every row the policy checks, which on a large table can make queries through "
+        "the policy many times slower",
+        "Wrap each call in a scalar sub-select, e.g. (select auth.uid()) = user_id: the "
+        "planner runs it once per query as an initplan and compares every row with the "
+        "result.",
+        fix=_wrap_fix(ctx, calls),
+    )
+
+
+# Schemas Supabase creates and manages (their policies are the platform's), as splinter skips
+# them when it counts permissive policies.
+_SUPABASE_SCHEMAS = frozenset({
+    "auth", "cron", "extensions", "graphql", "graphql_public", "information_schema", "net",
+    "pgsodium", "pgsodium_masks", "pgbouncer", "pg_catalog", "pgtle", "realtime", "storage",
+    "supabase_functions", "supabase_migrations", "vault",
+})
+# Roles that bypass row level security on Supabase: policies naming them are never evaluated.
+_BYPASS_ROLES = frozenset({"service_role", "supabase_admin", "supabase_auth_admin",
+                           "supabase_storage_admin"})
+_COMMANDS = ("select", "insert", "update", "delete")
+
+
+@dataclass
+class _Permissive:
+    command: str
+    roles: tuple[str, ...]
+    noted: Noted
+    order: int  # when its roles were last set: the finding goes to the latest of a group
+
+
+def _policy_drop_target(name: str, ctx: RuleContext) -> tuple[str, str] | None:
+    """(qualified table, policy) of a DROP POLICY name ("table.policy", "schema.table.policy")."""
+    parts = name.split(".")
+    if len(parts) < 2:
+        return None
+    return ctx.q(n.Rel(parts[-2], parts[-3] if len(parts) > 2 else None)), parts[-1]
+
+
+def _applies(roles: tuple[str, ...], role: str) -> bool:
+    return "public" in roles or role in roles
+
+
+@rule("SC017", "multiple-permissive-policies", "security",
+      wants=("CreatePolicy", "AlterPolicy", "Rename", "Drop", SET_END),
+      severity="warning", profile="supabase",
+      summary="Two or more permissive policies on a table for the same role and command are "
+              "all evaluated for every row a query by that role touches.")
+def multiple_permissive_policies(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]:
+    # Judged on the policies left at the end of the set: table -> policy name -> policy.
+    tables: dict[str, dict[str, _Permissive]] = per_lint(ctx, "SC017", dict)
+    match a:
+        case None:
+            yield from _overlapping_policies(tables)
+            tables.clear()
+        case n.CreatePolicy() if a.rel is not None:
+            policies = tables.setdefault(ctx.q(a.rel), {})
+            if a.permissive:
+                policies[a.name] = _Permissive(a.command, a.roles or ("public",),
+                                               Noted.at(ctx, ctx.q(a.rel), detail=a.name),
+                                               _next_order(ctx))
+            else:
+                policies.pop(a.name, None)
+        case n.AlterPolicy(roles=(_, *_)):
+            known = tables.get(ctx.q(a.rel), {}).get(a.name)
+            if known is not None:
+                known.roles = a.roles
+                known.noted = Noted.at(ctx, ctx.q(a.rel), detail=a.name)
+                known.order = _next_order(ctx)
+        case n.Rename(objtype="policy") if a.rel is not None:
+            policies = tables.get(ctx.q(a.rel), {})
+            if a.old in policies:
+                policies[a.new] = policies.pop(a.old)
+        case n.Rename(objtype="table") if a.rel is not None:
+            old = ctx.q(a.rel)
+            if old in tables:
+                tables[ctx.q(n.Rel(a.new, a.rel.schema))] = tables.pop(old)
+        case n.Drop(objtype="policy"):
+            for name in a.names:
+                target = _policy_drop_target(name, ctx)
+                if target is not None:
+                    tables.get(target[0], {}).pop(target[1], None)
+        case n.Drop(objtype="table"):
+            for rel in a.rels:
+                tables.pop(ctx.q(rel), None)
+
+
+def _next_order(ctx: RuleContext) -> int:
+    counter: list[int] = per_lint(ctx, "SC017.order", lambda: [0])
+    counter[0] += 1
+    return counter[0]
+
+
+def _overlapping_policies(tables: dict[str, dict[str, _Permissive]]) -> Iterator[Violation]:
+    for table, policies in tables.items():
+        if table.split(".")[0] in _SUPABASE_SCHEMAS or len(policies) < 2:
+            continue
+        # policy names -> the (role, command) pairs they all apply to
+        groups: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+        for command in _COMMANDS:
+            applying = {name: p for name, p in policies.items() if p.command in ("all", command)}
+            roles = sorted({r for p in applying.values() for r in p.roles} - _BYPASS_ROLES)
+            for role in roles:
+                names = tuple(sorted(name for name, p in applying.items()
+                                     if (_applies(p.roles, role) if role != "public"
+                                         else "public" in p.roles)))
+                if len(names) > 1:
+                    groups.setdefault(names, []).append((role, command))
+        for names, pairs in groups.items():
+            latest = max((policies[name] for name in names), key=lambda p: p.order)
+            commands = [c.upper() for c in _COMMANDS if any(c == pc for _, pc in pairs)]
+            roles = sorted({r for r, _ in pairs})
+            who = "every role (PUBLIC)" if roles == ["public"] else \
+                ("role " if len(roles) == 1 else "roles ") + \
+                ", ".join("PUBLIC" if r == "public" else r for r in roles)
+            yield latest.noted.violation(
+                f"policies {', '.join(_ident(x) for x in names)} on {table} are all permissive for "
+                f"{', '.join(commands)} by {who}: PostgreSQL evaluates each of them for every "
+                "row such a query reads or writes and ORs the results, so every extra policy "
+                "adds its whole cost to those queries",
+                "Give each role and command one permissive policy: combine the conditions "
+                "with OR in one policy, or split them by role with TO (a public-read policy "
+                "TO anon, the owner's policy TO authenticated) so a query evaluates only its "
+                "own. A policy meant to narrow the others belongs AS RESTRICTIVE.")
+
+
+_JSON_FIELD_OPS = frozenset({"->", "->>"})
+_JSON_PATH_OPS = frozenset({"#>", "#>>"})
+_JSON_PATH_FUNCS = frozenset({"jsonb_extract_path", "jsonb_extract_path_text",
+                              "json_extract_path", "json_extract_path_text"})
+
+
+def _string_const(node: object) -> str | None:
+    if type(node).__name__ == "A_Const":
+        return getattr(getattr(node, "val", None), "sval", None)
+    if type(node).__name__ == "TypeCast":  # 'user_metadata'::text
+        return _string_const(getattr(node, "arg", None))
+    return None
+
+
+def _jwt_claims(node: object) -> bool:
+    """``node`` is or contains the JWT's claims: auth.jwt(), or current_setting() of
+    request.jwt.claims (PostgREST's setting)."""
+    for sub in _walk(node):
+        name = _func_name(sub)
+        if name == ("auth", "jwt"):
+            return True
+        if name in (("current_setting",), ("pg_catalog", "current_setting")):
+            args = getattr(sub, "args", None) or ()
+            setting = _string_const(args[0]) if args else None
+            if setting is not None and setting.startswith("request.jwt.claims"):
+                return True
+    return False
+
+
+def _path_head(node: object) -> str | None:
+    """The first key of a #> path: '{user_metadata,role}' or ARRAY['user_metadata', ...]."""
+    text = _string_const(node)
+    if text is not None:
+        head = text.strip().lstrip("{").split(",")[0].strip().strip('"')
+        return head or None
+    if type(node).__name__ == "A_ArrayExpr":
+        elements = getattr(node, "elements", None) or ()
+        return _string_const(elements[0]) if elements else None
+    return None
+
+
+def _reads_user_metadata(expr: object) -> str | None:
+    """How ``expr`` reads the user-editable metadata, as the message quotes it, or None."""
+    for node in _walk(expr):
+        kind = type(node).__name__
+        if kind == "A_Expr":
+            op = ".".join(getattr(p, "sval", "") for p in getattr(node, "name", None) or ())
+            left, right = getattr(node, "lexpr", None), getattr(node, "rexpr", None)
+            if op in _JSON_FIELD_OPS and _string_const(right) == "user_metadata" and \
+                    left is not None and _jwt_claims(left):
+                return f"{op} 'user_metadata' of the JWT"
+            if op in _JSON_PATH_OPS and _path_head(right) == "user_metadata" and \
+                    left is not None and _jwt_claims(left):
+                return f"{op} path under user_metadata of the JWT"
+        elif kind == "FuncCall":
+            name: tuple[str, ...] = _func_name(node) or ("",)
+            args: tuple[object, ...] = getattr(node, "args", None) or ()
+            if name[-1] in _JSON_PATH_FUNCS and len(args) > 1 and \
+                    _string_const(args[1]) == "user_metadata" and _jwt_claims(args[0]):
+                return f"{name[-1]}(..., 'user_metadata') of the JWT"
+            if name in (("current_setting",), ("pg_catalog", "current_setting")) and args and \
+                    (_string_const(args[0]) or "").startswith("request.jwt.claim.user_metadata"):
+                return "the request.jwt.claim.user_metadata setting"
+        elif kind == "ColumnRef":
+            fields = getattr(node, "fields", None) or ()
+            if fields and getattr(fields[-1], "sval", None) == "raw_user_meta_data":
+                return "raw_user_meta_data (of auth.users)"
+    return None
+
+
+@rule("SC018", "policy-uses-user-metadata", "security", wants=("CreatePolicy", "AlterPolicy"),
+      profile="supabase",
+      summary="A policy that reads the JWT's user_metadata (or auth.users.raw_user_meta_data) "
+              "trusts a value every signed-in user can set for themselves.")
+def policy_uses_user_metadata(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
+    if getattr(a, "rel", None) is None:
+        return
+    for clause, expr in _policy_exprs(ctx):
+        how = _reads_user_metadata(expr)
+        if how is None:
+            continue
+        yield Violation(
+            f"{_policy_target(a, ctx)} reads {how} in {clause}: user metadata is whatever the "
+            "signed-in user last saved with auth.updateUser({ data: ... }), so any user can "
+            "give themselves the value this policy checks",
+            "Decide access with data the user cannot write: app_metadata (raw_app_meta_data, "
+            "set only with the service role), or a table of roles or memberships that only "
+            "privileged code writes.",
+        )
+        return
+
+
+# ---------------------------------------------------------------------------- API exposure
+# Supabase's API roles: the default privileges of an exposed schema grant them every table,
+# view and materialized view its owner creates there.
+_API_ROLES = ("anon", "authenticated")
+
+
+def _is_foreign_table(ctx: RuleContext) -> bool:
+    return type(ctx.stmt.node).__name__ == "CreateForeignTableStmt"
+
+
+def _acl_targets(a: n.Grant, ctx: RuleContext) -> tuple[list[str], list[str]]:
+    """(qualified relations, schemas) a GRANT / REVOKE on tables names: ON ALL TABLES IN
+    SCHEMA s (every relation in s at that moment) gives schemas."""
+    from pglast import enums
+
+    targtype = getattr(ctx.stmt.node, "targtype", None)
+    if targtype == enums.GrantTargetType.ACL_TARGET_ALL_IN_SCHEMA:
+        return [], list(a.objects)
+    rels = []
+    for obj in a.objects:
+        parts = obj.split(".")
+        rels.append(ctx.q(n.Rel(parts[-1], parts[-2] if len(parts) > 1 else None)))
+    return rels, []
+
+
+@dataclass
+class _Exposed:
+    noted: Noted
+    readers: set[str]  # API roles that may still select from it
+
+
+def _exposure(kind: str, a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]:
+    """SC019 / SC020: note the relations created in an exposed schema; follow the REVOKEs,
+    GRANTs, renames and drops after them; judge at the end of the set."""
+    code = "SC019" if kind == "materialized view" else "SC020"
+    pending: dict[str, _Exposed] = per_lint(ctx, code, dict)
+    match a:
+        case None:
+            for rel, exposed in pending.items():
+                if not exposed.readers:
+                    continue
+                readers = [r for r in _API_ROLES if r in exposed.readers]
+                yield exposed.noted.violation(
+                    f"{kind} {rel} is in a schema the API exposes and cannot have row level "
+                    f"security: {' and '.join(readers)} may select every row of it through the "
+                    "API (the schema's default privileges grant it to them)",
+                    f"Create it in a schema the API does not expose, or revoke the API roles' "
+                    f"access: REVOKE ALL ON {rel} FROM anon, authenticated; (and serve it "
+                    "through a security_invoker view or a function that checks the caller).",
+                    recipe=f"REVOKE ALL ON {rel} FROM anon, authenticated;")
+            pending.clear()
+        case n.CreateTable(temporary=False) if a.materialized == (kind == "materialized view") \
+                and _is_foreign_table(ctx) == (kind == "foreign table"):
+            schema = a.rel.schema or ctx.state.search_schema
+            if schema in ctx.config.exposed_schemas:
+                created = ctx.q(a.rel)
+                pending[created] = _Exposed(Noted.at(ctx, created), set(_API_ROLES))
+        case n.Grant(objtype="table") if pending and \
+                ({"select", "all"} & set(a.privileges)):
+            rels, schemas = _acl_targets(a, ctx)
+            grantees = set(a.grantees)
+            # GRANT TO PUBLIC reaches the API roles; REVOKE FROM PUBLIC leaves their own grants.
+            api = set(_API_ROLES) if a.is_grant and "public" in grantees else \
+                grantees & set(_API_ROLES)
+            for target, exposed in pending.items():
+                if target in rels or target.split(".")[0] in schemas:
+                    if a.is_grant:
+                        exposed.readers |= api
+                    else:
+                        exposed.readers -= api
+        case n.Rename() if a.rel is not None and ctx.q(a.rel) in pending and \
+                a.objtype in ("table", kind):
+            old = ctx.q(a.rel)
+            pending[ctx.q(n.Rel(a.new, a.rel.schema))] = pending.pop(old)
+        case n.Drop() if a.objtype == kind:
+            for dropped in a.rels:
+                pending.pop(ctx.q(dropped), None)
+
+
+@rule("SC019", "materialized-view-in-api", "security",
+      wants=("CreateTable", "Grant", "Rename", "Drop", SET_END),
+      severity="warning", profile="supabase",
+      summary="A materialized view in an exposed schema cannot have row level security: the "
+              "API roles read all of it unless the set revokes their access.")
+def materialized_view_in_api(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]:
+    yield from _exposure("materialized view", a, ctx)
+
+
+@rule("SC020", "foreign-table-in-api", "security",
+      wants=("CreateTable", "Grant", "Rename", "Drop", SET_END),
+      severity="warning", profile="supabase",
+      summary="A foreign table in an exposed schema cannot have row level security: the API "
+              "roles read (and may write) the remote data unless the set revokes their "
+              "access.")
+def foreign_table_in_api(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]:
+    yield from _exposure("foreign table", a, ctx)
