@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from .. import nodes as n
 from ..registry import Violation, rule
+from ..schema import ConstraintState
 from .context import RuleContext
 
 
@@ -137,4 +139,117 @@ def delete_without_where(a: n.Delete, ctx: RuleContext) -> Iterator[Violation]:
         f"DELETE FROM {ctx.q(a.rel)} has no WHERE clause: it deletes every row, holding "
         "ROW EXCLUSIVE and row locks on all of them until it commits",
         "Add a WHERE clause that selects exactly the rows to remove (and batch large deletes).",
+    )
+
+
+# Constraint names that say "foreign key" by a common convention: PostgreSQL's and Prisma's
+# <table>_<columns>_fkey (a digit appended on collision), Laravel's _foreign, hand-written
+# _fk / fk_ (Rails' fk_rails_<hash>, EF Core's and TypeORM's FK_...), Django's and pop's
+# ..._fk_..., and Hibernate's FK plus 25 letters and digits.
+_FK_NAME = re.compile(r"(?:_fkey\d*|_fk|_foreign)$|^fk_|_fk_|^fk[0-9a-z]{25}$", re.I)
+
+
+def _constraint(ctx: RuleContext, a: n.DropConstraint) -> ConstraintState | None:
+    """The constraint the state knows by that name; for a foreign key created without a name,
+    the one PostgreSQL would have named so (<table>_<columns>_fkey: the state names it its own
+    way)."""
+    con = ctx.state.constraint(a.rel, a.name)
+    t = ctx.state.table(a.rel)
+    if con is None and t is not None and a.name.endswith("_fkey"):
+        table = t.qualified.split(".", 1)[-1]
+        con = next((c for c in t.constraints.values() if c.kind == "foreign" and
+                    f"{table}_{'_'.join(c.columns)}_fkey" == a.name), None)
+    return con
+
+
+def _same_table(ctx: RuleContext, rel: n.Rel, other: n.Rel) -> bool:
+    return ctx.q(rel) == ctx.q(other)
+
+
+def _fk_replaced(a: n.DropConstraint, ctx: RuleContext, con: ConstraintState | None,
+                 columns: tuple[str, ...], ref: str | None) -> bool:
+    """Another foreign key on the same columns still holds, or one of the same name, on the
+    same columns or to the same table is added later in the migration (a new ON DELETE
+    action, a type change, the relation moved to another column)."""
+    t = ctx.state.table(a.rel)
+    if columns and t is not None and any(
+            c.kind == "foreign" and c is not con and c.columns == columns
+            for c in t.constraints.values()):
+        return True
+    here = next((i for i, x in enumerate(ctx.actions) if x is a), len(ctx.actions))
+    later = list(ctx.actions[here + 1:])
+    later += [x for _, x in ctx.later_actions()]
+    for x in later:
+        cons: tuple[n.ConstraintDef, ...] = ()
+        if isinstance(x, n.AddConstraint) and _same_table(ctx, x.rel, a.rel):
+            cons = (x.constraint,)
+        elif isinstance(x, n.AddColumn) and _same_table(ctx, x.rel, a.rel):
+            cons = x.column.constraints
+        if any(c.kind == "foreign" and (c.name == a.name or (columns and c.columns == columns)
+                                        or (ref is not None and c.ref_table is not None and
+                                            ctx.q(c.ref_table) == ref))
+               for c in cons):
+            return True
+    return False
+
+
+def _goes_with_table_or_column(a: n.DropConstraint, ctx: RuleContext,
+                               columns: tuple[str, ...], ref: str | None) -> bool:
+    """The same migration later drops the table, the key's columns or the table it references:
+    DS001 / DS002 report that, and the foreign key goes with it either way."""
+    dropped_cols = set()
+    for _, x in ctx.later_actions():
+        if isinstance(x, n.Drop) and x.objtype == "table" and any(
+                _same_table(ctx, r, a.rel) or (ref is not None and ctx.q(r) == ref)
+                for r in x.rels):
+            return True
+        if isinstance(x, n.DropColumn) and _same_table(ctx, x.rel, a.rel):
+            dropped_cols.add(x.column)
+    if not dropped_cols:
+        return False
+    if columns:
+        return set(columns) <= dropped_cols
+    # Known by its name only: <table>_<column>_fkey (PostgreSQL, Prisma) or _foreign (Laravel).
+    name = a.name.lower()
+    return any(name.startswith(f"{a.rel.name}_{c}_".lower()) for c in dropped_cols)
+
+
+@rule("DS008", "drop-foreign-key", "destructive", wants=("DropConstraint",), severity="warning",
+      summary="ALTER TABLE ... DROP CONSTRAINT of a foreign key: from then on rows can point at "
+              "nothing.")
+def drop_foreign_key(a: n.DropConstraint, ctx: RuleContext) -> Iterator[Violation]:
+    if ctx.state.is_new(a.rel):
+        return  # created in this migration: nobody has written a row that relies on it yet
+    con = _constraint(ctx, a)
+    if con is not None:
+        if con.kind != "foreign":
+            return
+        columns, ref = con.columns, con.ref_table
+        # Added earlier in this migration and dropped again: nothing existed before it.
+        if any(isinstance(x, n.AddConstraint) and x.constraint.name == a.name and
+               _same_table(ctx, x.rel, a.rel) for _, x in ctx.earlier_actions()):
+            return
+    else:
+        t = ctx.state.table(a.rel)
+        if not _FK_NAME.search(a.name) or (a.if_exists and t is not None and t.known):
+            # Not named like a foreign key: a unique or check constraint is no business of
+            # this rule. IF EXISTS of a constraint the set never gave a table it created: a
+            # guard that most likely drops nothing.
+            return
+        columns, ref = (), None
+    if _fk_replaced(a, ctx, con, columns, ref) or _goes_with_table_or_column(a, ctx, columns, ref):
+        return
+    target = f" to {ref}" if ref else ""
+    cols = f" ({', '.join(columns)})" if columns else ""
+    known = "" if con is not None else \
+        " (a foreign key by its name: the migrations do not show its definition)"
+    yield Violation(
+        f"DROP CONSTRAINT {a.name} removes the foreign key{cols} of {ctx.q(a.rel)}{target}"
+        f"{known}: from now on rows can be written that point at no row (orphans), and "
+        "deleting a referenced row no longer cascades or fails as it did",
+        "If the key is being replaced (other columns, a new ON DELETE action, a type change), "
+        "add the new one first in the same migration (ADD CONSTRAINT ... NOT VALID, then "
+        "VALIDATE CONSTRAINT in a later migration) and drop the old one after it. If it goes "
+        "for good, drop it once the application no longer relies on it, and say why in a "
+        "suppression.",
     )
