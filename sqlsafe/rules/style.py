@@ -674,3 +674,142 @@ def reg_type_blocks_pg_upgrade(a: n.Action, ctx: RuleContext) -> Iterator[Violat
                 f"Store the name as text (cast with ::{t.name} where the OID is needed), or "
                 "use regclass, regtype or regrole, which pg_upgrade carries over.",
             )
+
+
+# ---------------------------------------------------------------------------- column order
+
+# pg_type.typlen and typalign (as a byte count) of the fixed-width built-in types, the same in
+# every supported release (checked against the PostgreSQL 15 and 18 catalogs). uuid and name are
+# byte arrays: 'c' aligned whatever their size.
+_FIXED_TYPES: dict[str, tuple[int, int]] = {
+    "bool": (1, 1), "char": (1, 1), "int2": (2, 2), "int4": (4, 4), "int8": (8, 8),
+    "float4": (4, 4), "float8": (8, 8), "money": (8, 8), "oid": (4, 4), "xid": (4, 4),
+    "xid8": (8, 8), "cid": (4, 4), "tid": (6, 2), "pg_lsn": (8, 8),
+    "date": (4, 4), "time": (8, 8), "timetz": (12, 8), "timestamp": (8, 8),
+    "timestamptz": (8, 8), "interval": (16, 8), "uuid": (16, 1), "name": (64, 1),
+    "macaddr": (6, 4), "macaddr8": (8, 4), "point": (16, 8), "line": (24, 8),
+    "lseg": (32, 8), "box": (32, 8), "circle": (24, 8),
+    **{t: (4, 4) for t in ("regclass", "regcollation", "regconfig", "regdictionary",
+                           "regnamespace", "regoper", "regoperator", "regproc",
+                           "regprocedure", "regrole", "regtype")},
+}
+# Variable-length types whose values can take the 1-byte header (typstorage other than 'p'):
+# a value under 127 bytes is stored unaligned. Ranges and multiranges included. (tsquery is
+# stored plain, always 4-byte aligned: left unknown.)
+_RANGES = ("int4", "int8", "num", "ts", "tstz", "date")
+_CORE_VARLENA = frozenset({
+    "text", "varchar", "bpchar", "bytea", "numeric", "json", "jsonb", "jsonpath", "xml",
+    "bit", "varbit", "inet", "cidr", "tsvector", "path", "polygon", "pg_snapshot",
+    "txid_snapshot", "refcursor",
+    *(f"{r}range" for r in _RANGES), *(f"{r}multirange" for r in _RANGES),
+})
+# Extension types that are variable-length in whatever schema they are installed.
+_EXTENSION_VARLENA = frozenset({"citext", "hstore", "ltree", "geometry", "geography", "vector",
+                                "halfvec", "sparsevec"})
+_VARLENA = (-1, 1)
+# Rows are stored MAXALIGNed (8 bytes on 64-bit servers): a better order saves a multiple of
+# 8 bytes a row or nothing, so this reports any saving a row is sure to see.
+MIN_PADDING_SAVING = 8
+_MAXALIGN = 8
+
+
+def _storage(t: n.TypeRef | None, ctx: RuleContext) -> tuple[int, int] | None:
+    """(typlen, alignment in bytes) of a column type, typlen -1 for variable length; None when
+    it is not known (a domain, a type the set did not create)."""
+    if t is None:
+        return None
+    if t.array:
+        return _VARLENA
+    if t.schema in (None, "pg_catalog"):  # pg_catalog comes first in every search_path
+        if t.name in _FIXED_TYPES:
+            return _FIXED_TYPES[t.name]
+        if t.name in _CORE_VARLENA:
+            return _VARLENA
+    user = ctx.state.types.get(t.name) or next(
+        (v for k, v in ctx.state.types.items() if k.lower() == t.name), None)  # "TeamRole"
+    if user is not None:
+        if user.type_kind == "enum":
+            return (4, 4)  # an enum value is stored as the 4-byte OID of its label
+        return _VARLENA if user.type_kind in ("composite", "range") else None
+    return _VARLENA if t.name in _EXTENSION_VARLENA else None
+
+
+def _pad_run(run: list[tuple[int, int]], start: int) -> tuple[int, int]:
+    """(padding, end offset) of fixed-width columns laid out from offset ``start``."""
+    off, pad = start, 0
+    for length, align in run:
+        p = -off % align
+        pad += p
+        off += p + length
+    return pad, off
+
+
+def _written_padding(cols: list[tuple[int, int]]) -> int:
+    """The least padding the columns in this order can have in a row with every value present:
+    exact up to the first variable-length column; after one, its value's length decides where
+    the next column starts, so each later run counts with its most favourable start."""
+    runs: list[list[tuple[int, int]]] = [[]]
+    for c in cols:
+        if c[0] < 0:
+            runs.append([])
+        else:
+            runs[-1].append(c)
+    total = _pad_run(runs[0], 0)[0]
+    for run in runs[1:]:
+        total += min(_pad_run(run, x)[0] for x in range(_MAXALIGN))
+    return total
+
+
+def _best_order(cols: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """Fixed-width columns by alignment, largest first (a column whose size is a multiple of
+    8, uuid included, with the 8-byte ones; timetz and macaddr, whose size is not a multiple
+    of their alignment, last in their group), then the variable-length ones; written order
+    otherwise."""
+    def key(c: tuple[str, int, int]) -> tuple[int, bool]:
+        _, length, align = c
+        if length < 0:
+            return (0, False)
+        fit = min(length & -length, _MAXALIGN)  # the largest power of two dividing the size
+        return (-max(align, fit), align > fit)
+    return sorted(cols, key=key)
+
+
+def _maxalign(size: int) -> int:
+    return -(-size // _MAXALIGN) * _MAXALIGN
+
+
+@rule("ST019", "column-alignment-padding", "style", wants=("CreateTable",), severity="warning",
+      opt_in=True,
+      summary="CREATE TABLE lists its columns in an order whose alignment padding makes every "
+              "row at least 8 bytes larger than another order would.")
+def column_alignment_padding(a: n.CreateTable, ctx: RuleContext) -> Iterator[Violation]:
+    node = ctx.stmt.node
+    if a.temporary or a.as_select or a.partition_of is not None or len(a.columns) < 2 or \
+            getattr(node, "inhRelations", None) or getattr(node, "ofTypename", None) or \
+            any(type(e).__name__ == "TableLikeClause" for e in getattr(node, "tableElts", None) or ()):
+        return  # scratch data, or columns that come from elsewhere (parent, LIKE, OF type)
+    cols: list[tuple[str, int, int]] = []
+    for c in a.columns:
+        s = _storage(c.type, ctx)
+        if s is None:
+            return  # one column of unknown size or alignment: the arithmetic would be a guess
+        cols.append((c.name, *s))
+    best = _best_order(cols)
+    written = _written_padding([(ln, al) for _, ln, al in cols])
+    fixed = [(ln, al) for _, ln, al in best if ln >= 0]
+    least, end = _pad_run(fixed, 0)
+    exact = len(fixed) == len(cols)
+    if exact:  # no variable-length column: the row size is known
+        saved = _maxalign(sum(ln for ln, _ in fixed) + written) - _maxalign(end)
+    else:  # whatever the lengths of the variable-length values
+        saved = (written - least) // _MAXALIGN * _MAXALIGN
+    if saved < MIN_PADDING_SAVING:
+        return
+    yield Violation(
+        f"the column order of {ctx.q(a.rel)} puts {written - least} bytes of alignment padding "
+        f"in each row that another order avoids, so rows take {'' if exact else 'at least '}"
+        f"{saved} bytes more than they need (counting a row without NULLs): PostgreSQL keeps "
+        "columns in the order written, and changing it later means rebuilding the table",
+        "Declare the columns in this order (8-byte aligned, then 4, 2 and 1, then the "
+        f"variable-length ones): {', '.join(name for name, _, _ in best)}.",
+    )
