@@ -192,7 +192,13 @@ def _data_lines(m: MigrationResult) -> list[str]:
     return out
 
 
+# Catalog changes alone write a few kB; the text output names WAL from here up (the JSON
+# always carries it).
+_WAL_WORTH_SHOWING = 1 << 20
+
+
 def render_text(result: DryRunResult) -> str:
+    from ..dryrun.result import measured_size
     from ..locks import SQL_NAMES
 
     out = [f"PostgreSQL {result.server.version} ({result.server.engine})", ""]
@@ -210,7 +216,9 @@ def render_text(result: DryRunResult) -> str:
                 locks = ", ".join(f"{SQL_NAMES.get(lk.mode, lk.mode)} {lk.relation}"
                                   for lk in s.locks)
                 rw = f"; rewrites {', '.join(s.rewrites)}" if s.rewrites else ""
-                out.append(f"    line {s.line}: {locks}{rw} ({s.duration_ms:.1f} ms)")
+                wal = (f", {measured_size(s.wal_bytes)} of WAL"
+                       if s.wal_bytes is not None and s.wal_bytes >= _WAL_WORTH_SHOWING else "")
+                out.append(f"    line {s.line}: {locks}{rw} ({s.duration_ms:.1f} ms{wal})")
             for d in s.discrepancies:
                 out.append(f"    line {s.line}: prediction differs: {d}")
             if s.blocking:

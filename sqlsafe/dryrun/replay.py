@@ -365,6 +365,32 @@ _PIN = ("SELECT set_config('sqlsafe.search_path', current_setting('search_path')
 _UNPIN = "SELECT set_config('search_path', current_setting('sqlsafe.search_path'), true)"
 
 
+def _clock_sql(server_version_num: int) -> str:
+    """The server's clock and its WAL insert position (text such as '0/1A2B3C8'), read
+    between statements: the WAL a statement wrote is the distance between the positions
+    around it. Before PostgreSQL 10 the function had another name: NULL there."""
+    lsn = "pg_current_wal_insert_lsn()" if server_version_num >= 100000 else "NULL"
+    return f"SELECT clock_timestamp(), {lsn}"
+
+
+def _wal_sql(server_version_num: int) -> str:
+    return ("SELECT pg_current_wal_insert_lsn()" if server_version_num >= 100000
+            else "SELECT NULL")
+
+
+def _lsn(text: Any) -> int | None:
+    if not isinstance(text, str) or "/" not in text:
+        return None
+    high, low = text.split("/", 1)
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+def wal_between(before: Any, after: Any) -> int | None:
+    """Bytes of WAL between two insert positions read on the server (None if unknown)."""
+    a, b = _lsn(before), _lsn(after)
+    return None if a is None or b is None else max(b - a, 0)
+
+
 def _read_text(conn: psycopg.Connection[Any], sql: str) -> list[tuple[Any, ...]]:
     """The rows of one catalog-text query, read with the search_path pinned (``_PIN``)."""
     cur = conn.cursor()
@@ -842,13 +868,14 @@ class _Session:
 
         self._ensure_prepared()
         self._stash = None
-        parts = ["BEGIN", "SELECT clock_timestamp()"]
+        clock_sql = _clock_sql(self.r.server_version_num)
+        parts = ["BEGIN", clock_sql]
         starts: list[int] = []  # where each statement starts in the text (error positions)
         size = sum(len(p) + 1 for p in parts)  # each part and the ';' after it
         for stmt in unit.statements:
             starts.append(size)
             # A newline before the ';': the statement may end in a -- comment.
-            added = [stmt.sql + "\n", "EXECUTE sqlsafe_locks", "SELECT clock_timestamp()"]
+            added = [stmt.sql + "\n", "EXECUTE sqlsafe_locks", clock_sql]
             parts += added
             size += sum(len(p) + 1 for p in added)
         t0 = time.perf_counter()
@@ -859,21 +886,22 @@ class _Session:
         if failed_at is not None and (failed_at < 2 or (failed_at - 2) % 3):
             self.rollback_if_open()
             return False
-        previous = answers.rows(1)[0][0]
+        previous, position = answers.rows(1)[0]
         spent = 0.0
         # Only what the COMMIT's message needs is worked out at once (the touched relations);
         # the rest of the observation is done while the server runs that message
         # (``_commit_observed``), or before anything else reads ``results``.
-        ran: list[tuple[ParsedStatement, float, str | None, int, list[tuple[Any, ...]]]] = []
+        ran: list[tuple[ParsedStatement, float, str | None, int, list[tuple[Any, ...]],
+                        int | None]] = []
 
         def observe() -> None:
-            for stmt, duration, status, count, lock_rows in ran:
+            for stmt, duration, status, count, lock_rows, wal in ran:
                 before = dict(self.known)
                 held_before = set(self.held)
                 locks, rewrites = self._observe(before, held_before, lock_rows, touch=False)
                 results.append(_observed_result(unit, stmt, duration, locks, rewrites,
                                                 _rows_affected(status, count), True, before,
-                                                held_before, predictions))
+                                                held_before, predictions, wal_bytes=wal))
 
         for i, stmt in enumerate(unit.statements):
             self._note(stmt)
@@ -888,12 +916,14 @@ class _Session:
                     in_transaction=True, end_line=stmt.span.end_line))
             status, count = answers.status(at)
             lock_rows = answers.rows(at + 1)
-            clock = answers.rows(at + 2)[0][0]
+            clock, after = answers.rows(at + 2)[0]
             duration = (clock - previous).total_seconds() * 1000
             spent += duration
             previous = clock
+            wal = wal_between(position, after)
+            position = after
             self._touch(lock_rows)
-            ran.append((stmt, duration, status, count, lock_rows))
+            ran.append((stmt, duration, status, count, lock_rows, wal))
         self._deferred = observe
         return True
 
@@ -960,10 +990,13 @@ class _Session:
         rows: int | None = None
         probes: tuple[Any, ...] = ()
         watcher: _Watcher | None = None
+        wal_sql = _wal_sql(self.r.server_version_num)
+        positions: list[Any] = []  # the WAL insert positions before and after the statement
         try:
             if begin and not combined:
                 self.conn.execute("BEGIN")
             if watch:
+                positions.append(self.conn.execute(wal_sql).fetchone()[0])  # type: ignore[index]
                 watcher = _Watcher(self._watcher_conn(), self.pid,
                                    _tables_to_hold(stmt, unit, predictions, before))
                 watcher.start()
@@ -980,17 +1013,21 @@ class _Session:
                         self.pid, bk.statement_tables(stmt.node))
                 elif combined:
                     self._ensure_prepared()
-                    prefix = "BEGIN;\n" if begin else ""
+                    prefix = ("BEGIN;" if begin else "") + wal_sql + ";\n"
                     offset = len(prefix)
                     # A newline before the ';': the statement may end in a -- comment.
-                    text = (prefix + stmt.sql + "\n;EXECUTE sqlsafe_locks"
+                    text = (prefix + stmt.sql + f"\n;{wal_sql};EXECUTE sqlsafe_locks"
                             + (";COMMIT" if commit_too else ""))
                     cur = self.conn.cursor()
                     t0 = time.perf_counter()
                     cur.execute(text)
                     if begin:
                         cur.nextset()
+                    positions.append(cur.fetchone()[0])  # type: ignore[index]
+                    cur.nextset()
                     status, count = cur.statusmessage, cur.rowcount
+                    cur.nextset()
+                    positions.append(cur.fetchone()[0])  # type: ignore[index]
                     cur.nextset()
                     lock_rows = cur.fetchall()
                 else:
@@ -998,6 +1035,8 @@ class _Session:
             finally:
                 duration = (time.perf_counter() - t0) * 1000
                 seen = watcher.stop() if watcher is not None else None
+            if watch:
+                positions.append(self.conn.execute(wal_sql).fetchone()[0])  # type: ignore[index]
             if lock_rows is None:
                 status, count = cur.statusmessage, cur.rowcount
             rows = _rows_affected(status, count)
@@ -1037,8 +1076,9 @@ class _Session:
                 self.held = set()
         if control == "end" or not self.in_transaction:
             self.held = set()
+        wal = wal_between(*positions) if len(positions) == 2 else None
         return _observed_result(unit, stmt, duration, locks, rewrites, rows, in_tx, before,
-                                held_before, predictions, probes)
+                                held_before, predictions, probes, wal_bytes=wal)
 
     def _run_watched_retry(self, unit: _Unit, stmt: ParsedStatement, observe: bool,
                            predictions: dict[tuple[str, int], StatementInfo] | None,
@@ -1249,11 +1289,13 @@ def _observed_result(unit: _Unit, stmt: ParsedStatement, duration: float,
                      locks: list[ObservedLock], rewrites: list[str], rows: int | None,
                      in_tx: bool, before: dict[int, Rel], held_before: set[tuple[int, str]],
                      predictions: dict[tuple[str, int], StatementInfo] | None,
-                     probes: tuple[Any, ...] = ()) -> StatementResult:
+                     probes: tuple[Any, ...] = (), wal_bytes: int | None = None,
+                     ) -> StatementResult:
     """An observed statement's result, with the lint's prediction for it when there is one."""
     locks.sort(key=lambda lock: (lock.relation, lk.rank(lock.mode)))
     result = StatementResult(stmt.span.line, stmt.sql, duration, tuple(locks), tuple(rewrites),
-                             rows, None, in_tx, stmt.span.end_line, blocking=probes)
+                             rows, None, in_tx, stmt.span.end_line, blocking=probes,
+                             wal_bytes=wal_bytes)
     info = predictions.get((unit.section.path, stmt.span.line)) if predictions else None
     return result if info is None else _with_prediction(result, info, before, held_before)
 

@@ -8,6 +8,19 @@ from typing import Any
 from ..model import Finding, LintResult
 
 
+def measured_size(value: int | None) -> str:
+    """Measured bytes as a reviewer reads them: 512 B, 28.0 kB, 1.4 MB, 2.10 GB."""
+    if value is None:
+        return "—"
+    if value < 1024:
+        return f"{value} B"
+    for unit, scale in (("kB", 1 << 10), ("MB", 1 << 20), ("GB", 1 << 30)):
+        if value < scale * 1024 or unit == "GB":
+            amount = value / scale
+            return f"{amount:.2f} {unit}" if unit == "GB" else f"{amount:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
 @dataclass(frozen=True)
 class ObservedLock:
     relation: str  # schema-qualified
@@ -61,6 +74,9 @@ class StatementResult:
     predicted_rewrites: tuple[str, ...] = ()
     discrepancies: tuple[str, ...] = ()
     blocking: tuple[Blocking, ...] = ()
+    # WAL the statement wrote (between the server's insert positions around it); None where
+    # not read (statements that were not observed, COPY, servers before PostgreSQL 10).
+    wal_bytes: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -73,6 +89,8 @@ class StatementResult:
         }
         if self.rows is not None:
             d["rows"] = self.rows
+        if self.wal_bytes is not None:
+            d["wal_bytes"] = self.wal_bytes
         d["in_transaction"] = self.in_transaction
         if self.predicted_locks or self.predicted_rewrites:
             d["predicted"] = {

@@ -196,7 +196,7 @@ def _statement_view(st: StatementResult, info: StatementInfo | None,
         predicted=tuple(lock_view(r, md, r not in created) for r, md in predicted_pairs),
         observed=_observed(st.locks, created),
         predicted_rewrites=tuple(predicted_rw), observed_rewrites=tuple(st.rewrites),
-        rows=st.rows, error=st.error.message if st.error else None,
+        rows=st.rows, error=st.error.message if st.error else None, wal_bytes=st.wal_bytes,
         discrepancies=tuple(st.discrepancies),
         measured_blocking=_blocking_views(st.blocking, held), estimate=ev, risk=risk)
 
@@ -321,6 +321,7 @@ def _migration_view(index: int, m: Migration, res: MigrationResult | None,
         status=res.status if res else "not-run", risk=risk, risk_reasons=tuple(reasons),
         strongest_lock=strongest, strongest_on=on, rewrites=rewrites,
         duration_ms=res.duration_ms if res and res.status != "skipped" else None,
+        wal_bytes=_wal_total(res),
         idempotent=res.idempotent if res else None,
         idempotency_error=res.idempotency_error if res else None,
         destructive=destructive, counts=counts, statements=statements, findings=fviews,
@@ -577,3 +578,9 @@ def _operator(discovery: DiscoveryResult, paths: dict[str, str],
 def _shell(path: str) -> str:
     return path if re.fullmatch(r"[A-Za-z0-9_./@%+=:,-]+", path) else "'" + path.replace(
         "'", "'\\''") + "'"
+
+
+def _wal_total(res: MigrationResult | None) -> int | None:
+    """The WAL a migration's statements wrote, summed over those where it was read."""
+    known = [st.wal_bytes for st in res.statements if st.wal_bytes is not None] if res else []
+    return sum(known) if known else None

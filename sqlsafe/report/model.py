@@ -75,6 +75,7 @@ class StatementView:
     measured_blocking: tuple[BlockingView, ...] = ()  # --measure-blocking, per table
     estimate: EstimateView | None = None  # --estimate: at production size
     risk: str | None = None  # LOW | MEDIUM | HIGH from the estimate; None without one
+    wal_bytes: int | None = None  # WAL the statement wrote in the sandbox
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,8 @@ class MigrationView:
     risk_basis: str = ""
     longest_hold: EstimateView | None = None  # the statement estimate with the longest lock hold
     longest_hold_line: int | None = None
+    # WAL the migration's observed statements wrote in the sandbox (None: none was read).
+    wal_bytes: int | None = None
 
 
 @dataclass(frozen=True)

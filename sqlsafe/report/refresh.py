@@ -44,6 +44,10 @@ _RULES = (
     (re.compile(r"\b\d+(?:\.\d+)? (?:ms|s)\b"), "<duration>"),
     (re.compile(r'("(?:duration_ms|waited_ms)": )[0-9.eE+-]+'), r"\1<duration>"),
     (re.compile(r"(waited )\d+ ms"), r"\1<duration>"),
+    # WAL written: the same statements write a few bytes more or less from run to run
+    # (hint bits, the sandbox's own catalog reads) and from version to version
+    (re.compile(r'("wal_bytes": )\d+'), r"\1<wal>"),
+    (re.compile(r"\b\d+(?:\.\d+)? (?:B|kB|MB|GB) of WAL\b"), "<wal> of WAL"),
     # versions
     (re.compile(r"(PostgreSQL )\d+(?:\.\d+)?"), r"\1<version>"),
     (re.compile(r'("server_version": ")[^"]*'), r"\1<version>"),
