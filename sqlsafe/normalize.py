@@ -253,6 +253,25 @@ def default_of(expr: Any, known_volatility: dict[str, str] | None = None) -> n.D
     return n.Default(sql, volatile)
 
 
+def _column_refs(expr: Any) -> set[str]:
+    """The distinct column names an expression reads (last part of each ColumnRef)."""
+    found: set[str] = set()
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.ColumnRef):
+            parts = _names(node.fields)
+            if parts:
+                found.add(parts[-1])
+        elif isinstance(node, ast.Node):
+            slots = getattr(node, "__slots__", ())
+            stack.extend(v for v in (getattr(node, slot) for slot in slots)
+                         if isinstance(v, ast.Node | tuple))
+        elif isinstance(node, tuple):
+            stack.extend(node)
+    return found
+
+
 def constraint_def(c: Any, column: str | None = None) -> n.ConstraintDef | None:
     kind = _CONSTR_KIND.get(c.contype)
     if kind is None:
@@ -260,6 +279,14 @@ def constraint_def(c: Any, column: str | None = None) -> n.ConstraintDef | None:
     cols = tuple(_names(c.keys)) or ((column,) if column else ())
     if kind == "foreign":
         cols = tuple(_names(c.fk_attrs)) or ((column,) if column else ())
+    elif kind == "exclude" and not cols:
+        cols = tuple(elem.name for elem, _op in c.exclusions or ()
+                     if isinstance(elem, ast.IndexElem) and elem.name)
+    elif kind == "check" and not cols:
+        # PostgreSQL names a CHECK after its column when the expression reads exactly one.
+        read = _column_refs(c.raw_expr)
+        if len(read) == 1:
+            cols = tuple(read)
     nn_col = None
     if kind == "check":
         e = c.raw_expr

@@ -13,6 +13,34 @@ from dataclasses import dataclass, field
 from . import locks as lk
 from . import nodes as n
 
+# The suffix PostgreSQL gives a constraint it names itself (ChooseConstraintName's label).
+_CONSTRAINT_LABELS = {"primary": "pkey", "unique": "key", "foreign": "fkey", "check": "check",
+                      "exclude": "excl", "notnull": "not_null"}
+_MAX_NAME_BYTES = 63  # NAMEDATALEN - 1
+
+
+def implicit_constraint_name(table: str, kind: str, columns: tuple[str, ...]) -> str:
+    """The name PostgreSQL gives an unnamed constraint: ``<table>_pkey``, ``<table>_<columns>_
+    key`` / ``_fkey`` / ``_excl`` / ``_not_null``, ``<table>_<column>_check`` for a column's
+    CHECK (``<table>_check`` when the columns are not known), cut to 63 bytes the way
+    ``makeObjectName`` cuts it (the longer part loses a byte at a time). A digit PostgreSQL
+    appends when the name is taken is not modelled."""
+    label = _CONSTRAINT_LABELS.get(kind, kind)
+    second = "_".join(columns) if kind != "primary" and columns else ""
+    first_b, second_b = table.encode(), second.encode()
+    room = _MAX_NAME_BYTES - len(label) - 1 - (1 if second else 0)
+    n1, n2 = len(first_b), len(second_b)
+    while n1 + n2 > room:
+        if n1 > n2:
+            n1 -= 1
+        else:
+            n2 -= 1
+    # A cut inside a multibyte character drops the whole character (pg_mbcliplen).
+    parts = [first_b[:n1].decode("utf-8", "ignore")]
+    if second:
+        parts.append(second_b[:n2].decode("utf-8", "ignore"))
+    return "_".join([*parts, label])
+
 
 @dataclass
 class ColumnState:
@@ -259,6 +287,7 @@ class SchemaState:
                     t.columns[col.name] = ColumnState(
                         col.name, col.type, col.not_null or col.primary_key,
                         col.default is not None, path, idx)
+                    self._add_column_keys(t, col, path)
                     for c in col.constraints:
                         self._add_constraint(t, c, path, default_cols=(col.name,))
                 for c in action.constraints:
@@ -290,6 +319,7 @@ class SchemaState:
                 t.columns[col.name] = ColumnState(col.name, col.type, col.not_null,
                                                   col.default is not None, path, idx,
                                                   added_default=col.default)
+                self._add_column_keys(t, col, path)
                 for c in col.constraints:
                     self._add_constraint(t, c, path, default_cols=(col.name,))
             case n.DropColumn():
@@ -433,9 +463,17 @@ class SchemaState:
         else:
             target[name] = value
 
+    def _add_column_keys(self, t: TableState, col: n.ColumnDef, path: str) -> None:
+        """A column's own PRIMARY KEY / UNIQUE: constraints (with their indexes) like the
+        table-level ones, under the names PostgreSQL gives them."""
+        for kind, flagged in (("primary", col.primary_key), ("unique", col.unique)):
+            if flagged:
+                self._add_constraint(t, n.ConstraintDef(kind), path, default_cols=(col.name,))
+
     def _add_constraint(self, t: TableState, c: n.ConstraintDef, path: str,
                         default_cols: tuple[str, ...] = ()) -> None:
-        name = c.name or f"{t.qualified.split('.')[-1]}_{'_'.join(c.columns or default_cols)}_{c.kind}"
+        name = c.name or implicit_constraint_name(t.qualified.split(".")[-1], c.kind,
+                                                  c.columns or default_cols)
         ref = self.qualify(c.ref_table) if c.ref_table is not None else None
         t.constraints[name] = ConstraintState(name, c.kind, not c.not_valid,
                                               c.columns or default_cols, c.not_null_column, ref,

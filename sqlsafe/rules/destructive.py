@@ -150,16 +150,9 @@ _FK_NAME = re.compile(r"(?:_fkey\d*|_fk|_foreign)$|^fk_|_fk_|^fk[0-9a-z]{25}$", 
 
 
 def _constraint(ctx: RuleContext, a: n.DropConstraint) -> ConstraintState | None:
-    """The constraint the state knows by that name; for a foreign key created without a name,
-    the one PostgreSQL would have named so (<table>_<columns>_fkey: the state names it its own
-    way)."""
-    con = ctx.state.constraint(a.rel, a.name)
-    t = ctx.state.table(a.rel)
-    if con is None and t is not None and a.name.endswith("_fkey"):
-        table = t.qualified.split(".", 1)[-1]
-        con = next((c for c in t.constraints.values() if c.kind == "foreign" and
-                    f"{table}_{'_'.join(c.columns)}_fkey" == a.name), None)
-    return con
+    """The constraint the state knows by that name (one created without a name is known by
+    the name PostgreSQL gave it, ``schema.implicit_constraint_name``)."""
+    return ctx.state.constraint(a.rel, a.name)
 
 
 def _same_table(ctx: RuleContext, rel: n.Rel, other: n.Rel) -> bool:

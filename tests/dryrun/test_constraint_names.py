@@ -1,0 +1,86 @@
+"""The names the schema state gives unnamed constraints are the ones PostgreSQL gives them.
+
+A later migration drops, validates or renames a constraint by the name the server chose
+(`ALTER TABLE orders DROP CONSTRAINT orders_customer_id_fkey`); the state must know it by
+that name. Checked on a real server (embedded 18 and local 15), long names included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from dryrun_helpers import LOCAL_MAJOR, needs_local
+
+from sqlsafe.dryrun.sandbox import Sandbox, open_sandbox
+from sqlsafe.model import Section
+from sqlsafe.normalize import normalize
+from sqlsafe.parse import parse_section
+from sqlsafe.schema import SchemaState
+
+pytestmark = pytest.mark.postgres
+
+LONG_TABLE = "warehouse_inventory_adjustment_requests_by_supplier"
+LONG_COLUMN = "replacement_supplier_identifier_for_backordered_items_long"
+SQL = f"""
+CREATE TABLE customers (id bigint PRIMARY KEY, email text UNIQUE);
+CREATE TABLE orders (
+    id bigint PRIMARY KEY,
+    customer_id bigint REFERENCES customers (id),
+    code text UNIQUE,
+    qty int CHECK (qty > 0),
+    a int, b int,
+    UNIQUE (a, b),
+    FOREIGN KEY (b) REFERENCES customers (id),
+    CHECK (a < b),
+    EXCLUDE USING btree (a WITH =)
+);
+CREATE TABLE {LONG_TABLE} (
+    id bigint PRIMARY KEY,
+    {LONG_COLUMN} bigint REFERENCES customers (id) UNIQUE
+);
+ALTER TABLE customers ADD CHECK (email <> '');
+ALTER TABLE customers ADD FOREIGN KEY (id) REFERENCES orders (id) NOT VALID;
+"""
+
+
+@pytest.fixture(scope="module", params=[
+    pytest.param(("embedded", None), id="pg18"),
+    pytest.param(("local", LOCAL_MAJOR), id="pg15", marks=needs_local()),
+])
+def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    engine, version = request.param
+    with open_sandbox(engine, pg_version=version) as sb:
+        yield sb
+
+
+def _state_names() -> dict[str, set[str]]:
+    state = SchemaState()
+    state.begin_migration("001.sql", 0, False)
+    for stmt in parse_section(Section("001.sql", SQL)).statements:
+        assert stmt.node is not None, stmt.error
+        for action in normalize(stmt.node, state.functions):
+            state.apply(action)
+    state.end_migration()
+    out = {}
+    for table in ("customers", "orders", LONG_TABLE):
+        t = state.table(f"public.{table}")
+        assert t is not None
+        out[table] = {name for name, c in t.constraints.items() if c.kind != "notnull"}
+    return out
+
+
+def test_unnamed_constraints_are_known_by_the_servers_names(sandbox: Sandbox) -> None:
+    with sandbox.connect() as conn:
+        conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        conn.execute(SQL)
+        rows = conn.execute(
+            "SELECT c.relname, k.conname FROM pg_constraint k JOIN pg_class c "
+            "ON c.oid = k.conrelid WHERE c.relnamespace = 'public'::regnamespace "
+            "AND k.contype <> 'n'").fetchall()
+    server: dict[str, set[str]] = {}
+    for table, name in rows:
+        server.setdefault(table, set()).add(name)
+    assert _state_names() == server
+    # The long names really were cut (so the cutting is what is checked).
+    assert any(len(n) == 63 for n in server[LONG_TABLE])
