@@ -189,7 +189,7 @@ def type_ref(tn: Any) -> n.TypeRef | None:
     if tn is None:
         return None
     parts = _names(tn.names)
-    name = parts[-1].lower() if parts else "?"
+    name = parts[-1] if parts else "?"  # the parser folded unquoted names already
     schema = parts[-2] if len(parts) > 1 and parts[-2] != "pg_catalog" else None
     mods: list[int] = []
     for m in tn.typmods or ():

@@ -725,8 +725,7 @@ def _storage(t: n.TypeRef | None, ctx: RuleContext) -> tuple[int, int] | None:
             return _FIXED_TYPES[t.name]
         if t.name in _CORE_VARLENA:
             return _VARLENA
-    user = ctx.state.types.get(t.name) or next(
-        (v for k, v in ctx.state.types.items() if k.lower() == t.name), None)  # "TeamRole"
+    user = ctx.state.types.get(t.name)  # as written: "TeamRole" and teamrole are two types
     if user is not None:
         if user.type_kind == "enum":
             return (4, 4)  # an enum value is stored as the 4-byte OID of its label

@@ -56,3 +56,12 @@ def test_a_column_key_is_an_index_of_its_table() -> None:
     assert _codes(new + "DROP INDEX items_sku_key;\n", "LK002") == []
     # An existing table's are judged.
     assert _codes("REINDEX INDEX orders_pkey;\n", "LK003") == [(1, "LK003")]
+
+
+def test_quoted_type_names_keep_their_case() -> None:
+    from sqlsafe.normalize import normalize
+    from sqlsafe.parse import parse_section
+
+    (stmt,) = parse_section(Section("x.sql", 'CREATE TABLE t (a "Mood", b Mood, c INT);')).statements
+    (action,) = normalize(stmt.node, {})
+    assert [c.type.name for c in action.columns] == ["Mood", "mood", "int4"]
