@@ -95,6 +95,12 @@ def drop_cascade(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
         return
     if isinstance(a, (n.DropColumn, n.DropConstraint)) and ctx.state.is_new(a.rel):
         return
+    if isinstance(a, n.DropConstraint):
+        con = ctx.state.constraint(a.rel, a.name)
+        if con is not None and con.kind in ("foreign", "check", "notnull", "exclude"):
+            # Only a primary key or unique constraint can have dependents (the foreign keys
+            # that reference its index); CASCADE on these drops nothing more.
+            return
     users = []
     if isinstance(a, n.Drop) and a.objtype in ("type", "domain"):
         # DROP TYPE ... CASCADE drops the table columns of that type, with their data.

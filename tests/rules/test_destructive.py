@@ -59,6 +59,14 @@ def test_ds005_without_cascade_or_schema_ok() -> None:
     assert lines("DS005", SETUP, "DROP TABLE sessions;\nDROP SCHEMA s CASCADE;") == []
 
 
+def test_ds005_cascade_on_a_constraint_nothing_can_depend_on_ok() -> None:
+    # A foreign key or CHECK has no dependents: CASCADE drops nothing more. A primary key
+    # does (the foreign keys that reference it).
+    assert lines("DS005", SETUP,
+                 "ALTER TABLE sessions DROP CONSTRAINT sessions_account_id_fkey CASCADE;\n"
+                 "ALTER TABLE accounts DROP CONSTRAINT accounts_pkey CASCADE;") == [2]
+
+
 def test_ds006_truncate_err() -> None:
     (f,) = run("DS006", SETUP, "TRUNCATE accounts CASCADE;")
     assert "public.sessions" in f.message
