@@ -168,10 +168,13 @@ def create_without_if_not_exists(a: n.Action, ctx: RuleContext) -> Iterator[Viol
         return  # DROP ... IF EXISTS earlier in the file: the re-run starts from scratch
     fix = ctx.insert_after(_CREATE_KEYWORD[kind], " IF NOT EXISTS", "add IF NOT EXISTS")
     shown = str(a.rel) if isinstance(a, n.CreateTable) else name
+    spelled = kind.upper()
+    if type(ctx.stmt.node).__name__ == "CreateForeignTableStmt":
+        spelled = "FOREIGN TABLE"
     yield Violation(
-        f"CREATE {kind.upper()} {shown} fails with 'already exists' when the migration runs "
+        f"CREATE {spelled} {shown} fails with 'already exists' when the migration runs "
         "again (e.g. a retry after a partial failure)",
-        f"Write CREATE {kind.upper()} IF NOT EXISTS so a second run is harmless.",
+        f"Write CREATE {spelled} IF NOT EXISTS so a second run is harmless.",
         fix=fix,
     )
 

@@ -16,6 +16,13 @@ def test_id001_create_table_err() -> None:
     assert codes("ID001", "CREATE TABLE t (id int);\nCREATE SCHEMA s;\nCREATE EXTENSION x;") == [1, 2, 3]
 
 
+def test_id001_foreign_table_is_named_so() -> None:
+    (f,) = run("ID001", "CREATE FOREIGN TABLE remote_orders (id bigint) SERVER shop;")
+    assert "CREATE FOREIGN TABLE remote_orders" in f.message
+    assert "CREATE FOREIGN TABLE IF NOT EXISTS" in f.help
+    assert f.fix is not None
+
+
 def test_id001_if_not_exists_ok() -> None:
     assert codes("ID001", "CREATE TABLE IF NOT EXISTS t (id int);\nCREATE SCHEMA IF NOT EXISTS s;") == []
 
