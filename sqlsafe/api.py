@@ -252,9 +252,11 @@ def _prepare_dry_run(paths: tuple[str, ...], config: Config, from_index: int,
     if setup is None and config.setup:
         setup = _config_setup(config)
     # docker: the image of the target version (--pg-version) unless --image says otherwise;
-    # embedded ships one version and local uses what is installed.
-    pg = config.pg_version if engine == "docker" and not image else None
-    if pg is not None and config.pg_minor is not None:
+    # local: that version's binaries when a version was given, else the newest installed;
+    # embedded ships one version.
+    pg = config.pg_version if (engine == "docker" and not image) or \
+        (engine == "local" and config.pg_version_given) else None
+    if engine == "docker" and pg is not None and config.pg_minor is not None:
         image = f"postgres:{config.pg_version}.{config.pg_minor}"  # the release asked for
     return _DryRunInputs(disc, lint(disc, config, keep_parsed=True), setup, pg, image)
 
@@ -395,3 +397,65 @@ def run_dry_run(paths: tuple[str, ...], config: Config, *, engine: str,
                          from_index=from_index, check_idempotency=check_idempotency,
                          check_down=check_down, on_progress=on_progress, **(data or {}))
     return dataclasses.replace(result, startup_ms=startup_ms), lint_result, disc
+
+
+def matrix_engines(versions: tuple[int, ...], engine: str) -> list[tuple[int, str]]:
+    """(major, engine) for each version of ``--versions``: with the default engine the
+    embedded server for its own major and local binaries for the others; local or docker for
+    all when asked. Raises UsageError for the url engine (one server, one version) and for a
+    version no engine here can run, before anything starts."""
+    from .config import ConfigError, check_pg_version
+    from .dryrun import sandbox as sb
+
+    if engine == "url":
+        raise UsageError("--versions replays on one server per version; the url engine has "
+                         "one: use --engine embedded, local or docker")
+    if len(set(versions)) < 2:
+        raise UsageError("--versions needs at least two different majors, e.g. --versions 15,18")
+    plan: list[tuple[int, str]] = []
+    for v in versions:
+        try:
+            check_pg_version(v, "--versions")
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        if engine == "docker":
+            plan.append((v, "docker"))
+            continue
+        chosen = "embedded" if engine == "embedded" and v == sb.EMBEDDED_MAJOR else "local"
+        try:
+            if chosen == "local":
+                sb._local_bindir(v)
+            else:
+                sb._embedded_bindir(None)
+        except sb.SandboxError as exc:
+            raise UsageError(f"--versions: PostgreSQL {v}: {exc} (or --engine docker for "
+                             "every version)") from None
+        plan.append((v, chosen))
+    return plan
+
+
+def run_matrix(paths: tuple[str, ...], config: Config, versions: tuple[int, ...], *,
+               engine: str = "embedded", setup: str | None = None, from_index: int = 0,
+               check_idempotency: bool = True, check_down: bool = True,
+               on_progress: Any = None, on_sandbox_progress: Any = None,
+               data: dict[str, Any] | None = None) -> tuple[Any, list[Any], LintResult,
+                                                            DiscoveryResult]:
+    """The dry run once per major of ``versions`` (``matrix_engines``), each linted for its
+    own version: (VersionRuns, differences, the first version's LintResult, discovery)."""
+    import dataclasses
+
+    from .dryrun.matrix import VersionRun, differences
+
+    runs: list[VersionRun] = []
+    first_lint: LintResult | None = None
+    disc: DiscoveryResult | None = None
+    for v, eng in matrix_engines(versions, engine):
+        cfg = dataclasses.replace(config, pg_version=v, pg_minor=None, pg_version_given=True)
+        result, lint_result, disc = run_dry_run(
+            paths, cfg, engine=eng, setup=setup, from_index=from_index,
+            check_idempotency=check_idempotency, check_down=check_down,
+            on_progress=on_progress, on_sandbox_progress=on_sandbox_progress, data=data)
+        first_lint = first_lint or lint_result
+        runs.append(VersionRun(v, eng, result))
+    assert first_lint is not None and disc is not None
+    return runs, differences(runs), first_lint, disc

@@ -85,7 +85,7 @@ def make_config(paths: tuple[str, ...], config_file: str | None, pg_version: str
         if pg_version is not None:
             # The command line's version replaces the file's, minor release included.
             major, minor = parse_pg_version(pg_version)
-            cfg = replace(cfg, pg_version=major, pg_minor=minor)
+            cfg = replace(cfg, pg_version=major, pg_minor=minor, pg_version_given=True)
         if dialect is not None:
             check_dialect(dialect)
     except ConfigError as exc:

@@ -28,6 +28,9 @@ class Config:
     # The minor release when the target was given as major.minor ("14.3"); None: not known.
     # Only a few facts depend on it (CONCURRENTLY index builds on 14.0-14.3).
     pg_minor: int | None = None
+    # Whether the version was given (command line or file) rather than defaulted: the local
+    # engine then replays on exactly that major's binaries.
+    pg_version_given: bool = False
     dialect: str = "postgres"  # other dialects are parsed with sqlglot (dialect-neutral rules only)
     select: tuple[str, ...] = ()  # empty: every rule that is not opt-in
     extend_select: tuple[str, ...] = ()  # opt-in rules to add to the default set
@@ -57,7 +60,7 @@ class Config:
         return replace(self, **clean)
 
 
-_KEYS = {f.name for f in fields(Config)} - {"source", "pg_minor"}
+_KEYS = {f.name for f in fields(Config)} - {"source", "pg_minor", "pg_version_given"}
 _ALIASES = {"pg-version": "pg_version", "fail-on": "fail_on", "extend-select": "extend_select",
             "assume-in-transaction": "assume_in_transaction",
             "lock-timeout-max-ms": "lock_timeout_max_ms",
@@ -102,6 +105,7 @@ def from_mapping(data: dict[str, Any], source: str) -> Config:
             raise ConfigError(f"{source}: unknown key '{raw_key}' in [tool.sqlsafe] (known: {known})")
         if key == "pg_version":
             values["pg_version"], values["pg_minor"] = parse_pg_version(value, source)
+            values["pg_version_given"] = True
             continue
         values[key] = _coerce(key, value, source)
     if values.get("setup") and not Path(values["setup"]).is_absolute():

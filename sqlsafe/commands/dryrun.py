@@ -97,12 +97,16 @@ def data_keywords(sample_rows: int = 0, measure_blocking: bool = False,
 @click.option("--no-down", is_flag=True, help="Don't check the down migrations' round trip.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
+@click.option("--versions", metavar="N,M,...",
+              help="Replay on each of these PostgreSQL majors (the embedded server for 18, "
+                   "local binaries for the others, or --engine docker for all) and report "
+                   "where they differ: failures, locks, rewrites, rows, idempotency, down.")
 @data_options
 def command(path: str, engine: str, database_url: str | None, image: str | None,
             setup: str | None, from_index: int, no_idempotency: bool, no_down: bool, fmt: str,
-            sample_rows: int, measure_blocking: bool, inject_failures: bool, estimate: bool,
-            rows_option: str | None, stats_file: str | None, stats_from: str | None,
-            **opts: Any) -> None:
+            versions: str | None, sample_rows: int, measure_blocking: bool,
+            inject_failures: bool, estimate: bool, rows_option: str | None,
+            stats_file: str | None, stats_from: str | None, **opts: Any) -> None:
     """Replay migrations on a disposable PostgreSQL: locks, rewrites, timings, errors,
     idempotency and down round trips, as the server reports them."""
     from .. import api
@@ -111,6 +115,10 @@ def command(path: str, engine: str, database_url: str | None, image: str | None,
     cfg = make_config((path,), **opts)
     tty = sys.stderr.isatty()
     progress = _Progress() if tty and fmt == "text" else None
+    if versions is not None:
+        _matrix(path, cfg, versions, engine, image, setup, from_index, no_idempotency, no_down,
+                fmt, tty, progress, (sample_rows, measure_blocking, inject_failures, estimate,
+                                     rows_option, stats_file, stats_from))
     try:
         data = data_keywords(sample_rows, measure_blocking, inject_failures, estimate,
                              rows_option, stats_file, stats_from)
@@ -136,6 +144,62 @@ def command(path: str, engine: str, database_url: str | None, image: str | None,
                        "on these migrations (sqlsafe lint shows them)")
     # DESIGN.md: 1 for a failed migration, or findings at or above --fail-on.
     failing = result.failed or fails(lint_result, cfg.fail_on)
+    sys.exit(EXIT_FINDINGS if failing else EXIT_OK)
+
+
+def _parse_versions(text: str) -> tuple[int, ...]:
+    from .. import api
+
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise api.UsageError(f"--versions {text!r}: give majors separated by commas, "
+                             "e.g. 15,18") from None
+
+
+def _matrix(path: str, cfg: Any, versions: str, engine: str, image: str | None,
+            setup: str | None, from_index: int, no_idempotency: bool, no_down: bool, fmt: str,
+            tty: bool, progress: Any, data_args: tuple[Any, ...]) -> None:
+    """``dry-run --versions``: one replay per major, then what differs (never returns)."""
+    from .. import api
+    from ..dryrun.sandbox import SandboxError
+
+    try:
+        if image:
+            raise api.UsageError("--versions runs postgres:<version> for each version with "
+                                 "--engine docker; --image names one image")
+        data = data_keywords(*data_args)
+        runs, diffs, lint_result, disc = api.run_matrix(
+            (path,), cfg, _parse_versions(versions), engine=engine, setup=setup,
+            from_index=from_index, check_idempotency=not no_idempotency,
+            check_down=not no_down, on_progress=progress,
+            on_sandbox_progress=(lambda m: click.echo(f"sqlsafe: {m}", err=True)) if tty
+            else None, data=data)
+    except api.UsageError as exc:
+        fail(str(exc))
+    except SandboxError as exc:
+        click.echo(f"sqlsafe: error: {exc}", err=True)
+        sys.exit(EXIT_TOOL)
+    for line in api.problem_lines(disc):
+        click.echo(f"sqlsafe: error: {line}", err=True)
+    if fmt == "json":
+        click.echo(json.dumps({"version": 1, "matrix": [r.to_json() for r in runs],
+                               "differences": [d.to_json() for d in diffs]}, indent=2))
+    else:
+        for run in runs:
+            click.echo(f"== PostgreSQL {run.pg_version} ({run.engine}) ==")
+            click.echo(render_text(run.result), nl=False)
+            click.echo("")
+        majors = " and ".join(str(r.pg_version) for r in runs)
+        if diffs:
+            click.echo(f"Differences between PostgreSQL {majors}:")
+            for d in diffs:
+                where = d.path if d.line is None else f"{d.path}:{d.line}"
+                click.echo(f"  {where}: {d.message}")
+        else:
+            click.echo(f"No differences between PostgreSQL {majors} in failures, locks, "
+                       "rewrites, rows, idempotency or down migrations.")
+    failing = any(r.result.failed for r in runs) or fails(lint_result, cfg.fail_on)
     sys.exit(EXIT_FINDINGS if failing else EXIT_OK)
 
 
