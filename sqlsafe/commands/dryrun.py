@@ -115,19 +115,23 @@ def command(path: str, engine: str, database_url: str | None, image: str | None,
     cfg = make_config((path,), **opts)
     tty = sys.stderr.isatty()
     progress = _Progress() if tty and fmt == "text" else None
-    if versions is not None:
-        _matrix(path, cfg, versions, engine, image, setup, from_index, no_idempotency, no_down,
-                fmt, tty, progress, (sample_rows, measure_blocking, inject_failures, estimate,
-                                     rows_option, stats_file, stats_from))
+    replay: dict[str, Any] = {
+        "setup": setup, "from_index": from_index, "check_idempotency": not no_idempotency,
+        "check_down": not no_down, "on_progress": progress,
+        "on_sandbox_progress": (lambda m: click.echo(f"sqlsafe: {m}", err=True)) if tty
+        else None}
     try:
-        data = data_keywords(sample_rows, measure_blocking, inject_failures, estimate,
-                             rows_option, stats_file, stats_from)
-        result, lint_result, disc = api.run_dry_run(
-            (path,), cfg, engine=engine, database_url=database_url, image=image, setup=setup,
-            from_index=from_index, check_idempotency=not no_idempotency,
-            check_down=not no_down, on_progress=progress,
-            on_sandbox_progress=(lambda m: click.echo(f"sqlsafe: {m}", err=True)) if tty
-            else None, data=data)
+        replay["data"] = data_keywords(sample_rows, measure_blocking, inject_failures,
+                                       estimate, rows_option, stats_file, stats_from)
+        if versions is not None:
+            if image:
+                raise api.UsageError("--versions runs postgres:<version> for each version "
+                                     "with --engine docker; --image names one image")
+            runs, diffs, lint_result, disc = api.run_matrix(
+                (path,), cfg, _parse_versions(versions), engine=engine, **replay)
+        else:
+            result, lint_result, disc = api.run_dry_run(
+                (path,), cfg, engine=engine, database_url=database_url, image=image, **replay)
     except api.UsageError as exc:
         fail(str(exc))
     except SandboxError as exc:
@@ -135,16 +139,20 @@ def command(path: str, engine: str, database_url: str | None, image: str | None,
         sys.exit(EXIT_TOOL)
     for line in api.problem_lines(disc):
         click.echo(f"sqlsafe: error: {line}", err=True)
-    if fmt == "json":
+    if versions is not None:
+        _print_matrix(runs, diffs, fmt)
+        failed = any(r.result.failed for r in runs)
+    elif fmt == "json":
         click.echo(json.dumps(result.to_json(), indent=2))
+        failed = result.failed
     else:
         click.echo(render_text(result), nl=False)
         if lint_result.findings:
             click.echo(f"lint: {lint_result.errors} error(s), {lint_result.warnings} warning(s) "
                        "on these migrations (sqlsafe lint shows them)")
+        failed = result.failed
     # DESIGN.md: 1 for a failed migration, or findings at or above --fail-on.
-    failing = result.failed or fails(lint_result, cfg.fail_on)
-    sys.exit(EXIT_FINDINGS if failing else EXIT_OK)
+    sys.exit(EXIT_FINDINGS if failed or fails(lint_result, cfg.fail_on) else EXIT_OK)
 
 
 def _parse_versions(text: str) -> tuple[int, ...]:
@@ -157,50 +165,25 @@ def _parse_versions(text: str) -> tuple[int, ...]:
                              "e.g. 15,18") from None
 
 
-def _matrix(path: str, cfg: Any, versions: str, engine: str, image: str | None,
-            setup: str | None, from_index: int, no_idempotency: bool, no_down: bool, fmt: str,
-            tty: bool, progress: Any, data_args: tuple[Any, ...]) -> None:
-    """``dry-run --versions``: one replay per major, then what differs (never returns)."""
-    from .. import api
-    from ..dryrun.sandbox import SandboxError
-
-    try:
-        if image:
-            raise api.UsageError("--versions runs postgres:<version> for each version with "
-                                 "--engine docker; --image names one image")
-        data = data_keywords(*data_args)
-        runs, diffs, lint_result, disc = api.run_matrix(
-            (path,), cfg, _parse_versions(versions), engine=engine, setup=setup,
-            from_index=from_index, check_idempotency=not no_idempotency,
-            check_down=not no_down, on_progress=progress,
-            on_sandbox_progress=(lambda m: click.echo(f"sqlsafe: {m}", err=True)) if tty
-            else None, data=data)
-    except api.UsageError as exc:
-        fail(str(exc))
-    except SandboxError as exc:
-        click.echo(f"sqlsafe: error: {exc}", err=True)
-        sys.exit(EXIT_TOOL)
-    for line in api.problem_lines(disc):
-        click.echo(f"sqlsafe: error: {line}", err=True)
+def _print_matrix(runs: list[Any], diffs: list[Any], fmt: str) -> None:
+    """``dry-run --versions``: each version's replay, then what differs."""
     if fmt == "json":
         click.echo(json.dumps({"version": 1, "matrix": [r.to_json() for r in runs],
                                "differences": [d.to_json() for d in diffs]}, indent=2))
-    else:
-        for run in runs:
-            click.echo(f"== PostgreSQL {run.pg_version} ({run.engine}) ==")
-            click.echo(render_text(run.result), nl=False)
-            click.echo("")
-        majors = " and ".join(str(r.pg_version) for r in runs)
-        if diffs:
-            click.echo(f"Differences between PostgreSQL {majors}:")
-            for d in diffs:
-                where = d.path if d.line is None else f"{d.path}:{d.line}"
-                click.echo(f"  {where}: {d.message}")
-        else:
-            click.echo(f"No differences between PostgreSQL {majors} in failures, locks, "
-                       "rewrites, rows, idempotency or down migrations.")
-    failing = any(r.result.failed for r in runs) or fails(lint_result, cfg.fail_on)
-    sys.exit(EXIT_FINDINGS if failing else EXIT_OK)
+        return
+    for run in runs:
+        click.echo(f"== PostgreSQL {run.pg_version} ({run.engine}) ==")
+        click.echo(render_text(run.result), nl=False)
+        click.echo("")
+    majors = " and ".join(str(r.pg_version) for r in runs)
+    if not diffs:
+        click.echo(f"No differences between PostgreSQL {majors} in failures, locks, "
+                   "rewrites, rows, idempotency or down migrations.")
+        return
+    click.echo(f"Differences between PostgreSQL {majors}:")
+    for d in diffs:
+        where = d.path if d.line is None else f"{d.path}:{d.line}"
+        click.echo(f"  {where}: {d.message}")
 
 
 def _strongest(m: MigrationResult) -> str:

@@ -7,12 +7,9 @@ that name. Checked on a real server (embedded 18 and local 15), long names inclu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from dryrun_helpers import LOCAL_MAJOR, needs_local
 
-from sqlsafe.dryrun.sandbox import Sandbox, open_sandbox
+from sqlsafe.dryrun.sandbox import Sandbox
 from sqlsafe.model import Section
 from sqlsafe.normalize import normalize
 from sqlsafe.parse import parse_section
@@ -44,14 +41,9 @@ ALTER TABLE customers ADD FOREIGN KEY (id) REFERENCES orders (id) NOT VALID;
 """
 
 
-@pytest.fixture(scope="module", params=[
-    pytest.param(("embedded", None), id="pg18"),
-    pytest.param(("local", LOCAL_MAJOR), id="pg15", marks=needs_local()),
-])
-def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    engine, version = request.param
-    with open_sandbox(engine, pg_version=version) as sb:
-        yield sb
+@pytest.fixture(scope="module")
+def sandbox(each_major: Sandbox) -> Sandbox:
+    return each_major
 
 
 def _state_names() -> dict[str, set[str]]:

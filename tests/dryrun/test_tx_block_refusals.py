@@ -9,17 +9,15 @@ says: refused with SQLSTATE 25001 (active_sql_transaction), or accepted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from dryrun_helpers import LOCAL_MAJOR, needs_local
 from pglast.parser import parse_sql
 
 from sqlsafe.config import Config
 from sqlsafe.dryrun.replay import cannot_run_in_transaction
-from sqlsafe.dryrun.sandbox import Sandbox, open_sandbox
+from sqlsafe.dryrun.sandbox import Sandbox
 from sqlsafe.lint import lint
 from sqlsafe.model import DiscoveryResult, Migration, Section
 
@@ -74,16 +72,11 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module", params=[
-    pytest.param(("embedded", None), id="pg18"),
-    pytest.param(("local", LOCAL_MAJOR), id="pg15", marks=needs_local()),
-])
-def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    engine, version = request.param
-    with open_sandbox(engine, pg_version=version) as sb:
-        with sb.connect() as conn:
-            conn.execute(SETUP)
-        yield sb
+@pytest.fixture(scope="module")
+def sandbox(each_major: Sandbox) -> Sandbox:
+    with each_major.connect() as conn:
+        conn.execute(SETUP)
+    return each_major
 
 
 def _server_refuses(sandbox: Sandbox, sql: str) -> bool:

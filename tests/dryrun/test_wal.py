@@ -4,29 +4,23 @@ by statement, and a statement that runs outside a transaction block (watched).""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dryrun_helpers import LOCAL_MAJOR, needs_local, replay, write_tree
+from dryrun_helpers import replay, write_tree
 
 from sqlsafe.dryrun.replay import wal_between
 from sqlsafe.dryrun.result import StatementResult
-from sqlsafe.dryrun.sandbox import Sandbox, open_sandbox
+from sqlsafe.dryrun.sandbox import Sandbox
 
 pytestmark = pytest.mark.postgres
 
 ROWS = 20_000  # a heap tuple of one int is ~30 bytes of WAL: well over 400 kB in all
 
 
-@pytest.fixture(scope="module", params=[
-    pytest.param(("embedded", None), id="pg18"),
-    pytest.param(("local", LOCAL_MAJOR), id="pg15", marks=needs_local()),
-])
-def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    engine, version = request.param
-    with open_sandbox(engine, pg_version=version) as sb:
-        yield sb
+@pytest.fixture(scope="module")
+def sandbox(each_major: Sandbox) -> Sandbox:
+    return each_major
 
 
 def _statements(sandbox: Sandbox, tmp_path: Path, files: dict[str, str],
