@@ -286,6 +286,9 @@ class CheckRun:
     # dry-run-with-data keywords of dry_run (sample_rows, measure_blocking, inject_failures,
     # estimate_stats): commands.dryrun.data_keywords builds them
     data: dict[str, Any] | None = None
+    # --versions: the majors to replay on; the first is the report's own replay (production's
+    # major, by convention), the others are compared with it (``dryrun.matrix``)
+    versions: tuple[int, ...] = ()
 
 
 @dataclass
@@ -317,6 +320,17 @@ def run_check(run: CheckRun, *, write: bool = True) -> CheckOutcome:
 
     if run.fmt not in REPORT_NAMES:
         raise UsageError(f"unknown report format '{run.fmt}' (choose from markdown, html, json)")
+    matrix_plan: list[tuple[int, str]] = []
+    if run.versions:
+        if run.image:
+            raise UsageError("--versions runs postgres:<version> for each version with "
+                             "--engine docker; --image names one image")
+        import dataclasses
+
+        matrix_plan = matrix_engines(run.versions, run.engine)
+        first, first_engine = matrix_plan[0]
+        run = dataclasses.replace(run, engine=first_engine, config=dataclasses.replace(
+            run.config, pg_version=first, pg_minor=None, pg_version_given=True))
     prep = _prepare_dry_run(run.paths, run.config, run.from_index, run.setup, run.engine,
                             run.image)
     disc, lint_result, setup = prep.discovery, prep.lint, prep.setup
@@ -332,11 +346,14 @@ def run_check(run: CheckRun, *, write: bool = True) -> CheckOutcome:
             observed = verify.run_queries(conn, queries)
         backout_check = verify.check_backout(sandbox, disc, steps, setup_path=setup,
                                              config=run.config, from_index=run.from_index)
+    matrix = None
+    if matrix_plan:
+        matrix = _other_versions(run, dry, matrix_plan, setup)
     checksum_file = run.checksums_path or os.path.join(disc.root, "checksum.txt")
     report = build_report(dry, lint_result, disc, verification=observed,
                           backout_check=backout_check, from_index=run.from_index,
                           checksum_file=os.path.basename(checksum_file),
-                          timestamp=run.timestamp)
+                          timestamp=run.timestamp, matrix=matrix)
     rendered = render(report, run.fmt, compact=run.compact)
     report_file = run.report_path or os.path.join(disc.root, REPORT_NAMES[run.fmt])
     if write:
@@ -364,6 +381,24 @@ def _light(data: dict[str, Any] | None, setup: str | None) -> bool:
         return not setup or os.path.getsize(setup) <= _LARGE_SETUP
     except OSError:
         return True  # load_setup reports the unreadable file
+
+
+def _other_versions(run: CheckRun, dry: Any, plan: list[tuple[int, str]],
+                    setup: str | None) -> tuple[list[Any], list[Any]]:
+    """``check --versions``: the replay on every major after the first, compared with the
+    first's (``dry``). Only the replay: verification queries and the backout check run once."""
+    import dataclasses
+
+    from .dryrun.matrix import VersionRun, differences
+
+    runs = [VersionRun(plan[0][0], plan[0][1], dry)]
+    for v, eng in plan[1:]:
+        cfg = dataclasses.replace(run.config, pg_version=v, pg_minor=None, pg_version_given=True)
+        other, _, _ = run_dry_run(run.paths, cfg, engine=eng, setup=setup,
+                                  from_index=run.from_index, on_progress=run.on_progress,
+                                  data=run.data)
+        runs.append(VersionRun(v, eng, other))
+    return runs, differences(runs)
 
 
 def run_dry_run(paths: tuple[str, ...], config: Config, *, engine: str,

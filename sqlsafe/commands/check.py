@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from ..cli import EXIT_TOOL, common_options, fail, make_config
-from .dryrun import data_keywords, data_options
+from .dryrun import data_keywords, data_options, parse_versions
 
 
 @click.command("check")
@@ -41,13 +41,17 @@ from .dryrun import data_keywords, data_options
 @click.option("--exit-zero", is_flag=True,
               help="Exit 0 even on NO-GO (the report still says NO-GO); for demos and reports "
                    "produced outside a gate.")
+@click.option("--versions", metavar="N,M,...",
+              help="Replay on each of these PostgreSQL majors, the first (production's) for "
+                   "the report; what the others do differently goes into the report, and a "
+                   "migration failing on any of them is a NO-GO.")
 @click.option("--timestamp", is_flag=True,
               help="Stamp the report with the time (off: the same input gives the same report).")
 @data_options
 def command(path: str, engine: str | None, database_url: str | None, image: str | None,
             setup_file: str | None, from_index: int, fmt: str, report_path: str | None,
             checksums_path: str | None, compact: bool, exit_zero: bool, timestamp: bool,
-            sample_rows: int, measure_blocking: bool, inject_failures: bool, estimate: bool,
+            versions: str | None, sample_rows: int, measure_blocking: bool, inject_failures: bool, estimate: bool,
             rows_option: str | None, stats_file: str | None, stats_from: str | None,
             **opts: Any) -> None:
     """Lint, replay on a disposable PostgreSQL, write the report and checksum.txt.
@@ -74,6 +78,8 @@ def command(path: str, engine: str | None, database_url: str | None, image: str 
     try:
         run.data = data_keywords(sample_rows, measure_blocking, inject_failures, estimate,
                                  rows_option, stats_file, stats_from)
+        if versions is not None:
+            run.versions = parse_versions(versions)
         outcome = api.run_check(run)
     except api.UsageError as exc:
         fail(str(exc))

@@ -128,7 +128,7 @@ def command(path: str, engine: str, database_url: str | None, image: str | None,
                 raise api.UsageError("--versions runs postgres:<version> for each version "
                                      "with --engine docker; --image names one image")
             runs, diffs, lint_result, disc = api.run_matrix(
-                (path,), cfg, _parse_versions(versions), engine=engine, **replay)
+                (path,), cfg, parse_versions(versions), engine=engine, **replay)
         else:
             result, lint_result, disc = api.run_dry_run(
                 (path,), cfg, engine=engine, database_url=database_url, image=image, **replay)
@@ -155,7 +155,7 @@ def command(path: str, engine: str, database_url: str | None, image: str | None,
     sys.exit(EXIT_FINDINGS if failed or fails(lint_result, cfg.fail_on) else EXIT_OK)
 
 
-def _parse_versions(text: str) -> tuple[int, ...]:
+def parse_versions(text: str) -> tuple[int, ...]:
     from .. import api
 
     try:

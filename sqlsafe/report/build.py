@@ -45,6 +45,8 @@ from .model import (
     Report,
     StatementView,
     VerifyQuery,
+    VersionDifference,
+    VersionView,
 )
 
 # Relations whose locks matter for traffic: tables, partitioned tables, matviews.
@@ -80,7 +82,10 @@ def _short(sql: str, width: int = _SQL_WIDTH) -> str:
 def build_report(dry: DryRunResult, lint_result: LintResult, discovery: DiscoveryResult, *,
                  verification: Sequence[VerifyQuery] = (),
                  backout_check: BackoutCheck | None = None, from_index: int = 0,
-                 checksum_file: str = "checksum.txt", timestamp: str | None = None) -> Report:
+                 checksum_file: str = "checksum.txt", timestamp: str | None = None,
+                 matrix: tuple[Sequence[Any], Sequence[Any]] | None = None) -> Report:
+    """The report's model. ``matrix``: (VersionRuns, differences) of ``check --versions``,
+    the first run being ``dry``'s."""
     paths = relative_paths(discovery)
     results = {r.path: r for r in dry.migrations}
     findings_by_path: dict[str, list[Finding]] = {}
@@ -107,7 +112,8 @@ def build_report(dry: DryRunResult, lint_result: LintResult, discovery: Discover
 
     steps, manual, lost = plan.backout(discovery, paths, from_index)
     checks = tuple(verification)
-    decision = decide(views, checks, backout_check)
+    versions, differences = _matrix_views(matrix, paths)
+    decision = decide(views, checks, backout_check, differences, versions)
     totals = {
         "migrations": len(views),
         "statements": sum(len(v.statements) for v in views),
@@ -145,7 +151,24 @@ def build_report(dry: DryRunResult, lint_result: LintResult, discovery: Discover
         notes=tuple(dry.notes) + tuple(discovery.notes),
         totals=totals,
         data=data,
+        versions=versions,
+        version_differences=differences,
     )
+
+
+def _matrix_views(matrix: tuple[Sequence[Any], Sequence[Any]] | None, paths: dict[str, str],
+                  ) -> tuple[tuple[VersionView, ...], tuple[VersionDifference, ...]]:
+    if matrix is None:
+        return (), ()
+    runs, diffs = matrix
+    versions = tuple(
+        VersionView(r.pg_version, r.engine, r.result.server.version,
+                    sum(m.status == "applied" for m in r.result.migrations),
+                    sum(m.status == "failed" for m in r.result.migrations),
+                    sum(m.status == "skipped" for m in r.result.migrations), i == 0)
+        for i, r in enumerate(runs))
+    return versions, tuple(VersionDifference(paths.get(d.path, d.path), d.line, d.kind,
+                                             d.message, dict(d.by_version)) for d in diffs)
 
 
 def _data_run(dry: DryRunResult) -> DataRun | None:
@@ -462,9 +485,23 @@ def approx(ms: float | None) -> str:
 
 
 def decide(views: Sequence[MigrationView], checks: Sequence[VerifyQuery],
-           backout_check: BackoutCheck | None) -> Decision:
+           backout_check: BackoutCheck | None,
+           differences: Sequence[VersionDifference] = (),
+           versions: Sequence[VersionView] = ()) -> Decision:
     nogo: list[str] = []
     cond: list[str] = []
+    majors = " and ".join(str(v.pg_version) for v in versions)
+    primary = versions[0].pg_version if versions else None
+    for d in differences:
+        where = d.path if d.line is None else f"{d.path}:{d.line}"
+        if d.kind == "status":
+            # A migration that fails on one of the versions the set must run on (a failure
+            # of the report's own replay is a reason already).
+            nogo += [f"{where} failed on PostgreSQL {v}: {text.removeprefix('failed ')}"
+                     for v, text in d.by_version.items()
+                     if v != primary and text.startswith("failed")]
+        else:
+            cond.append(f"{where}: PostgreSQL {majors} differ: {d.message}")
     for v in views:
         if v.status == "failed":
             gap = f" (sandbox gap: {v.sandbox_gap})" if v.sandbox_gap else ""

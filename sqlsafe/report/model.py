@@ -21,7 +21,8 @@ NO_GO_CATEGORIES = ("locking", "destructive", "backfill", "transaction", "securi
 # (docs/estimates.md), far inside the margin between this and estimate.risk_level's HIGH (2 s).
 LOCK_BUDGET_MS = 5_000.0
 POLICY = (
-    "NO-GO when a migration failed in the dry run (with or without sample rows); when an "
+    "NO-GO when a migration failed in the dry run (with or without sample rows, on any of the "
+    "majors of --versions); when an "
     "error-severity finding in " + ", ".join(NO_GO_CATEGORIES) + " remains; when a down "
     "migration fails or does not restore the schema; when a verification query does not "
     "return its expected result; or when a lock that blocks reads (ACCESS EXCLUSIVE) is "
@@ -35,7 +36,8 @@ POLICY = (
     "INVALID index (a deploy that dies there needs a human), when the generated backout does "
     "not restore the schema, when a lock that blocks only writes is estimated to be held longer "
     f"than {LOCK_BUDGET_MS / 1000:g} s at production size on an existing table (reads go on; "
-    "writes queue: pick a quiet window), or when a statement takes a lock that blocks reads or "
+    "writes queue: pick a quiet window), when the majors of --versions lock, rewrite or count "
+    "rows differently, or when a statement takes a lock that blocks reads or "
     "writes on a table that existed before the migration set.",
     "GO otherwise.",
     "Risk levels: with production sizes (--estimate with --rows, --stats-file or --stats-from), "
@@ -270,6 +272,28 @@ class DataRun:
 
 
 @dataclass(frozen=True)
+class VersionView:
+    """One major of ``check --versions``: where the set was replayed and how it went."""
+
+    pg_version: int
+    engine: str
+    server_version: str
+    applied: int
+    failed: int
+    skipped: int
+    primary: bool  # the replay the rest of the report shows
+
+
+@dataclass(frozen=True)
+class VersionDifference:
+    path: str
+    line: int | None
+    kind: str  # status | sandbox-gap | locks | rewrites | rows | idempotent | down
+    message: str
+    by_version: dict[int, str] = field(default_factory=dict)  # what each major did
+
+
+@dataclass(frozen=True)
 class Report:
     title: str
     directory: str
@@ -293,6 +317,10 @@ class Report:
     notes: tuple[str, ...] = ()
     totals: dict[str, int] = field(default_factory=dict)
     data: DataRun | None = None  # what the dry run with data measured; None: an empty dry run
+    # check --versions: every major replayed (the first is the report's own) and what the
+    # servers did differently; empty for a single-version check.
+    versions: tuple[VersionView, ...] = ()
+    version_differences: tuple[VersionDifference, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

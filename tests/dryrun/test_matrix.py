@@ -164,3 +164,35 @@ def test_local_engine_replays_on_the_version_asked_for(tmp_path: Path) -> None:
     proc = _cli("--engine", "local", "--pg-version", "11", str(tmp_path))
     assert proc.returncode == 2
     assert "no PostgreSQL 11 server binaries found" in proc.stderr
+
+
+@pytest.mark.postgres
+@needs_local()
+def test_check_versions_puts_the_matrix_in_the_report(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {
+        "migrations/001_orders.sql":
+            "CREATE TABLE IF NOT EXISTS orders (id bigint PRIMARY KEY, total int);\n",
+        "migrations/002_score.sql":
+            "ALTER TABLE orders ADD COLUMN IF NOT EXISTS score double precision "
+            "DEFAULT random_normal();\n",
+    })
+    report = tmp_path / "report.json"
+    proc = subprocess.run([*SQLSAFE, "check", "--versions", "18,15", "--format", "json",
+                           "--report", str(report), str(root)],
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 1, proc.stderr  # NO-GO
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert [(v["pg_version"], v["engine"], v["primary"], v["failed"])
+            for v in data["versions"]] == [(18, "embedded", True, 0), (15, "local", False, 1)]
+    assert data["server_version"].startswith("18.")  # the report's own replay is the first
+    (diff,) = data["version_differences"]
+    assert diff["path"] == "migrations/002_score.sql" and diff["kind"] == "status"
+    assert data["decision"]["verdict"] == "NO-GO"
+    assert any(r.startswith("migrations/002_score.sql failed on PostgreSQL 15")
+               and "random_normal" in r for r in data["decision"]["reasons"])
+    # The report of a single version has no matrix.
+    single = tmp_path / "single.json"
+    subprocess.run([*SQLSAFE, "check", "--format", "json", "--report", str(single), str(root)],
+                   capture_output=True, text=True, timeout=180)
+    data = json.loads(single.read_text(encoding="utf-8"))
+    assert data["versions"] == [] and data["version_differences"] == []

@@ -75,6 +75,31 @@ def test_policy_conditional_and_go(synthetic) -> None:  # type: ignore[no-untype
     assert decide(new_only, [], BackoutCheck("differs", ("missing: x",))).verdict == CONDITIONAL
 
 
+
+def test_policy_version_matrix(synthetic) -> None:  # type: ignore[no-untyped-def]
+    from sqlsafe.report.build import decide
+    from sqlsafe.report.model import VersionDifference, VersionView
+
+    dry, res, disc = synthetic("dlq_heartbeat")
+    report = build_report(dry, res, disc)
+    quiet = [replace(m, findings=(), statements=(), idempotent=True, down_status="absent")
+             for m in report.migrations]
+    versions = [VersionView(15, "local", "15.18", 2, 0, 0, True),
+                VersionView(18, "embedded", "18.6", 1, 1, 0, False)]
+    fails_on_18 = VersionDifference("m/2.sql", None, "status", "...",
+                                    {15: "applied", 18: "failed at line 3: boom"})
+    decision = decide(quiet, [], None, [fails_on_18], versions)
+    assert decision.verdict == NO_GO
+    assert decision.reasons == ("m/2.sql failed on PostgreSQL 18: at line 3: boom",)
+    # A failure of the report's own replay is a reason already: not repeated.
+    fails_on_15 = replace(fails_on_18, by_version={15: "failed at line 3: boom", 18: "applied"})
+    assert decide(quiet, [], None, [fails_on_15], versions).verdict == GO
+    locks = VersionDifference("m/2.sql", 4, "locks", "locks differ", {15: "a", 18: "b"})
+    decision = decide(quiet, [], None, [locks], versions)
+    assert decision.verdict == CONDITIONAL
+    assert decision.reasons == ("m/2.sql:4: PostgreSQL 15 and 18 differ: locks differ",)
+
+
 def test_verification_mismatch_is_no_go(synthetic) -> None:  # type: ignore[no-untyped-def]
     dry, res, disc = synthetic("dlq_heartbeat")
     queries = plan.verification_queries(disc, relative_paths(disc))
