@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from dryrun_helpers import needs_local, write_tree
+from dryrun_helpers import local_available, needs_local, write_tree
 
 from sqlsafe.dryrun.matrix import VersionRun, differences
 from sqlsafe.dryrun.result import (
@@ -151,19 +151,28 @@ def test_versions_usage_errors_are_exit_2(tmp_path: Path, args: tuple[str, ...],
     assert said in proc.stderr and "Traceback" not in proc.stderr
 
 
+def _not_installed() -> int:
+    missing = [v for v in (11, 12, 13, 14) if not local_available(v)]
+    if not missing:
+        pytest.skip("PostgreSQL 11 to 14 are all installed here")
+    return missing[0]
+
+
 def test_a_version_nothing_here_can_run_names_docker(tmp_path: Path) -> None:
     write_tree(tmp_path, {"001.sql": "SELECT 1;\n"})
-    proc = _cli("--versions", "11,18", str(tmp_path))  # no PostgreSQL 11 binaries here
+    v = _not_installed()
+    proc = _cli("--versions", f"{v},18", str(tmp_path))
     assert proc.returncode == 2
-    assert "PostgreSQL 11" in proc.stderr and "--engine docker" in proc.stderr
+    assert f"PostgreSQL {v}" in proc.stderr and "--engine docker" in proc.stderr
 
 
 @needs_local()
 def test_local_engine_replays_on_the_version_asked_for(tmp_path: Path) -> None:
     write_tree(tmp_path, {"001.sql": "SELECT 1;\n"})
-    proc = _cli("--engine", "local", "--pg-version", "11", str(tmp_path))
+    v = _not_installed()
+    proc = _cli("--engine", "local", "--pg-version", str(v), str(tmp_path))
     assert proc.returncode == 2
-    assert "no PostgreSQL 11 server binaries found" in proc.stderr
+    assert f"no PostgreSQL {v} server binaries found" in proc.stderr
 
 
 @pytest.mark.postgres
