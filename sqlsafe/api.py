@@ -329,8 +329,8 @@ def run_check(run: CheckRun, *, write: bool = True) -> CheckOutcome:
 
         matrix_plan = matrix_engines(run.versions, run.engine)
         first, first_engine = matrix_plan[0]
-        run = dataclasses.replace(run, engine=first_engine, config=dataclasses.replace(
-            run.config, pg_version=first, pg_minor=None, pg_version_given=True))
+        run = dataclasses.replace(run, engine=first_engine,
+                                  config=for_version(run.config, first))
     prep = _prepare_dry_run(run.paths, run.config, run.from_index, run.setup, run.engine,
                             run.image)
     disc, lint_result, setup = prep.discovery, prep.lint, prep.setup
@@ -387,13 +387,12 @@ def _other_versions(run: CheckRun, dry: Any, plan: list[tuple[int, str]],
                     setup: str | None) -> tuple[list[Any], list[Any]]:
     """``check --versions``: the replay on every major after the first, compared with the
     first's (``dry``). Only the replay: verification queries and the backout check run once."""
-    import dataclasses
 
     from .dryrun.matrix import VersionRun, differences
 
     runs = [VersionRun(plan[0][0], plan[0][1], dry)]
     for v, eng in plan[1:]:
-        cfg = dataclasses.replace(run.config, pg_version=v, pg_minor=None, pg_version_given=True)
+        cfg = for_version(run.config, v)
         other, _, _ = run_dry_run(run.paths, cfg, engine=eng, setup=setup,
                                   from_index=run.from_index, on_progress=run.on_progress,
                                   data=run.data)
@@ -432,6 +431,15 @@ def run_dry_run(paths: tuple[str, ...], config: Config, *, engine: str,
                          from_index=from_index, check_idempotency=check_idempotency,
                          check_down=check_down, on_progress=on_progress, **(data or {}))
     return dataclasses.replace(result, startup_ms=startup_ms), lint_result, disc
+
+
+def for_version(config: Config, major: int) -> Config:
+    """``config`` judged for ``major`` (a replay of ``--versions``); a release given for the
+    same major (``--pg-version 14.3`` with ``--versions 14,18``) keeps its minor."""
+    import dataclasses
+
+    minor = config.pg_minor if config.pg_version == major else None
+    return dataclasses.replace(config, pg_version=major, pg_minor=minor, pg_version_given=True)
 
 
 def matrix_engines(versions: tuple[int, ...], engine: str) -> list[tuple[int, str]]:
@@ -477,7 +485,6 @@ def run_matrix(paths: tuple[str, ...], config: Config, versions: tuple[int, ...]
                                                             DiscoveryResult]:
     """The dry run once per major of ``versions`` (``matrix_engines``), each linted for its
     own version: (VersionRuns, differences, the first version's LintResult, discovery)."""
-    import dataclasses
 
     from .dryrun.matrix import VersionRun, differences
 
@@ -485,7 +492,7 @@ def run_matrix(paths: tuple[str, ...], config: Config, versions: tuple[int, ...]
     first_lint: LintResult | None = None
     disc: DiscoveryResult | None = None
     for v, eng in matrix_engines(versions, engine):
-        cfg = dataclasses.replace(config, pg_version=v, pg_minor=None, pg_version_given=True)
+        cfg = for_version(config, v)
         result, lint_result, disc = run_dry_run(
             paths, cfg, engine=eng, setup=setup, from_index=from_index,
             check_idempotency=check_idempotency, check_down=check_down,

@@ -80,3 +80,12 @@ def test_docker_image_follows_the_release(tmp_path: Path) -> None:
     prep = _prepare_dry_run(paths, Config(pg_version=14, pg_minor=3), 0, None, "docker",
                             "mirror.local/postgres:14")
     assert prep.image == "mirror.local/postgres:14"  # --image wins
+
+
+def test_a_release_survives_the_version_matrix_for_its_major() -> None:
+    from sqlsafe.api import for_version
+
+    cfg = Config(pg_version=14, pg_minor=3)
+    assert (for_version(cfg, 14).pg_version, for_version(cfg, 14).pg_minor) == (14, 3)
+    assert (for_version(cfg, 18).pg_version, for_version(cfg, 18).pg_minor) == (18, None)
+    assert for_version(Config(), 16).pg_version_given is True
