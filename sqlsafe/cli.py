@@ -134,6 +134,7 @@ def cli() -> None:
     sqlsafe check PATH      lint + dry run + dry_run_report.md + checksum.txt
     sqlsafe checksum PATH   write or verify checksum.txt
     sqlsafe rules           list the rules; sqlsafe explain CODE prints one
+    sqlsafe lsp             language server for editors (pip install 'sqlsafe[lsp]')
 
     Exit codes: 0 clean, 1 findings at or above --fail-on (or a failed migration),
     2 the tool could not do its job.

@@ -31,7 +31,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -101,6 +101,8 @@ class _Acc:
     downs: list[Down] = field(default_factory=list)  # downs found without their up (for pairing)
     problems: list[InputProblem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # abspath -> text read instead of the file's (an editor's unsaved buffer, ``sqlsafe lsp``)
+    overlay: Mapping[str, str] = field(default_factory=dict)
 
     def note(self, msg: str) -> None:
         self.notes.append(msg)
@@ -119,6 +121,10 @@ def _position(data: bytes, offset: int) -> tuple[int, int]:
 def _read(path: str, abspath: str, acc: _Acc, size: int | None = None) -> _Source | None:
     """Read one file, or record why it cannot be a migration and return None. ``size`` is the
     file's size when the caller has just stat'ed it."""
+    if abspath in acc.overlay:
+        text = acc.overlay[abspath]
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return _Source(path, abspath, os.path.basename(abspath), text, digest)
     try:
         if size is None:
             size = os.stat(abspath).st_size
@@ -845,13 +851,15 @@ def discover(
     stdin_text: str | None = None,
     layout: str | None = None,
     assume_in_transaction: bool | None = None,
+    overlay: Mapping[str, str] | None = None,
 ) -> DiscoveryResult:
     """Find the up migrations under ``paths``, in apply order, with their downs paired.
 
     ``layout`` forces one of ``LAYOUTS`` instead of detecting it; ``assume_in_transaction``
     (a config override) replaces every migration's ``in_transaction`` when not None.
+    ``overlay`` maps absolute paths to text read instead of those files' contents.
     """
-    acc = _Acc()
+    acc = _Acc(overlay=overlay or {})
     if layout is not None and layout not in LAYOUTS:
         acc.problem(".", f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
         return DiscoveryResult((), tuple(acc.problems), (), _root(paths))

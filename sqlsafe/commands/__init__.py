@@ -11,7 +11,7 @@ import importlib
 import click
 
 # command name -> module under sqlsafe.commands
-LAZY_COMMANDS = {"check": "check", "checksum": "checksum", "dry-run": "dryrun"}
+LAZY_COMMANDS = {"check": "check", "checksum": "checksum", "dry-run": "dryrun", "lsp": "lsp"}
 
 
 def load(name: str) -> click.Command | None:
