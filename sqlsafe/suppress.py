@@ -3,6 +3,7 @@
     -- sqlsafe: ignore LK001[, timeout] reason="table has 200 rows" [until=2027-01-31]
     -- sqlsafe: ignore-file DS001 reason="scratch table dropped on purpose"
     /* sqlsafe: ignore LK001 reason="..." */
+    -- noqa: sqlsafe-LK001 reason="..."          (the linters' noqa spelling, same meaning)
 
 An ``ignore`` comment applies to the statement that follows it, or to the statement on the
 same line when it trails one. A reason is required; without one the comment suppresses
@@ -19,6 +20,9 @@ _COMMENT_RE = re.compile(
     r"(?:--|/\*)\s*sqlsafe\s*:\s*(?P<verb>ignore-file|ignore)\b(?P<rest>[^\n]*?)(?:\*/|$)",
     re.I | re.M,
 )
+# ``noqa: sqlsafe-LK001, sqlsafe-timeout reason=...``: only the sqlsafe- entries are ours (a
+# comment may list other tools' codes too); a bare ``sqlsafe`` entry means every rule.
+_NOQA_RE = re.compile(r"(?:--|/\*)\s*noqa\s*:(?P<rest>[^\n]*?)(?:\*/|$)", re.I | re.M)
 _REASON_RE = re.compile(r"""reason\s*=\s*(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<bare>\S.*?))\s*(?=\buntil\s*=|$)""", re.I)
 _UNTIL_RE = re.compile(r"until\s*=\s*(\d{4}-\d{2}-\d{2})", re.I)
 
@@ -43,7 +47,11 @@ def parse_suppressions(text: str, line_offset: int = 0) -> list[Suppression]:
     line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
     import bisect
 
-    for m in _COMMENT_RE.finditer(text):
+    found = [(m, m.group("verb").lower() == "ignore-file") for m in _COMMENT_RE.finditer(text)]
+    found += [(m, False) for m in _NOQA_RE.finditer(text) if "sqlsafe" in m.group("rest").lower()]
+    found.sort(key=lambda item: item[0].start())
+    for m, file_wide in found:
+        noqa = m.re is _NOQA_RE
         rest = m.group("rest").strip()
         until = None
         um = _UNTIL_RE.search(rest)
@@ -61,9 +69,14 @@ def parse_suppressions(text: str, line_offset: int = 0) -> list[Suppression]:
         if um and um.start() < len(head):
             head = head[: um.start()]
         rules = [r.strip() for r in re.split(r"[,\s]+", head) if r.strip()]
+        if noqa:
+            entries = [r for r in rules if r.lower() == "sqlsafe" or r.lower().startswith("sqlsafe-")]
+            if not entries:
+                continue  # another tool's noqa that mentions sqlsafe in passing
+            rules = [r[len("sqlsafe-"):] for r in entries if r.lower() != "sqlsafe"]
         li = bisect.bisect_right(line_starts, m.start()) - 1
         out.append(Suppression(li + 1 + line_offset, m.start() - line_starts[li] + 1,
-                               m.group("verb").lower() == "ignore-file", rules, reason, until))
+                               file_wide, rules, reason, until))
     return out
 
 

@@ -103,3 +103,19 @@ def test_engine_findings_can_be_ignored_ok() -> None:
 def test_syntax_error_can_be_suppressed_ok() -> None:
     sql = '-- sqlsafe: ignore SX001 reason="rendered by the template engine"\nCREATE TABLE ( ;'
     assert _codes(sql) == []
+
+
+def test_noqa_spelling_ok() -> None:
+    assert _codes(f'{BAD} -- noqa: sqlsafe-BF005 reason="tiny"') == []
+    assert _codes(f'-- noqa: sqlsafe-unbatched-backfill, L010 reason="tiny"\n{BAD}') == []
+    assert _codes(f'/* noqa: sqlsafe reason="tiny" */ {BAD}') == []  # every rule
+
+
+def test_noqa_needs_a_reason_and_ignores_other_tools() -> None:
+    # Without a reason it suppresses nothing and is reported, like the sqlsafe: spelling.
+    assert _codes(f"{BAD} -- noqa: sqlsafe-BF005", extend_select=("ST903",)) == \
+        [("BF005", 1), ("ST903", 1)]
+    assert _codes(f'{BAD} -- noqa: L010, PRS reason="sqlfluff"') == [("BF005", 1)]
+    # Unused, it is reported like any unused suppression.
+    assert _codes('SELECT 1; -- noqa: sqlsafe-BF005 reason="tiny"',
+                  extend_select=("ST901",)) == [("ST901", 1)]
