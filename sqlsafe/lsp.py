@@ -14,6 +14,7 @@ units it negotiated (UTF-16 by default), through pygls's position codec.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +28,8 @@ from .model import DiscoveryResult, Finding, Migration, Section
 # File names that mean "one directory per migration": the set is the directory above.
 _PER_DIRECTORY = frozenset({"migration.sql", "up.sql", "down.sql"})
 _SEVERITY = {"error": 1, "warning": 2, "info": 3}  # lsprotocol.types.DiagnosticSeverity
+# How long typing must pause before a change is linted (open and save lint at once).
+CHANGE_DELAY_S = 0.25
 
 
 def set_root(path: str) -> str:
@@ -110,9 +113,17 @@ def build_server() -> Any:
     def did_open(params: types.DidOpenTextDocumentParams) -> None:
         check(params.text_document.uri)
 
+    latest: dict[str, int] = {}
+
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
-    def did_change(params: types.DidChangeTextDocumentParams) -> None:
-        check(params.text_document.uri)
+    async def did_change(params: types.DidChangeTextDocumentParams) -> None:
+        # Typing sends a change per keystroke, and a lint covers the whole set: lint once the
+        # typing pauses, for the newest version only.
+        uri, version = params.text_document.uri, params.text_document.version
+        latest[uri] = version
+        await asyncio.sleep(CHANGE_DELAY_S)
+        if latest.get(uri) == version:
+            check(uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(params: types.DidSaveTextDocumentParams) -> None:

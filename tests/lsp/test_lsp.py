@@ -134,11 +134,15 @@ def test_diagnostics_quick_fix_and_shutdown(project: Path) -> None:
         assert edit["range"] == {"start": {"line": 0, "character": 21},
                                  "end": {"line": 0, "character": 21}}
 
-        client.notify("textDocument/didChange", {
-            "textDocument": {"uri": uri, "version": 2},
-            "contentChanges": [{"text": "CREATE INDEX CONCURRENTLY orders_note_idx ON orders "
-                                        "(note);\n"}]})
-        assert client.diagnostics(uri, version=2) == []
+        # Typing: three changes in a row are linted once, at the last version.
+        for version, typed in ((2, "CREATE INDEX C"), (3, "CREATE INDEX CONC"),
+                               (4, "CREATE INDEX CONCURRENTLY")):
+            client.notify("textDocument/didChange", {
+                "textDocument": {"uri": uri, "version": version},
+                "contentChanges": [{"text": typed + " orders_note_idx ON orders (note);\n"}]})
+        published = client.wait(lambda m: m.get("method") == "textDocument/publishDiagnostics")
+        assert published["params"]["version"] == 4
+        assert published["params"]["diagnostics"] == []
 
         client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
         assert client.diagnostics(uri) == []
