@@ -23,7 +23,8 @@ from typing import Any
 from .config import Config, ConfigError, load_config
 from .discover import discover
 from .lint import lint
-from .model import DiscoveryResult, Finding, Migration, Section
+from .model import DiscoveryResult, Finding, Migration, Section, Span
+from .parse import LineIndex
 
 # File names that mean "one directory per migration": the set is the directory above.
 _PER_DIRECTORY = frozenset({"migration.sql", "up.sql", "down.sql"})
@@ -60,24 +61,26 @@ def lint_buffer(path: str, text: str) -> list[Finding]:
     return [f for f in result.findings if f.path == path_shown]
 
 
+def _client_range(span: Span, lines: Sequence[str], codec: Any, *, widen: bool = False) -> Any:
+    """A span (1-based, in characters) as an LSP range in the client's code units; ``widen``
+    makes an empty range one character wide (an editor shows nothing for an empty one)."""
+    from lsprotocol import types
+
+    start = types.Position(line=span.line - 1, character=span.column - 1)
+    end = types.Position(line=span.end_line - 1, character=span.end_column - 1)
+    if widen and (end.line, end.character) <= (start.line, start.character):
+        end = types.Position(line=start.line, character=start.character + 1)
+    return codec.range_to_client_units(lines, types.Range(start=start, end=end))
+
+
 def _diagnostic(f: Finding, lines: Sequence[str], codec: Any) -> Any:
     from lsprotocol import types
 
-    start = types.Position(line=f.span.line - 1, character=f.span.column - 1)
-    end = types.Position(line=f.span.end_line - 1, character=f.span.end_column - 1)
-    if (end.line, end.character) <= (start.line, start.character):
-        end = types.Position(line=start.line, character=start.character + 1)
     message = f.message + (f"\n{f.help}" if f.help else "")
     return types.Diagnostic(
-        range=codec.range_to_client_units(lines, types.Range(start=start, end=end)),
+        range=_client_range(f.span, lines, codec, widen=True),
         message=message, severity=types.DiagnosticSeverity(_SEVERITY.get(f.severity, 3)),
         code=f.code, source="sqlsafe", data={"rule": f.rule})
-
-
-def _offset_position(text: str, offset: int) -> tuple[int, int]:
-    """0-based (line, character) of a character offset."""
-    line = text.count("\n", 0, offset)
-    return line, offset - (text.rfind("\n", 0, offset) + 1)
 
 
 def build_server() -> Any:
@@ -142,17 +145,14 @@ def build_server() -> Any:
         doc = server.workspace.get_text_document(uri)
         lines, codec = doc.lines, doc.position_codec
         first, last = params.range.start.line + 1, params.range.end.line + 1
+        index = LineIndex(doc.source)  # fix offsets count characters of the whole file
         actions = []
         for f in findings.get(uri, []):
             if f.fix is None or not f.fix.safe:
                 continue  # an unsafe edit needs a human (e.g. CONCURRENTLY inside BEGIN)
             if f.span.end_line < first or f.span.line > last:
                 continue
-            (l0, c0), (l1, c1) = (_offset_position(doc.source, f.fix.start),
-                                  _offset_position(doc.source, f.fix.end))
-            edit_range = codec.range_to_client_units(lines, types.Range(
-                start=types.Position(line=l0, character=c0),
-                end=types.Position(line=l1, character=c1)))
+            edit_range = _client_range(index.span(f.fix.start, f.fix.end), lines, codec)
             actions.append(types.CodeAction(
                 title=f"{f.fix.description} ({f.code})", kind=types.CodeActionKind.QuickFix,
                 diagnostics=[_diagnostic(f, lines, codec)], is_preferred=True,
