@@ -322,12 +322,9 @@ def run_check(run: CheckRun, *, write: bool = True) -> CheckOutcome:
         raise UsageError(f"unknown report format '{run.fmt}' (choose from markdown, html, json)")
     matrix_plan: list[tuple[int, str]] = []
     if run.versions:
-        if run.image:
-            raise UsageError("--versions runs postgres:<version> for each version with "
-                             "--engine docker; --image names one image")
         import dataclasses
 
-        matrix_plan = matrix_engines(run.versions, run.engine)
+        matrix_plan = matrix_engines(run.versions, run.engine, run.image)
         first, first_engine = matrix_plan[0]
         run = dataclasses.replace(run, engine=first_engine,
                                   config=for_version(run.config, first))
@@ -390,14 +387,28 @@ def _other_versions(run: CheckRun, dry: Any, plan: list[tuple[int, str]],
 
     from .dryrun.matrix import VersionRun, differences
 
-    runs = [VersionRun(plan[0][0], plan[0][1], dry)]
-    for v, eng in plan[1:]:
-        cfg = for_version(run.config, v)
-        other, _, _ = run_dry_run(run.paths, cfg, engine=eng, setup=setup,
-                                  from_index=run.from_index, on_progress=run.on_progress,
-                                  data=run.data)
-        runs.append(VersionRun(v, eng, other))
+    others, _, _ = _version_runs(run.paths, run.config, plan[1:], setup=setup,
+                                 from_index=run.from_index, on_progress=run.on_progress,
+                                 data=run.data)
+    runs = [VersionRun(plan[0][0], plan[0][1], dry), *others]
     return runs, differences(runs)
+
+
+def _version_runs(paths: tuple[str, ...], config: Config, plan: list[tuple[int, str]],
+                  **replay: Any) -> tuple[list[Any], LintResult | None, DiscoveryResult | None]:
+    """``run_dry_run`` once per (major, engine) of ``plan``, each judged for its major:
+    the VersionRuns, and the first run's lint result and discovery."""
+    from .dryrun.matrix import VersionRun
+
+    runs: list[VersionRun] = []
+    first_lint: LintResult | None = None
+    disc: DiscoveryResult | None = None
+    for v, eng in plan:
+        result, lint_result, disc = run_dry_run(paths, for_version(config, v), engine=eng,
+                                                **replay)
+        first_lint = first_lint or lint_result
+        runs.append(VersionRun(v, eng, result))
+    return runs, first_lint, disc
 
 
 def run_dry_run(paths: tuple[str, ...], config: Config, *, engine: str,
@@ -442,14 +453,18 @@ def for_version(config: Config, major: int) -> Config:
     return dataclasses.replace(config, pg_version=major, pg_minor=minor, pg_version_given=True)
 
 
-def matrix_engines(versions: tuple[int, ...], engine: str) -> list[tuple[int, str]]:
+def matrix_engines(versions: tuple[int, ...], engine: str,
+                   image: str | None = None) -> list[tuple[int, str]]:
     """(major, engine) for each version of ``--versions``: with the default engine the
     embedded server for its own major and local binaries for the others; local or docker for
-    all when asked. Raises UsageError for the url engine (one server, one version) and for a
-    version no engine here can run, before anything starts."""
+    all when asked. Raises UsageError for the url engine (one server, one version), for an
+    --image (one image), and for a version no engine here can run, before anything starts."""
     from .config import ConfigError, check_pg_version
     from .dryrun import sandbox as sb
 
+    if image:
+        raise UsageError("--versions runs postgres:<version> for each version with "
+                         "--engine docker; --image names one image")
     if engine == "url":
         raise UsageError("--versions replays on one server per version; the url engine has "
                          "one: use --engine embedded, local or docker")
@@ -478,7 +493,8 @@ def matrix_engines(versions: tuple[int, ...], engine: str) -> list[tuple[int, st
 
 
 def run_matrix(paths: tuple[str, ...], config: Config, versions: tuple[int, ...], *,
-               engine: str = "embedded", setup: str | None = None, from_index: int = 0,
+               engine: str = "embedded", image: str | None = None,
+               setup: str | None = None, from_index: int = 0,
                check_idempotency: bool = True, check_down: bool = True,
                on_progress: Any = None, on_sandbox_progress: Any = None,
                data: dict[str, Any] | None = None) -> tuple[Any, list[Any], LintResult,
@@ -486,18 +502,11 @@ def run_matrix(paths: tuple[str, ...], config: Config, versions: tuple[int, ...]
     """The dry run once per major of ``versions`` (``matrix_engines``), each linted for its
     own version: (VersionRuns, differences, the first version's LintResult, discovery)."""
 
-    from .dryrun.matrix import VersionRun, differences
+    from .dryrun.matrix import differences
 
-    runs: list[VersionRun] = []
-    first_lint: LintResult | None = None
-    disc: DiscoveryResult | None = None
-    for v, eng in matrix_engines(versions, engine):
-        cfg = for_version(config, v)
-        result, lint_result, disc = run_dry_run(
-            paths, cfg, engine=eng, setup=setup, from_index=from_index,
-            check_idempotency=check_idempotency, check_down=check_down,
-            on_progress=on_progress, on_sandbox_progress=on_sandbox_progress, data=data)
-        first_lint = first_lint or lint_result
-        runs.append(VersionRun(v, eng, result))
+    runs, first_lint, disc = _version_runs(
+        paths, config, matrix_engines(versions, engine, image), setup=setup,
+        from_index=from_index, check_idempotency=check_idempotency, check_down=check_down,
+        on_progress=on_progress, on_sandbox_progress=on_sandbox_progress, data=data)
     assert first_lint is not None and disc is not None
     return runs, differences(runs), first_lint, disc

@@ -124,11 +124,8 @@ def command(path: str, engine: str, database_url: str | None, image: str | None,
         replay["data"] = data_keywords(sample_rows, measure_blocking, inject_failures,
                                        estimate, rows_option, stats_file, stats_from)
         if versions is not None:
-            if image:
-                raise api.UsageError("--versions runs postgres:<version> for each version "
-                                     "with --engine docker; --image names one image")
             runs, diffs, lint_result, disc = api.run_matrix(
-                (path,), cfg, parse_versions(versions), engine=engine, **replay)
+                (path,), cfg, parse_versions(versions), engine=engine, image=image, **replay)
         else:
             result, lint_result, disc = api.run_dry_run(
                 (path,), cfg, engine=engine, database_url=database_url, image=image, **replay)
