@@ -139,15 +139,15 @@ def command(path: str, engine: str, database_url: str | None, image: str | None,
     if versions is not None:
         _print_matrix(runs, diffs, fmt)
         failed = any(r.result.failed for r in runs)
-    elif fmt == "json":
-        click.echo(json.dumps(result.to_json(), indent=2))
-        failed = result.failed
     else:
-        click.echo(render_text(result), nl=False)
-        if lint_result.findings:
-            click.echo(f"lint: {lint_result.errors} error(s), {lint_result.warnings} warning(s) "
-                       "on these migrations (sqlsafe lint shows them)")
         failed = result.failed
+        if fmt == "json":
+            click.echo(json.dumps(result.to_json(), indent=2))
+        else:
+            click.echo(render_text(result), nl=False)
+            if lint_result.findings:
+                click.echo(f"lint: {lint_result.errors} error(s), {lint_result.warnings} "
+                           "warning(s) on these migrations (sqlsafe lint shows them)")
     # DESIGN.md: 1 for a failed migration, or findings at or above --fail-on.
     sys.exit(EXIT_FINDINGS if failed or fails(lint_result, cfg.fail_on) else EXIT_OK)
 
