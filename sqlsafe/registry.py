@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from .model import CATEGORIES, Fix, Span
-
-if TYPE_CHECKING:
-    from .nodes import Action
-    from .rules.context import RuleContext
 
 # Special event a rule can ask for: called once at the end of each migration with action=None.
 MIGRATION_END = "MigrationEnd"
@@ -118,11 +113,6 @@ def load() -> None:
     if not _loaded:
         _loaded = True
         from . import rules  # noqa: F401  (registers every rule by import)
-
-
-def run(meta_: RuleMeta, action: Action | None, ctx: RuleContext) -> Iterator[Violation]:
-    assert meta_.func is not None
-    yield from meta_.func(action, ctx)
 
 
 def select(keys: Iterable[str]) -> tuple[set[str], list[str]]:
