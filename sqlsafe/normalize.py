@@ -255,21 +255,8 @@ def default_of(expr: Any, known_volatility: dict[str, str] | None = None) -> n.D
 
 def _column_refs(expr: Any) -> set[str]:
     """The distinct column names an expression reads (last part of each ColumnRef)."""
-    found: set[str] = set()
-    stack = [expr]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.ColumnRef):
-            parts = _names(node.fields)
-            if parts:
-                found.add(parts[-1])
-        elif isinstance(node, ast.Node):
-            slots = getattr(node, "__slots__", ())
-            stack.extend(v for v in (getattr(node, slot) for slot in slots)
-                         if isinstance(v, ast.Node | tuple))
-        elif isinstance(node, tuple):
-            stack.extend(node)
-    return found
+    return {parts[-1] for node in iter_nodes(expr) if isinstance(node, ast.ColumnRef)
+            for parts in (_names(node.fields),) if parts}
 
 
 def constraint_def(c: Any, column: str | None = None) -> n.ConstraintDef | None:

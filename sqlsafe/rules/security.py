@@ -429,6 +429,8 @@ _SUBQUERY_STARTS = frozenset({"SELECT", "WITH", "VALUES", "TABLE"})
 
 
 def _children(node: object) -> Iterator[object]:
+    """The nodes directly below ``node`` (``_unwrapped_calls`` prunes the walk as it goes;
+    a whole tree is ``normalize.iter_nodes``)."""
     from pglast import ast
 
     for slot in getattr(type(node), "__slots__", ()):
@@ -441,14 +443,6 @@ def _children(node: object) -> Iterator[object]:
                     yield item
                 elif isinstance(item, tuple):  # lists of lists (VALUES rows, ...)
                     yield from (i for i in item if isinstance(i, ast.Node))
-
-
-def _walk(node: object) -> Iterator[object]:
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        stack.extend(reversed(list(_children(current))))
 
 
 def _func_name(node: object) -> tuple[str, ...] | None:
@@ -750,7 +744,9 @@ def _string_const(node: object) -> str | None:
 def _jwt_claims(node: object) -> bool:
     """``node`` is or contains the JWT's claims: auth.jwt(), or current_setting() of
     request.jwt.claims (PostgREST's setting)."""
-    for sub in _walk(node):
+    from ..normalize import iter_nodes
+
+    for sub in iter_nodes(node):
         name = _func_name(sub)
         if name == ("auth", "jwt"):
             return True
@@ -776,7 +772,9 @@ def _path_head(node: object) -> str | None:
 
 def _reads_user_metadata(expr: object) -> str | None:
     """How ``expr`` reads the user-editable metadata, as the message quotes it, or None."""
-    for node in _walk(expr):
+    from ..normalize import iter_nodes
+
+    for node in iter_nodes(expr):
         kind = type(node).__name__
         if kind == "A_Expr":
             op = ".".join(getattr(p, "sval", "") for p in getattr(node, "name", None) or ())
