@@ -113,6 +113,20 @@ def parse_duration_ms(value: str) -> float | None:
     return float(m.group(1)) * _UNIT_MS[(m.group(2) or "ms").lower()]
 
 
+def added_constraints(a: n.Action) -> tuple[n.ConstraintDef, ...]:
+    """The constraints an action adds to its table: a CREATE TABLE's (table-level and each
+    column's), an ADD COLUMN's column's, an ADD CONSTRAINT's. A column's PRIMARY KEY and
+    UNIQUE are flags of its ColumnDef, not among them."""
+    match a:
+        case n.CreateTable():
+            return (*a.constraints, *(c for col in a.columns for c in col.constraints))
+        case n.AddColumn():
+            return a.column.constraints
+        case n.AddConstraint():
+            return (a.constraint,)
+    return ()
+
+
 @dataclass(frozen=True)
 class Noted:
     """A statement a SET_END rule noted as the lint went by, to judge on the final state."""

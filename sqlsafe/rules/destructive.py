@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from .. import nodes as n
 from ..registry import Violation, rule
 from ..schema import ConstraintState
-from .context import RuleContext
+from .context import RuleContext, added_constraints
 
 
 def _added_here(ctx: RuleContext, rel: n.Rel, column: str) -> bool:
@@ -179,11 +179,8 @@ def _fk_replaced(a: n.DropConstraint, ctx: RuleContext, con: ConstraintState | N
     later = list(ctx.actions[here + 1:])
     later += [x for _, x in ctx.later_actions()]
     for x in later:
-        cons: tuple[n.ConstraintDef, ...] = ()
-        if isinstance(x, n.AddConstraint) and _same_table(ctx, x.rel, a.rel):
-            cons = (x.constraint,)
-        elif isinstance(x, n.AddColumn) and _same_table(ctx, x.rel, a.rel):
-            cons = x.column.constraints
+        cons = added_constraints(x) if isinstance(x, (n.AddConstraint, n.AddColumn)) and \
+            _same_table(ctx, x.rel, a.rel) else ()
         if any(c.kind == "foreign" and (c.name == a.name or (columns and c.columns == columns)
                                         or (ref is not None and c.ref_table is not None and
                                             ctx.q(c.ref_table) == ref))

@@ -12,7 +12,7 @@ from .. import nodes as n
 from ..normalize import deparse
 from ..registry import SET_END, STATEMENT, Violation, rule
 from ..schema import TableState
-from .context import Noted, RuleContext, per_lint
+from .context import Noted, RuleContext, added_constraints, per_lint
 
 # PostgreSQL's NAMEDATALEN is 64: identifiers keep at most 63 bytes (all versions).
 MAX_IDENTIFIER_BYTES = 63
@@ -65,21 +65,12 @@ def prefer_identity(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
 def _key_columns(a: n.Action, ctx: RuleContext) -> list[tuple[str, str, n.ConstraintDef | None]]:
     """(column, "primary key" | "foreign key", its FK) of the keys an action adds."""
     out: list[tuple[str, str, n.ConstraintDef | None]] = []
-    cons: list[n.ConstraintDef] = []
     match a:
         case n.CreateTable():
-            cons = list(a.constraints)
-            for coldef in a.columns:
-                if coldef.primary_key:
-                    out.append((coldef.name, "primary key", None))
-                cons += [x for x in coldef.constraints if x.kind == "foreign"]
-        case n.AddColumn():
-            if a.column.primary_key:
-                out.append((a.column.name, "primary key", None))
-            cons = [x for x in a.column.constraints if x.kind == "foreign"]
-        case n.AddConstraint():
-            cons = [a.constraint]
-    for c in cons:
+            out += [(c.name, "primary key", None) for c in a.columns if c.primary_key]
+        case n.AddColumn() if a.column.primary_key:
+            out.append((a.column.name, "primary key", None))
+    for c in added_constraints(a):
         if len(c.columns) > 1:
             continue  # a composite key's integer part (a shard, a version) is not a counter
         if c.kind == "primary":
@@ -289,15 +280,7 @@ def enum_value_without_position(a: n.AlterEnum, ctx: RuleContext) -> Iterator[Vi
 
 
 def _foreign_keys(a: n.Action) -> list[n.ConstraintDef]:
-    match a:
-        case n.CreateTable():
-            return [c for c in a.constraints if c.kind == "foreign"] + [
-                c for col in a.columns for c in col.constraints if c.kind == "foreign"]
-        case n.AddColumn():
-            return [c for c in a.column.constraints if c.kind == "foreign"]
-        case n.AddConstraint() if a.constraint.kind == "foreign":
-            return [a.constraint]
-    return []
+    return [c for c in added_constraints(a) if c.kind == "foreign"]
 
 
 def _column_keys(a: n.Action, ctx: RuleContext) -> dict[str, dict[tuple[str, ...], str]]:
