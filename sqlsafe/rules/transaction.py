@@ -66,10 +66,11 @@ def _no_tx_statement(a: n.Action, ctx: RuleContext) -> str | None:
             return "ALTER SYSTEM"
         case n.CreateDatabase():
             return "CREATE DATABASE"
-        case n.Other() | n.Cluster(rel=None) if isinstance(a, n.Cluster) or \
-                a.node == type(ctx.stmt.node).__name__:
-            # The whole statement (DROP DATABASE, tablespaces, subscriptions, CLUSTER of every
-            # table), judged by the list the replay uses too.
+        case n.Cluster(rel=None):
+            return refuses_transaction_block(ctx.stmt.node, ctx.pg * 10000)
+        case n.Other(node=node) if node == type(ctx.stmt.node).__name__:
+            # The whole statement (DROP DATABASE, tablespaces, subscriptions), judged by the
+            # list the replay uses too.
             return refuses_transaction_block(ctx.stmt.node, ctx.pg * 10000)
         case n.Reindex(target="schema" | "database" | "system", concurrently=False):
             return f"REINDEX {a.target.upper()}"
