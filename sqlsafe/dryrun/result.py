@@ -12,13 +12,13 @@ def measured_size(value: int | None) -> str:
     """Measured bytes as a reviewer reads them: 512 B, 28.0 kB, 1.4 MB, 2.10 GB."""
     if value is None:
         return "—"
-    if value < 1024:
+    if value < 1 << 10:
         return f"{value} B"
-    for unit, scale in (("kB", 1 << 10), ("MB", 1 << 20), ("GB", 1 << 30)):
-        if value < scale * 1024 or unit == "GB":
-            amount = value / scale
-            return f"{amount:.2f} {unit}" if unit == "GB" else f"{amount:.1f} {unit}"
-    raise AssertionError("unreachable")
+    if value < 1 << 20:
+        return f"{value / (1 << 10):.1f} kB"
+    if value < 1 << 30:
+        return f"{value / (1 << 20):.1f} MB"
+    return f"{value / (1 << 30):.2f} GB"
 
 
 @dataclass(frozen=True)

@@ -185,6 +185,7 @@ def environment(autoescape: bool) -> jinja2.Environment:
     )
     env.filters.update(ms=ms, yesno=yesno, cell=cell, md=md, locks=locks, blocks=blocks,
                        rewrite=rewrite, down=down, backout=backout, verdict=verdict,
-                       approx=approx, size=size, measured_size=measured_size, blocking=blocking, est=est, basis=basis,
+                       approx=approx, size=size, measured_size=measured_size,
+                       blocking=blocking, est=est, basis=basis,
                        hold=hold, injection=injection, thousands=thousands)
     return env
