@@ -365,17 +365,20 @@ _PIN = ("SELECT set_config('sqlsafe.search_path', current_setting('search_path')
 _UNPIN = "SELECT set_config('search_path', current_setting('sqlsafe.search_path'), true)"
 
 
+def _wal_position(server_version_num: int) -> str:
+    """The server's WAL insert position (text such as '0/1A2B3C8'), read between statements:
+    the WAL a statement wrote is the distance between the positions around it. Before
+    PostgreSQL 10 the function had another name: NULL there."""
+    return "pg_current_wal_insert_lsn()" if server_version_num >= 100000 else "NULL"
+
+
 def _clock_sql(server_version_num: int) -> str:
-    """The server's clock and its WAL insert position (text such as '0/1A2B3C8'), read
-    between statements: the WAL a statement wrote is the distance between the positions
-    around it. Before PostgreSQL 10 the function had another name: NULL there."""
-    lsn = "pg_current_wal_insert_lsn()" if server_version_num >= 100000 else "NULL"
-    return f"SELECT clock_timestamp(), {lsn}"
+    """The server's clock and WAL position, read after each statement of a batched file."""
+    return f"SELECT clock_timestamp(), {_wal_position(server_version_num)}"
 
 
 def _wal_sql(server_version_num: int) -> str:
-    return ("SELECT pg_current_wal_insert_lsn()" if server_version_num >= 100000
-            else "SELECT NULL")
+    return f"SELECT {_wal_position(server_version_num)}"
 
 
 def _lsn(text: Any) -> int | None:
