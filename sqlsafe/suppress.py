@@ -70,7 +70,8 @@ def parse_suppressions(text: str, line_offset: int = 0) -> list[Suppression]:
             head = head[: um.start()]
         rules = [r.strip() for r in re.split(r"[,\s]+", head) if r.strip()]
         if noqa:
-            entries = [r for r in rules if r.lower() == "sqlsafe" or r.lower().startswith("sqlsafe-")]
+            entries = [r for r in rules
+                       if r.lower() == "sqlsafe" or r.lower().startswith("sqlsafe-")]
             if not entries:
                 continue  # another tool's noqa that mentions sqlsafe in passing
             rules = [r[len("sqlsafe-"):] for r in entries if r.lower() != "sqlsafe"]

@@ -51,9 +51,9 @@ from .dryrun import data_keywords, data_options, parse_versions
 def command(path: str, engine: str | None, database_url: str | None, image: str | None,
             setup_file: str | None, from_index: int, fmt: str, report_path: str | None,
             checksums_path: str | None, compact: bool, exit_zero: bool, timestamp: bool,
-            versions: str | None, sample_rows: int, measure_blocking: bool, inject_failures: bool, estimate: bool,
-            rows_option: str | None, stats_file: str | None, stats_from: str | None,
-            **opts: Any) -> None:
+            versions: str | None, sample_rows: int, measure_blocking: bool,
+            inject_failures: bool, estimate: bool, rows_option: str | None,
+            stats_file: str | None, stats_from: str | None, **opts: Any) -> None:
     """Lint, replay on a disposable PostgreSQL, write the report and checksum.txt.
 
     Exit 1 on NO-GO, 2 when the tool could not do its job (e.g. the sandbox did not start),
