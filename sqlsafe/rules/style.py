@@ -285,8 +285,9 @@ def _foreign_keys(a: n.Action) -> list[n.ConstraintDef]:
 
 def _column_keys(a: n.Action, ctx: RuleContext) -> dict[str, dict[tuple[str, ...], str]]:
     """Per table, the column-level PRIMARY KEY and UNIQUE keys ("primary" or "unique" by
-    columns), updated by ``a``: the schema state records indexes of table-level constraints
-    only."""
+    columns), updated by ``a``, for ST013. The schema state now records these keys and their
+    indexes too; reading them from there instead would change one case: an index created
+    after the key was dropped, which this record still reports as a duplicate."""
     keys: dict[str, dict[tuple[str, ...], str]] = per_lint(ctx, "column-keys", dict)
     match a:
         case n.CreateTable():
@@ -317,8 +318,8 @@ def _leads_an_index(ctx: RuleContext, t: TableState, cols: tuple[str, ...],
               "row scans the referencing table.")
 def foreign_key_without_index(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]:
     pending: list[Noted] = per_lint(ctx, "ST012", list)
-    keys = _column_keys(a, ctx) if a is not None else per_lint(ctx, "column-keys", dict)
-    # Indexes without a name: the schema state records only named ones.
+    # Indexes without a name: the schema state records only named ones. (A column's own
+    # PRIMARY KEY / UNIQUE is among the table's indexes, by the name PostgreSQL gives it.)
     unnamed: dict[str, set[tuple[str, ...]]] = per_lint(ctx, "ST012-unnamed", dict)
     if isinstance(a, n.CreateIndex):
         if a.name is None:
@@ -342,8 +343,7 @@ def foreign_key_without_index(a: n.Action | None, ctx: RuleContext) -> Iterator[
     for seen in pending:
         table, cols, ref = seen.table, seen.columns, seen.detail
         t = ctx.state.table(table)
-        more = set(keys.get(table, {})) | unnamed.get(table, set())
-        if t is None or _leads_an_index(ctx, t, cols, more):
+        if t is None or _leads_an_index(ctx, t, cols, unnamed.get(table, set())):
             continue
         if not any(c.kind == "foreign" and tuple(c.columns) == cols
                    for c in t.constraints.values()):
