@@ -402,7 +402,7 @@ def _same_columns(ctx: RuleContext, t: TableState, cols: tuple[str, ...],
             continue
         con = t.constraints.get(qi.rsplit(".", 1)[-1])
         if con is not None and con.kind in ("primary", "unique"):
-            # (Named by its columns: the state names an unnamed constraint its own way.)
+            # (Named by its columns, as a column-level key is, whatever its index is called.)
             yield qi, f"{con.kind} key ({', '.join(cols)})", _key_shape(cols), True
         elif qi in created:
             node, unique = created[qi]
