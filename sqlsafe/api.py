@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from . import registry
+from ._record import MutableRecord, record, replace
 from .config import Config
 from .discover import discover
 from .lint import fails, lint
@@ -21,8 +20,8 @@ class UsageError(Exception):
     """Bad input from the user that stops the command (exit 2)."""
 
 
-@dataclass
-class LintRun:
+@record
+class LintRun(MutableRecord):
     paths: tuple[str, ...]
     config: Config
     fmt: str = "text"
@@ -34,8 +33,8 @@ class LintRun:
     stdin_text: str | None = None
 
 
-@dataclass
-class LintOutcome:
+@record
+class LintOutcome(MutableRecord):
     result: LintResult
     rendered: str
     exit_code: int
@@ -159,7 +158,8 @@ def apply_fixes(result: LintResult) -> int:
         abspath = abspaths.get(path)
         if not abspath:
             continue
-        raw = Path(abspath).read_bytes()
+        with open(abspath, "rb") as src:
+            raw = src.read()
         bom = raw.startswith(b"\xef\xbb\xbf")
         text = raw.decode("utf-8-sig")
         edits = sorted({(f.fix.start, f.fix.end, f.fix.replacement) for f in findings
@@ -171,7 +171,8 @@ def apply_fixes(result: LintResult) -> int:
             text = text[:start] + replacement + text[end:]
             last_start = start
             count += 1
-        Path(abspath).write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+        with open(abspath, "wb") as out:
+            out.write((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
     return count
 
 
@@ -188,9 +189,10 @@ def rule_doc_text(code: str, name: str) -> str | None:
             return res.read_text(encoding="utf-8")
     except (FileNotFoundError, NotADirectoryError):
         pass
-    repo = Path(__file__).resolve().parent.parent / "rules" / fname
-    if repo.is_file():
-        return repo.read_text(encoding="utf-8")
+    repo = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "rules", fname)
+    if os.path.isfile(repo):
+        with open(repo, encoding="utf-8") as f:
+            return f.read()
     return None
 
 
@@ -231,8 +233,8 @@ def render_rules(fmt: str, show_all: bool = False) -> str:
 # ---------------------------------------------------------------------------- check
 
 
-@dataclass
-class _DryRunInputs:
+@record
+class _DryRunInputs(MutableRecord):
     discovery: DiscoveryResult
     lint: LintResult
     setup: str | None  # --setup, else the config's setup file
@@ -263,13 +265,13 @@ def _prepare_dry_run(paths: tuple[str, ...], config: Config, from_index: int,
 
 def _config_setup(config: Config) -> str:
     assert config.setup is not None
-    if not Path(config.setup).is_file():
+    if not os.path.isfile(config.setup):
         raise UsageError(f"{config.source}: setup file {config.setup} not found")
     return config.setup
 
 
-@dataclass
-class CheckRun:
+@record
+class CheckRun(MutableRecord):
     paths: tuple[str, ...]
     config: Config
     engine: str = "embedded"
@@ -291,8 +293,8 @@ class CheckRun:
     versions: tuple[int, ...] = ()
 
 
-@dataclass
-class CheckOutcome:
+@record
+class CheckOutcome(MutableRecord):
     report: Any  # sqlsafe.report.model.Report
     rendered: str
     exit_code: int
@@ -322,12 +324,9 @@ def run_check(run: CheckRun, *, write: bool = True) -> CheckOutcome:
         raise UsageError(f"unknown report format '{run.fmt}' (choose from markdown, html, json)")
     matrix_plan: list[tuple[int, str]] = []
     if run.versions:
-        import dataclasses
-
         matrix_plan = matrix_engines(run.versions, run.engine, run.image)
         first, first_engine = matrix_plan[0]
-        run = dataclasses.replace(run, engine=first_engine,
-                                  config=for_version(run.config, first))
+        run = replace(run, engine=first_engine, config=for_version(run.config, first))
     prep = _prepare_dry_run(run.paths, run.config, run.from_index, run.setup, run.engine,
                             run.image)
     disc, lint_result, setup = prep.discovery, prep.lint, prep.setup
@@ -356,7 +355,8 @@ def run_check(run: CheckRun, *, write: bool = True) -> CheckOutcome:
     if write:
         from . import checksum as cs
 
-        Path(report_file).write_text(rendered, encoding="utf-8")
+        with open(report_file, "w", encoding="utf-8") as f:
+            f.write(rendered)
         cs.write(disc, checksum_file)
     code = 1 if report.decision.verdict == NO_GO else 0
     return CheckOutcome(report, rendered, code, report_file if write else None,
@@ -447,10 +447,8 @@ def run_dry_run(paths: tuple[str, ...], config: Config, *, engine: str,
 def for_version(config: Config, major: int) -> Config:
     """``config`` judged for ``major`` (a replay of ``--versions``); a release given for the
     same major (``--pg-version 14.3`` with ``--versions 14,18``) keeps its minor."""
-    import dataclasses
-
     minor = config.pg_minor if config.pg_version == major else None
-    return dataclasses.replace(config, pg_version=major, pg_minor=minor, pg_version_given=True)
+    return replace(config, pg_version=major, pg_minor=minor, pg_version_given=True)
 
 
 def matrix_engines(versions: tuple[int, ...], engine: str,

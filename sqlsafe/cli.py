@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import replace
-from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from . import __version__
+from ._record import replace
 from .config import Config, ConfigError, check_dialect, load_config, parse_pg_version
 
 EXIT_OK, EXIT_FINDINGS, EXIT_TOOL = 0, 1, 2
@@ -77,9 +76,9 @@ def make_config(paths: tuple[str, ...], config_file: str | None, pg_version: str
                 dialect: str | None, layout: str | None, assume_in_transaction: bool | None, select: tuple[str, ...],
                 extend_select: tuple[str, ...], ignore: tuple[str, ...],
                 profiles: tuple[str, ...], fail_on: str | None, **extra: Any) -> Config:
-    start = Path(paths[0]) if paths and paths[0] != "-" else Path.cwd()
-    if not start.exists():
-        start = Path.cwd()
+    start = paths[0] if paths and paths[0] != "-" else os.getcwd()
+    if not os.path.exists(start):
+        start = os.getcwd()
     try:
         cfg = load_config(config_file, start)
         if pg_version is not None:
@@ -175,7 +174,8 @@ def lint(paths: tuple[str, ...], fmt: str | None, output: str | None, color: str
     for line in outcome.problems:
         click.echo(f"sqlsafe: error: {line}", err=True)
     if output:
-        Path(output).write_text(outcome.rendered, encoding="utf-8")
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(outcome.rendered)
     else:
         # click strips ANSI codes when stdout is not a terminal unless told otherwise.
         click.echo(outcome.rendered, nl=False, color=run.color or None)

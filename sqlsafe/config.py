@@ -6,11 +6,11 @@ typo never silently switches a check off.
 
 from __future__ import annotations
 
+import os
 import re
-import tomllib
-from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any
+
+from ._record import Record, field, record, replace
 
 # The oldest PostgreSQL major the community still supports on 2026-11-22 (14 reached end of
 # life on 2026-11-12). Override with --pg-version or pg_version.
@@ -22,8 +22,8 @@ class ConfigError(Exception):
     pass
 
 
-@dataclass(frozen=True)
-class Config:
+@record
+class Config(Record):
     pg_version: int = DEFAULT_PG_VERSION
     # The minor release when the target was given as major.minor ("14.3"); None: not known.
     # Only a few facts depend on it (CONCURRENTLY index builds on 14.0-14.3).
@@ -60,7 +60,7 @@ class Config:
         return replace(self, **clean)
 
 
-_KEYS = {f.name for f in fields(Config)} - {"source", "pg_minor", "pg_version_given"}
+_KEYS = set(Config.__record_fields__) - {"source", "pg_minor", "pg_version_given"}
 _ALIASES = {"pg-version": "pg_version", "fail-on": "fail_on", "extend-select": "extend_select",
             "assume-in-transaction": "assume_in_transaction",
             "lock-timeout-max-ms": "lock_timeout_max_ms",
@@ -68,22 +68,31 @@ _ALIASES = {"pg-version": "pg_version", "fail-on": "fail_on", "extend-select": "
             "exposed-schemas": "exposed_schemas"}
 
 
-def find_config(start: Path) -> tuple[Path, dict[str, Any]] | None:
-    start = start.resolve()
-    for d in [start, *start.parents] if start.is_dir() else [start.parent, *start.parent.parents]:
-        dot = d / ".sqlsafe.toml"
-        if dot.is_file():
+def find_config(start: str | os.PathLike[str]) -> tuple[str, dict[str, Any]] | None:
+    """The nearest ``.sqlsafe.toml``, or ``pyproject.toml`` with a ``[tool.sqlsafe]`` table, in
+    ``start`` (a directory, or a file's directory) and its parents: (its path, the table)."""
+    d = os.path.realpath(start)
+    if not os.path.isdir(d):
+        d = os.path.dirname(d)
+    while True:
+        dot = os.path.join(d, ".sqlsafe.toml")
+        if os.path.isfile(dot):
             return dot, _read(dot)
-        pp = d / "pyproject.toml"
-        if pp.is_file():
+        pp = os.path.join(d, "pyproject.toml")
+        if os.path.isfile(pp):
             data = _read(pp)
             tool = data.get("tool", {}).get("sqlsafe")
             if tool is not None:
                 return pp, tool
-    return None
+        parent = os.path.dirname(d)
+        if parent == d:
+            return None
+        d = parent
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read(path: str) -> dict[str, Any]:
+    import tomllib  # only when there is a file to read
+
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
@@ -91,7 +100,7 @@ def _read(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    if path.name == ".sqlsafe.toml" and "tool" in data and "sqlsafe" in data["tool"]:
+    if os.path.basename(path) == ".sqlsafe.toml" and "tool" in data and "sqlsafe" in data["tool"]:
         return dict(data["tool"]["sqlsafe"])
     return data
 
@@ -108,8 +117,8 @@ def from_mapping(data: dict[str, Any], source: str) -> Config:
             values["pg_version_given"] = True
             continue
         values[key] = _coerce(key, value, source)
-    if values.get("setup") and not Path(values["setup"]).is_absolute():
-        values["setup"] = str(Path(source).resolve().parent / values["setup"])
+    if values.get("setup") and not os.path.isabs(values["setup"]):
+        values["setup"] = os.path.join(os.path.dirname(os.path.realpath(source)), values["setup"])
     return Config(**values, source=source)
 
 
@@ -219,17 +228,16 @@ def check_dialect(value: str, source: str = "--dialect") -> None:
                           f"{', '.join(d for d in known_dialects() if d != 'postgres')})")
 
 
-def load_config(explicit: str | None, start: Path) -> Config:
+def load_config(explicit: str | None, start: str | os.PathLike[str]) -> Config:
     if explicit:
-        path = Path(explicit)
-        if not path.is_file():
+        if not os.path.isfile(explicit):
             raise ConfigError(f"{explicit}: config file not found")
-        data = _read(path)
-        if path.name == "pyproject.toml":
+        data = _read(explicit)
+        if os.path.basename(explicit) == "pyproject.toml":
             data = data.get("tool", {}).get("sqlsafe", {})
-        return from_mapping(data, str(path))
+        return from_mapping(data, explicit)
     found = find_config(start)
     if found is None:
         return Config()
     path, data = found
-    return from_mapping(data, str(path))
+    return from_mapping(data, path)

@@ -32,10 +32,9 @@ import os
 import re
 import stat
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import partial
 
-from sqlsafe._record import Record, record, replace
+from sqlsafe._record import MutableRecord, Record, field, record, replace
 from sqlsafe.model import DiscoveryResult, Down, InputProblem, Migration, Section
 
 # Files above this size are reported, never read: a migration this large is generated data, and
@@ -93,8 +92,8 @@ class _Source(Record):
     sha256: str
 
 
-@dataclass
-class _Acc:
+@record
+class _Acc(MutableRecord):
     """What discovery of one argument collects."""
 
     migrations: list[Migration] = field(default_factory=list)

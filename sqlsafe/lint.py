@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 from . import locks as lk
 from . import nodes as n
 from . import registry
-from ._record import replace
+from ._record import MutableRecord, field, record, replace
 from .config import Config
 from .model import (
     DiscoveryResult,
@@ -31,13 +30,13 @@ from .suppress import Suppression, bind, is_expired, parse_suppressions
 RuleFunc = Callable[..., Iterable[registry.Violation]]
 
 
-@dataclass
-class Selection:
+@record
+class Selection(MutableRecord):
     enabled: set[str]
     severity: dict[str, str] = field(default_factory=dict)
     unknown: list[str] = field(default_factory=list)
-    _by_kind: dict[str, list[tuple[registry.RuleMeta, RuleFunc]]] = field(
-        default_factory=dict, init=False, repr=False, compare=False)
+    # Each kind's (rule, function) pairs, worked out on first use (``rules_for``).
+    _by_kind: dict[str, list[tuple[registry.RuleMeta, RuleFunc]]] = field(default_factory=dict)
 
     def rules_for(self, kind: str) -> list[tuple[registry.RuleMeta, RuleFunc]]:
         """(rule, its function) for the enabled rules that want ``kind``, in registry order.

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
+from ._record import Record, record
 from .model import CATEGORIES, Fix, Span
 
 # Special event a rule can ask for: called once at the end of each migration with action=None.
@@ -17,8 +17,8 @@ STATEMENT = "Statement"
 SET_END = "SetEnd"
 
 
-@dataclass(frozen=True)
-class Violation:
+@record
+class Violation(Record):
     message: str
     help: str = ""
     fix: Fix | None = None
@@ -29,8 +29,8 @@ class Violation:
     statement: str = ""
 
 
-@dataclass(frozen=True)
-class RuleMeta:
+@record
+class RuleMeta(Record):
     code: str
     name: str
     category: str
@@ -41,7 +41,7 @@ class RuleMeta:
     dry_run: bool = False  # the dry run can confirm it by observation
     opt_in: bool = False
     profile: str | None = None  # an opt-in rule set that enables it, e.g. "supabase"
-    func: Callable[..., Iterable[Violation]] | None = field(default=None, compare=False)
+    func: Callable[..., Iterable[Violation]] | None = None
 
     @property
     def doc(self) -> str:

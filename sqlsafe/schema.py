@@ -8,10 +8,9 @@ timeouts in force and the open transaction with the locks it already holds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from . import locks as lk
 from . import nodes as n
+from ._record import MutableRecord, field, record
 
 # The suffix PostgreSQL gives a constraint it names itself (ChooseConstraintName's label).
 _CONSTRAINT_LABELS = {"primary": "pkey", "unique": "key", "foreign": "fkey", "check": "check",
@@ -42,8 +41,8 @@ def implicit_constraint_name(table: str, kind: str, columns: tuple[str, ...]) ->
     return "_".join([*parts, label])
 
 
-@dataclass
-class ColumnState:
+@record
+class ColumnState(MutableRecord):
     name: str
     type: n.TypeRef | None
     not_null: bool = False
@@ -56,8 +55,8 @@ class ColumnState:
     added_default: n.Default | None = None
 
 
-@dataclass
-class ConstraintState:
+@record
+class ConstraintState(MutableRecord):
     name: str
     kind: str
     valid: bool
@@ -67,16 +66,16 @@ class ConstraintState:
     added_in: str | None = None
 
 
-@dataclass
-class PolicyState:
+@record
+class PolicyState(MutableRecord):
     name: str
     command: str  # all | select | insert | update | delete
     permissive: bool = True
     roles: tuple[str, ...] = ("public",)
 
 
-@dataclass
-class TableState:
+@record
+class TableState(MutableRecord):
     qualified: str
     created_in: str | None = None  # path of the migration that created it; None: pre-existing
     created_index: int = -1
@@ -96,8 +95,8 @@ class TableState:
     if_not_exists: bool = False  # created by CREATE TABLE IF NOT EXISTS (a re-run skips it)
 
 
-@dataclass
-class TxState:
+@record
+class TxState(MutableRecord):
     open: bool = False
     explicit: bool = False  # opened by BEGIN (vs the implicit one of the runner)
     serial: int = 0

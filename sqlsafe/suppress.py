@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+
+from ._record import MutableRecord, field, record
 
 _COMMENT_RE = re.compile(
     r"(?:--|/\*)\s*sqlsafe\s*:\s*(?P<verb>ignore-file|ignore)\b(?P<rest>[^\n]*?)(?:\*/|$)",
@@ -27,8 +28,8 @@ _REASON_RE = re.compile(r"""reason\s*=\s*(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<
 _UNTIL_RE = re.compile(r"until\s*=\s*(\d{4}-\d{2}-\d{2})", re.I)
 
 
-@dataclass
-class Suppression:
+@record
+class Suppression(MutableRecord):
     line: int
     column: int
     file_wide: bool

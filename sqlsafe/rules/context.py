@@ -6,11 +6,11 @@ import functools
 import re
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 from .. import locks as lk
 from .. import nodes as n
+from .._record import MutableRecord, Record, record
 from ..config import Config
 from ..model import Fix, Migration, Section, Span
 from ..parse import ParsedStatement
@@ -21,8 +21,8 @@ from ..schema import SchemaState
 NO_TRANSACTION_HINT = "run it in a migration of its own that the tool does not wrap in a transaction"
 
 
-@dataclass
-class RuleContext:
+@record
+class RuleContext(MutableRecord):
     state: SchemaState
     pg: int
     config: Config
@@ -127,8 +127,8 @@ def added_constraints(a: n.Action) -> tuple[n.ConstraintDef, ...]:
     return ()
 
 
-@dataclass(frozen=True)
-class Noted:
+@record
+class Noted(Record):
     """A statement a SET_END rule noted as the lint went by, to judge on the final state."""
 
     path: str

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from pglast import ast
 from pglast.enums.parsenodes import ObjectType
 
 from .. import locks as lk
 from .. import nodes as n
+from .._record import MutableRecord, field, record
 from ..model import Fix
 from ..registry import STATEMENT, Violation, rule
 from .context import RuleContext, per_lint
@@ -648,16 +648,16 @@ _COMBINABLE = frozenset({
     "SetTablespace", "Inherit", "RowSecurity", "AlterTableOther"})
 
 
-@dataclass
-class _Alter:
+@record
+class _Alter(MutableRecord):
     line: int
     mode: str
     type_changes: frozenset[str]  # columns whose type it changes (one statement can't twice)
     pass_line: int = 0  # first statement of the run whose work is a pass over the table
 
 
-@dataclass
-class _Runs:
+@record
+class _Runs(MutableRecord):
     migration: tuple[str, int] = ("", -1)
     last_index: int = -1
     first: dict[str, _Alter] = field(default_factory=dict)  # table -> first ALTER of the run

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from .. import nodes as n
+from .._record import MutableRecord, record
 from ..model import Fix
 from ..registry import SET_END, Violation, rule
 from .context import Noted, RuleContext, per_lint
@@ -624,8 +624,8 @@ _BYPASS_ROLES = frozenset({"service_role", "supabase_admin", "supabase_auth_admi
 _COMMANDS = ("select", "insert", "update", "delete")
 
 
-@dataclass
-class _Permissive:
+@record
+class _Permissive(MutableRecord):
     command: str
     roles: tuple[str, ...]
     noted: Noted
@@ -848,8 +848,8 @@ def _acl_targets(a: n.Grant, ctx: RuleContext) -> tuple[list[str], list[str]]:
     return rels, []
 
 
-@dataclass
-class _Exposed:
+@record
+class _Exposed(MutableRecord):
     noted: Noted
     readers: set[str]  # API roles that may still select from it
 

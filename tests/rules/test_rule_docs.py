@@ -7,12 +7,12 @@ good and fixed blocks none.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from sqlsafe import registry
+from sqlsafe._record import replace
 from sqlsafe.config import Config, parse_pg_version
 from sqlsafe.lint import lint
 from sqlsafe.model import DiscoveryResult, Migration, Section
