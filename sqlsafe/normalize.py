@@ -135,10 +135,21 @@ _SQL_VALUE_FUNCTIONS = {
 }
 
 
+# Functions that column defaults call without arguments. pglast prints such a call as the
+# bare name and "()": the names are lower case, not keywords, and have no special printer.
+_NULLARY_FUNCTIONS = frozenset({
+    "now", "clock_timestamp", "statement_timestamp", "transaction_timestamp", "timeofday",
+    "gen_random_uuid", "uuidv4", "uuidv7", "uuid_generate_v1", "uuid_generate_v1mc",
+    "uuid_generate_v4", "random", "txid_current", "pg_backend_pid", "inet_client_addr",
+})
+
+
 def _simple_sql(node: Any) -> str | None:
-    """RawStream's text for a lone constant or SQL value function; None for anything else.
-    pglast quotes a string by doubling its single quotes, nothing more (a backslash stays
-    as it is, and no E'' prefix is added)."""
+    """RawStream's text for a lone constant, SQL value function or argument-less call of a
+    common default function (``_NULLARY_FUNCTIONS``); None for anything else. pglast quotes a
+    string by doubling its single quotes, nothing more (a backslash stays as it is, and no
+    E'' prefix is added). Printing these here keeps a run that deparses nothing else from
+    importing pglast's printers (a tenth of a one-file lint)."""
     cls = type(node)
     if cls is ast.A_Const:
         if node.isnull:
@@ -156,6 +167,12 @@ def _simple_sql(node: Any) -> str | None:
         return None
     if cls is ast.SQLValueFunction:
         return _SQL_VALUE_FUNCTIONS.get(getattr(node.op, "name", ""))
+    if cls is ast.FuncCall and not node.args and len(node.funcname or ()) == 1:
+        name = getattr(node.funcname[0], "sval", None)
+        if (name in _NULLARY_FUNCTIONS and not node.agg_star and not node.agg_distinct
+                and not node.agg_order and node.agg_filter is None and node.over is None
+                and not node.func_variadic):
+            return f"{name}()"
     return None
 
 

@@ -79,9 +79,16 @@ def test_constants_take_the_fast_path_ok() -> None:
     for sql in ("'it''s'", "-1", "1.5", "true", "NULL", "CURRENT_TIMESTAMP", "CURRENT_SCHEMA"):
         for node in _exprs(sql):
             assert normalize._simple_sql(node) == _expected(node), sql
-    for sql in ("current_timestamp(3)", "'x'::text", "B'101'", "now()", "a"):
+    for sql in ("current_timestamp(3)", "'x'::text", "B'101'", "pg_catalog.now()", "now(1)",
+                "count(*)", "random() OVER ()", "\"Now\"()", "a"):
         for node in _exprs(sql):
             assert normalize._simple_sql(node) is None, sql
+
+
+def test_every_nullary_default_function_takes_the_fast_path_ok() -> None:
+    for name in sorted(normalize._NULLARY_FUNCTIONS):
+        for node in _exprs(f"{name}()"):
+            assert normalize._simple_sql(node) == _expected(node) == f"{name}()", name
 
 
 def test_every_sql_value_function_ok() -> None:
