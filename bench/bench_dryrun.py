@@ -6,7 +6,10 @@ Default: documenso's Prisma migrations in ../shared/corpus (163 files); skipped 
 Each figure is the median of N runs (default 3; this machine varies ±30% run to run), each on
 a fresh sandbox. Prints: server start time and its phases; the psql floor (each file in its
 own transaction via \\i); the dry run without idempotency/down checks (the primary figure) and
-its ratio to the floor; the dry run with the checks. The dry run gets the lint result, as the
+its ratio to the floor; the dry run with the checks. Start-up is the server's start plus the
+scratch database's set-up (created from the template, connected, its catalog read: the
+result's ``setup_ms``); the replay is the migrations themselves (``replay_ms``), as the floor
+is the files themselves (its database is created before the clock starts). The dry run gets the lint result, as the
 CLI passes it (the per-statement predictions decide which observations can be skipped).
 """
 
@@ -69,7 +72,11 @@ def main() -> int:
                 t = time.perf_counter()
                 result = dry_run(disc, config, sandbox=sb, lint_result=lint_result,
                                  check_idempotency=False, check_down=False)
-                figures.setdefault("replay", []).append(time.perf_counter() - t)
+                figures.setdefault("dry_run", []).append(time.perf_counter() - t)
+                figures.setdefault("setup", []).append(result.setup_ms / 1000)
+                figures.setdefault("replay", []).append(result.replay_ms / 1000)
+                figures.setdefault("ready", []).append(figures["start"][-1]
+                                                       + result.setup_ms / 1000)
                 statuses = {s: sum(1 for m in result.migrations if m.status == s)
                             for s in ("applied", "failed", "skipped")}
             with open_sandbox("embedded") as sb:
@@ -89,12 +96,17 @@ def main() -> int:
     parts = ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in phases.items())
     print(f"median of {args.runs} runs")
     print(f"server start: {med('start'):.2f} s [{parts}] {spread('start')}")
+    print(f"start-up (server start + scratch database set-up {med('setup'):.2f} s): "
+          f"{med('ready'):.2f} s (target <= 1 s) {spread('ready')}")
     print(f"psql floor (one session, BEGIN; \\i; COMMIT per file): {med('floor'):.2f} s "
           f"{spread('floor')}")
     ratios = [r / f for r, f in zip(figures["replay"], figures["floor"], strict=True)]
-    print(f"dry run (observed, no checks): {med('replay'):.2f} s = "
+    print(f"dry run (observed, no checks), the migrations: {med('replay'):.2f} s = "
           f"{med('replay') / med('floor'):.2f}x the floor (median of per-run ratios "
-          f"{statistics.median(ratios):.2f}x) {spread('replay')} {statuses}")
+          f"{statistics.median(ratios):.2f}x; target <= 1.5x) {spread('replay')} {statuses}")
+    print(f"  the whole dry_run() call, scratch database set-up included: "
+          f"{med('dry_run'):.2f} s = {med('dry_run') / med('floor'):.2f}x the floor "
+          f"{spread('dry_run')}")
     print(f"dry run with idempotency + down checks: {med('checks'):.2f} s {spread('checks')}")
     return 0
 

@@ -245,7 +245,9 @@ def render_text(result: DryRunResult) -> str:
     from ..dryrun.result import measured_size
     from ..locks import SQL_NAMES
 
-    out = [f"PostgreSQL {result.server.version} ({result.server.engine})", ""]
+    ready = result.startup_ms + result.setup_ms
+    out = [f"PostgreSQL {result.server.version} ({result.server.engine})"
+           + (f", ready in {ready / 1000:.2f} s" if ready else ""), ""]
     for m in result.migrations:
         out.append(_line(m))
         for s in m.statements:
@@ -285,7 +287,8 @@ def render_text(result: DryRunResult) -> str:
     bad_down = sum(1 for m in result.migrations
                    if m.down.status == "failed" or m.down.restores_schema is False)
     out += ["", f"{applied} applied, {failed} failed, {skipped} skipped; "
-                f"{not_idem} not idempotent; {bad_down} down migration(s) not restoring the schema"]
+                f"{not_idem} not idempotent; {bad_down} down migration(s) not restoring the schema"
+                f" (replay {result.replay_ms / 1000:.2f} s)"]
     for note in result.notes:
         out.append(f"note: {note}")
     return "\n".join(out) + "\n"

@@ -1524,6 +1524,7 @@ def dry_run(
     replayer = _Replayer(sandbox, config, measure_blocking=measure_blocking)
     if lint_result is not None:
         replayer.parsed = {p.section.path: p for p in lint_result.parsed}
+    started = time.perf_counter()
     replayer.session = replayer.open()
     migrations = discovery.migrations
     total = len(migrations)
@@ -1531,6 +1532,7 @@ def dry_run(
     try:
         snap = replayer.session.snapshot()
         replayer.session.known = dict(snap.rels)
+        ready = time.perf_counter()
         failed = False
         for index, migration in enumerate(migrations):
             findings = tuple(findings_by_path.get(migration.path, ()))
@@ -1557,6 +1559,7 @@ def dry_run(
             results.append(res)
             if on_progress:
                 on_progress(index, total, migration, res)
+        replayed = time.perf_counter()
         digest = snap.digest()
     finally:
         if replayer.session is not None:
@@ -1566,6 +1569,8 @@ def dry_run(
         migrations=tuple(results),
         lint=lint_result,
         schema_sha256=digest,
+        setup_ms=(ready - started) * 1000,
+        replay_ms=(replayed - ready) * 1000,
         notes=tuple(dict.fromkeys(replayer.notes)),
     )
     if measured is not None and estimate_stats is not None:

@@ -188,7 +188,10 @@ class DryRunResult:
     migrations: tuple[MigrationResult, ...]
     lint: LintResult | None = None
     schema_sha256: str | None = None  # hash of the final schema dump, for the report
-    startup_ms: float = 0.0
+    startup_ms: float = 0.0  # the sandbox's start (set by the caller that opened it)
+    # The scratch database made ready: created (or cloned), connected, its catalog read.
+    setup_ms: float = 0.0
+    replay_ms: float = 0.0  # the migrations, from the first to the last (or the failing one)
     notes: tuple[str, ...] = ()
 
     @property
@@ -203,6 +206,8 @@ class DryRunResult:
         }
         if self.schema_sha256:
             d["schema_sha256"] = self.schema_sha256
+        d["timing"] = {"startup_ms": round(self.startup_ms, 1), "setup_ms": round(self.setup_ms, 1),
+                       "replay_ms": round(self.replay_ms, 1)}
         if self.notes:
             d["notes"] = list(self.notes)
         return d

@@ -28,8 +28,10 @@ def test_json_and_exit_code_on_failure(tmp_path: Path) -> None:
     _write(tmp_path, {"001_a.sql": "CREATE TABLE a (id int);\n",
                       "002_b.sql": "ALTER TABLE a ADD COLUMN b int;\nSELECT nope FROM a;\n",
                       "003_c.sql": "CREATE TABLE c (id int);\n"})
+    started = time.perf_counter()
     proc = subprocess.run([*SQLSAFE, "dry-run", str(tmp_path), "--format", "json"],
                           capture_output=True, text=True, timeout=120)
+    wall_ms = (time.perf_counter() - started) * 1000
     assert proc.returncode == 1, proc.stderr
     out = json.loads(proc.stdout)
     assert out["version"] == 1 and out["server"]["engine"] == "embedded"
@@ -37,6 +39,12 @@ def test_json_and_exit_code_on_failure(tmp_path: Path) -> None:
     assert out["migrations"][1]["error"]["line"] == 2
     first = out["migrations"][1]["statements"][0]
     assert first["locks"] == [{"relation": "public.a", "mode": "AccessExclusiveLock"}]
+    # Where the time went: the sandbox's start, the scratch database, the migrations (up to
+    # the failing one), each measured, none more than the whole command took.
+    timing = out["timing"]
+    assert set(timing) == {"startup_ms", "setup_ms", "replay_ms"}
+    assert all(0 < v for v in timing.values()) and sum(timing.values()) < wall_ms
+    assert timing["replay_ms"] >= sum(m["duration_ms"] for m in out["migrations"][:2])
 
 
 def test_sandbox_error_is_exit_2_with_one_line(tmp_path: Path) -> None:
