@@ -1021,18 +1021,16 @@ class _Session:
                     # A newline before the ';': the statement may end in a -- comment.
                     text = (prefix + stmt.sql + f"\n;{wal_sql};EXECUTE sqlsafe_locks"
                             + (";COMMIT" if commit_too else ""))
-                    cur = self.conn.cursor()
                     t0 = time.perf_counter()
-                    cur.execute(text)
-                    if begin:
-                        cur.nextset()
-                    positions.append(cur.fetchone()[0])  # type: ignore[index]
-                    cur.nextset()
-                    status, count = cur.statusmessage, cur.rowcount
-                    cur.nextset()
-                    positions.append(cur.fetchone()[0])  # type: ignore[index]
-                    cur.nextset()
-                    lock_rows = cur.fetchall()
+                    answers = _Answers(self.conn, text)
+                    if answers.failed_at is not None:
+                        raise answers.error()
+                    # Answers: [BEGIN,] position, statement, position, locks[, COMMIT].
+                    at = 1 if begin else 0
+                    positions.append(answers.rows(at)[0][0])
+                    status, count = answers.status(at + 1)
+                    positions.append(answers.rows(at + 2)[0][0])
+                    lock_rows = answers.rows(at + 3)
                 else:
                     cur = self.conn.execute(stmt.sql)
             finally:
