@@ -40,6 +40,75 @@ def _csv(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
+# -- shell completion (click's: ``eval "$(_SQLSAFE_COMPLETE=bash_source sqlsafe)"``) ---------
+# The callbacks run only when the shell asks; they import what they list then.
+
+
+def _complete_from(names: Callable[[], list[str]]) -> Callable[..., list[Any]]:
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        return [n for n in names() if n.startswith(incomplete)]
+
+    return complete
+
+
+def _rule_keys() -> list[str]:
+    """Codes, names, categories and profiles: what --select and friends accept."""
+    from . import registry
+    from .model import CATEGORIES
+
+    registry.load()
+    metas = sorted(registry.RULES.values(), key=lambda m: m.code)
+    profiles = sorted({m.profile for m in metas if m.profile})
+    return [m.code for m in metas] + [m.name for m in metas] + list(CATEGORIES) + profiles
+
+
+def _complete_rule_list(ctx: click.Context, param: click.Parameter,
+                        incomplete: str) -> list[Any]:
+    """One rule key, or the last of a comma-separated list (``--select LK001,ST0``)."""
+    head, _, last = incomplete.rpartition(",")
+    prefix = f"{head}," if head else ""
+    return [prefix + k for k in _rule_keys() if k.startswith(last)]
+
+
+def _complete_rule(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """A rule's code (described by its name) or name (by its code), for ``explain``."""
+    from click.shell_completion import CompletionItem
+
+    from . import registry
+
+    registry.load()
+    metas = sorted(registry.RULES.values(), key=lambda m: m.code)
+    return ([CompletionItem(m.code, help=m.name)
+             for m in metas if m.code.startswith(incomplete.upper())]
+            + [CompletionItem(m.name, help=m.code)
+               for m in metas if m.name.startswith(incomplete)])
+
+
+def _layouts() -> list[str]:
+    from .discover import LAYOUTS
+
+    return list(LAYOUTS)
+
+
+def _profiles() -> list[str]:
+    from . import registry
+
+    registry.load()
+    return sorted({m.profile for m in registry.RULES.values() if m.profile})
+
+
+def _dialects() -> list[str]:
+    from .dialects import known_dialects
+
+    return known_dialects()
+
+
+def _lint_formats() -> list[str]:
+    from .api import LINT_FORMATS
+
+    return list(LINT_FORMATS)
+
+
 def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Options every command that reads migrations shares."""
     opts = [
@@ -49,20 +118,23 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--pg-version", metavar="N[.M]",
                      help="Target PostgreSQL major version (default: 15, the oldest supported), "
                           "or release such as 14.3."),
-        click.option("--dialect", metavar="NAME",
+        click.option("--dialect", metavar="NAME", shell_complete=_complete_from(_dialects),
                      help="SQL dialect (default postgres; others such as mysql or sqlite are "
                           "parsed with sqlglot and get the dialect-neutral rules)."),
-        click.option("--layout", metavar="NAME",
+        click.option("--layout", metavar="NAME", shell_complete=_complete_from(_layouts),
                      help="Force a migration layout (plain, prisma, supabase, flyway, "
                           "golang-migrate, popx, dbmate, goose, versioned-dirs)."),
         click.option("--assume-in-transaction/--no-assume-in-transaction", default=None,
                      help="Override whether each migration runs in one transaction."),
         click.option("--select", multiple=True, metavar="RULES",
+                     shell_complete=_complete_rule_list,
                      help="Only these rules (codes, names, prefixes or categories; comma-separated)."),
         click.option("--extend-select", multiple=True, metavar="RULES",
-                     help="Add opt-in rules to the default set."),
-        click.option("--ignore", multiple=True, metavar="RULES", help="Skip these rules."),
+                     shell_complete=_complete_rule_list, help="Add opt-in rules to the default set."),
+        click.option("--ignore", multiple=True, metavar="RULES",
+                     shell_complete=_complete_rule_list, help="Skip these rules."),
         click.option("--profile", "profiles", multiple=True, metavar="NAME",
+                     shell_complete=_complete_from(_profiles),
                      help="Enable an opt-in rule profile (e.g. supabase)."),
         click.option("--fail-on", type=click.Choice(["error", "warning", "info", "never"]),
                      help="Lowest severity that makes the exit code 1 (default: error)."),
@@ -141,9 +213,10 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1)
+@click.argument("paths", nargs=-1, type=click.Path())
 @common_options
 @click.option("--format", "fmt", default=None, metavar="FORMAT",
+              shell_complete=_complete_from(_lint_formats),
               help="text, json, sarif, github, gitlab, junit or markdown "
                    "(default: text; github under GitHub Actions).")
 @click.option("--output", "-o", metavar="FILE", help="Write the report to FILE instead of stdout.")
@@ -193,7 +266,7 @@ def rules_cmd(fmt: str, show_all: bool) -> None:
 
 
 @cli.command()
-@click.argument("rule")
+@click.argument("rule", shell_complete=_complete_rule)
 def explain(rule: str) -> None:
     """Print a rule's page (what it does, why, examples, fix) — offline."""
     from . import api

@@ -18,7 +18,7 @@ from .dryrun import data_keywords, data_options, parse_versions
 
 
 @click.command("check")
-@click.argument("path", default=".")
+@click.argument("path", default=".", type=click.Path())
 @common_options
 @click.option("--engine", type=click.Choice(["embedded", "docker", "local", "url"]),
               default=None, help="Where the dry run runs (default: embedded).")

@@ -12,7 +12,7 @@ from ..cli import EXIT_FINDINGS, EXIT_OK, common_options, fail, make_config
 
 
 @click.command("checksum")
-@click.argument("path", default=".")
+@click.argument("path", default=".", type=click.Path())
 @common_options
 @click.option("--verify", is_flag=True,
               help="Check the files against the manifest instead of writing it; exit 1 naming "

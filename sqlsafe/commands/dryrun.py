@@ -79,7 +79,7 @@ def data_keywords(sample_rows: int = 0, measure_blocking: bool = False,
 
 
 @click.command("dry-run")
-@click.argument("path", default=".")
+@click.argument("path", default=".", type=click.Path())
 @common_options
 @click.option("--engine", type=click.Choice(ENGINES), default="embedded", show_default=True,
               help="Where to replay: the bundled PostgreSQL 18, a Docker image, PostgreSQL "
