@@ -18,13 +18,15 @@ _CONSTRAINT_LABELS = {"primary": "pkey", "unique": "key", "foreign": "fkey", "ch
 _MAX_NAME_BYTES = 63  # NAMEDATALEN - 1
 
 
-def implicit_constraint_name(table: str, kind: str, columns: tuple[str, ...]) -> str:
+def implicit_constraint_name(table: str, kind: str, columns: tuple[str, ...],
+                             attempt: int = 0) -> str:
     """The name PostgreSQL gives an unnamed constraint: ``<table>_pkey``, ``<table>_<columns>_
     key`` / ``_fkey`` / ``_excl`` / ``_not_null``, ``<table>_<column>_check`` for a column's
     CHECK (``<table>_check`` when the columns are not known), cut to 63 bytes the way
-    ``makeObjectName`` cuts it (the longer part loses a byte at a time). A digit PostgreSQL
-    appends when the name is taken is not modelled."""
-    label = _CONSTRAINT_LABELS.get(kind, kind)
+    ``makeObjectName`` cuts it (the longer part loses a byte at a time). ``attempt`` N > 0
+    is the name tried after N taken ones: the label gets the digits (``_check1``), as
+    ``ChooseConstraintName`` does."""
+    label = _CONSTRAINT_LABELS.get(kind, kind) + (str(attempt) if attempt else "")
     second = "_".join(columns) if kind != "primary" and columns else ""
     first_b, second_b = table.encode(), second.encode()
     room = _MAX_NAME_BYTES - len(label) - 1 - (1 if second else 0)
@@ -469,10 +471,26 @@ class SchemaState:
             if flagged:
                 self._add_constraint(t, n.ConstraintDef(kind), path, default_cols=(col.name,))
 
+    def _choose_name(self, t: TableState, kind: str, columns: tuple[str, ...]) -> str:
+        """The name PostgreSQL gives an unnamed constraint of ``t``, with the digits it appends
+        while the name is taken: by a constraint of the table, or for a constraint with an
+        index (PRIMARY KEY, UNIQUE, EXCLUDE), by a table or index of its schema too.
+        PostgreSQL looks across the whole schema; the state knows the relations the set
+        made, and each table's own constraints."""
+        schema, table = t.qualified.split(".")[0], t.qualified.split(".")[-1]
+        indexed = kind in ("primary", "unique", "exclude")
+        attempt = 0
+        while True:
+            name = implicit_constraint_name(table, kind, columns, attempt)
+            taken = name in t.constraints or (indexed and (f"{schema}.{name}" in self.indexes
+                                                           or f"{schema}.{name}" in self.tables))
+            if not taken:
+                return name
+            attempt += 1
+
     def _add_constraint(self, t: TableState, c: n.ConstraintDef, path: str,
                         default_cols: tuple[str, ...] = ()) -> None:
-        name = c.name or implicit_constraint_name(t.qualified.split(".")[-1], c.kind,
-                                                  c.columns or default_cols)
+        name = c.name or self._choose_name(t, c.kind, c.columns or default_cols)
         ref = self.qualify(c.ref_table) if c.ref_table is not None else None
         t.constraints[name] = ConstraintState(name, c.kind, not c.not_valid,
                                               c.columns or default_cols, c.not_null_column, ref,

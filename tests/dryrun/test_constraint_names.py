@@ -38,6 +38,16 @@ CREATE TABLE {LONG_TABLE} (
 );
 ALTER TABLE customers ADD CHECK (email <> '');
 ALTER TABLE customers ADD FOREIGN KEY (id) REFERENCES orders (id) NOT VALID;
+-- Taken names: PostgreSQL appends 1, 2, ... to the label.
+ALTER TABLE customers ADD CHECK (email <> 'x');
+ALTER TABLE customers ADD CHECK (length(email) > 3);
+ALTER TABLE orders ADD FOREIGN KEY (customer_id) REFERENCES customers (id);
+ALTER TABLE {LONG_TABLE} ADD FOREIGN KEY ({LONG_COLUMN}) REFERENCES customers (id);
+CREATE TABLE clashes (a int, b int CHECK (b > 0), CHECK (b < 100));
+CREATE UNIQUE INDEX clashes_a_key ON clashes (a);
+ALTER TABLE clashes ADD UNIQUE (a);
+CREATE TABLE clashes2_pkey (id int);
+CREATE TABLE clashes2 (id int PRIMARY KEY);
 """
 
 
@@ -55,7 +65,7 @@ def _state_names() -> dict[str, set[str]]:
             state.apply(action)
     state.end_migration()
     out = {}
-    for table in ("customers", "orders", LONG_TABLE):
+    for table in ("customers", "orders", LONG_TABLE, "clashes", "clashes2"):
         t = state.table(f"public.{table}")
         assert t is not None
         out[table] = {name for name, c in t.constraints.items() if c.kind != "notnull"}
@@ -74,5 +84,9 @@ def test_unnamed_constraints_are_known_by_the_servers_names(sandbox: Sandbox) ->
     for table, name in rows:
         server.setdefault(table, set()).add(name)
     assert _state_names() == server
-    # The long names really were cut (so the cutting is what is checked).
+    # The long names really were cut, and taken names got their digits (so both are what is
+    # checked).
     assert any(len(n) == 63 for n in server[LONG_TABLE])
+    assert any(len(n) == 63 and n.endswith("_fkey1") for n in server[LONG_TABLE])
+    assert {"customers_email_check1", "orders_customer_id_fkey1", "clashes_b_check1",
+            "clashes_a_key1", "clashes2_pkey1"} <= set().union(*server.values())
