@@ -245,6 +245,11 @@ def predict(action: n.Action, state: SchemaState, pg: int, p: Prediction | None 
                 if action.objtype == "index" and pg >= 12:
                     mode = SHARE_UPDATE_EXCLUSIVE
                 p.lock(q(action.rel), mode)
+        case n.SetSchema():
+            # ALTER TABLE/VIEW/SEQUENCE ... SET SCHEMA (AlterTableNamespace) takes ACCESS
+            # EXCLUSIVE on the relation; it moves catalog rows only, so the lock is brief.
+            if action.rel is not None:
+                p.lock(q(action.rel), ACCESS_EXCLUSIVE)
         case n.AttachPartition():
             # PG 12+: ATTACH PARTITION takes SHARE UPDATE EXCLUSIVE on the parent.
             p.lock(q(action.rel), SHARE_UPDATE_EXCLUSIVE if pg >= 12 else ACCESS_EXCLUSIVE)

@@ -195,6 +195,16 @@ class Rename(Action):
 
 
 @record
+class SetSchema(Action):
+    """ALTER <object> ... SET SCHEMA: the object keeps its name in another schema."""
+
+    objtype: str  # table, view, materialized view, foreign table, sequence, type, function, ...
+    rel: Rel | None  # the relation moved; None for objects of other kinds
+    name: str  # the object as written
+    new_schema: str
+
+
+@record
 class SetLogged(Action):
     rel: Rel
     logged: bool

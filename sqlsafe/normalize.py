@@ -516,6 +516,20 @@ def _rename(s: Any, kv: dict[str, str]) -> list[n.Action]:
     return [n.Rename(objtype, rel, old or "?", s.newname)]
 
 
+def _set_schema(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    objtype = objtype_name(s.objectType)
+    rel = rel_of(s.relation) if s.relation is not None else None
+    if rel is not None:
+        name = rel.name
+    elif isinstance(s.object, tuple):
+        name = ".".join(_names(s.object))
+    elif isinstance(s.object, ast.String):
+        name = _sval(s.object)
+    else:
+        name = deparse(s.object)
+    return [n.SetSchema(objtype, rel, name or "?", s.newschema)]
+
+
 def _truncate(s: Any, kv: dict[str, str]) -> list[n.Action]:
     return [n.Truncate(tuple(rel_of(r) for r in s.relations or ()),
                        getattr(s.behavior, "name", "") == "DROP_CASCADE")]
@@ -894,6 +908,7 @@ _HANDLERS = {
     "DropStmt": _drop_stmt,
     "AlterTableStmt": _alter_table,
     "RenameStmt": _rename,
+    "AlterObjectSchemaStmt": _set_schema,
     "TruncateStmt": _truncate,
     "InsertStmt": _insert,
     "UpdateStmt": _update,

@@ -357,12 +357,12 @@ class SchemaState:
                     tbl.constraints.pop(action.name, None)
             case n.Rename(objtype="table"):
                 if action.rel is not None:
-                    old = self.qualify(action.rel)
-                    tbl = self.tables.pop(old, None)
-                    new = f"{action.rel.schema or self.search_schema}.{action.new}"
-                    if tbl is not None:
-                        tbl.qualified = new
-                        self.tables[new] = tbl
+                    self._move_table(self.qualify(action.rel),
+                                     f"{action.rel.schema or self.search_schema}.{action.new}")
+            case n.SetSchema(objtype="table" | "view" | "materialized view" | "foreign table"):
+                if action.rel is not None:
+                    self._move_table(self.qualify(action.rel),
+                                     f"{action.new_schema}.{action.rel.name}")
             case n.Rename(objtype="column"):
                 if action.rel is not None:
                     tbl = self.table(action.rel)
@@ -425,6 +425,37 @@ class SchemaState:
                     tbl.policies[action.new] = pol
             case _:
                 pass
+
+    def _move_table(self, old: str, new: str) -> None:
+        """A table renamed or moved to another schema: the state follows it, with what refers
+        to it by name (its indexes, which move with it to the new schema, the backfills seen,
+        the locks the open transaction holds on it)."""
+        tbl = self.tables.pop(old, None)
+        if tbl is not None:
+            tbl.qualified = new
+            self.tables[new] = tbl
+        old_schema, new_schema = old.split(".")[0], new.split(".")[0]
+        for qi, table in list(self.indexes.items()):
+            if table != old:
+                continue
+            self.indexes[qi] = new
+            if old_schema != new_schema:
+                moved = f"{new_schema}.{qi.split('.')[-1]}"
+                self.indexes[moved] = self.indexes.pop(qi)
+                if qi in self.index_columns:
+                    self.index_columns[moved] = self.index_columns.pop(qi)
+                if tbl is not None and qi in tbl.indexes:
+                    tbl.indexes.discard(qi)
+                    tbl.indexes.add(moved)
+        for table, column in list(self.backfills):
+            if table == old:
+                self.backfills[(new, column)] = self.backfills.pop((table, column))
+        if old in self.tx.locks:
+            self.tx.locks[new] = self.tx.locks.pop(old)
+        for names in (self.tx.updated_tables, self.tx.ddl_tables):
+            if old in names:
+                names.discard(old)
+                names.add(new)
 
     def _do_block_backfills(self, body: str, idx: int) -> None:
         import re

@@ -63,6 +63,7 @@ CREATE TABLE child_t (a int);
 CREATE FUNCTION trg_fn() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
 CREATE TRIGGER items_trg BEFORE UPDATE ON items FOR EACH ROW EXECUTE FUNCTION trg_fn();
 CREATE SEQUENCE items_seq;
+CREATE SCHEMA archive;
 """
 
 # (id, statement). Statements that cannot run in a transaction block are detected by the
@@ -104,6 +105,9 @@ CASES: list[tuple[str, str]] = [
     ("drop-fk", "ALTER TABLE items DROP CONSTRAINT items_parent_fk"),
     ("rename-column", "ALTER TABLE items RENAME COLUMN note TO remark"),
     ("rename-table", "ALTER TABLE items RENAME TO goods"),
+    ("set-schema-table", "ALTER TABLE items SET SCHEMA archive"),
+    ("set-schema-matview", "ALTER MATERIALIZED VIEW items_mv SET SCHEMA archive"),
+    ("set-schema-sequence", "ALTER SEQUENCE items_seq SET SCHEMA archive"),
     ("rename-constraint", "ALTER TABLE items RENAME CONSTRAINT items_qty_check TO qty_ok"),
     ("set-unlogged", "ALTER TABLE child_t SET UNLOGGED"),
     ("set-logged", "ALTER TABLE scratch_u SET LOGGED"),
@@ -179,6 +183,7 @@ def run_case(sandbox: Sandbox, statement: str) -> Any:
     statement's StatementResult."""
     with sandbox.connect() as conn:
         conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
+        conn.execute("DROP SCHEMA IF EXISTS archive CASCADE")
         conn.execute("CREATE SCHEMA public")
     # In a transaction where PostgreSQL allows it (observed on the session itself); the others
     # run in autocommit, observed by the watcher thread.

@@ -297,3 +297,32 @@ def test_lk022_one_table_or_new_tables_ok() -> None:
     assert codes("LK022", "CREATE TABLE x (a int);\nCREATE TABLE y (a int);\n"
                  "ALTER TABLE x ADD COLUMN d int;\nALTER TABLE y ADD COLUMN d int;",
                  in_transaction=True) == []
+
+
+# ---------------------------------------------------------------------------- renamed or moved
+def test_a_renamed_or_moved_table_stays_new_with_its_indexes() -> None:
+    """The schema state follows RENAME and SET SCHEMA: the table created in this migration is
+    still new under its new name, and so are its indexes (they move with it)."""
+    new = "CREATE TABLE a (id int);\nCREATE INDEX a_idx ON a (id);\n"
+    for move, where in (("ALTER TABLE a RENAME TO b;\n", "b"),
+                        ("ALTER TABLE a SET SCHEMA archive;\n", "archive.a")):
+        sql = new + move + f"CREATE INDEX a_id2 ON {where} (id);\n"
+        assert codes("LK001", sql) == []
+        idx = "archive.a_idx" if where.startswith("archive") else "a_idx"
+        assert codes("LK002", sql + f"DROP INDEX {idx};\n") == []
+    # An existing table moved: still existing, so the index it gets after the move counts.
+    assert codes("LK001", T, "ALTER TABLE t SET SCHEMA archive;\n"
+                 "CREATE INDEX t_a ON archive.t (a);") == [2]
+    assert codes("LK002", T, "ALTER TABLE t SET SCHEMA archive;\nDROP INDEX archive.t_b_idx;") \
+        == [2]
+
+
+def test_set_schema_is_predicted_access_exclusive() -> None:
+    from helpers import migrations
+
+    from sqlsafe.config import Config
+    from sqlsafe.lint import lint
+
+    result = lint(migrations(T, "ALTER TABLE t SET SCHEMA archive;"), Config())
+    (info,) = [s for s in result.statements if s.path == "001_m.sql"]
+    assert [(lk.relation, lk.mode) for lk in info.locks] == [("public.t", "AccessExclusiveLock")]
