@@ -72,13 +72,26 @@ def rename_column(a: n.Rename, ctx: RuleContext) -> Iterator[Violation]:
     )
 
 
-@rule("CP003", "rename-table", "compatibility", wants=("Rename",),
-      summary="RENAME of a table or view breaks every query of the running release that uses "
-              "the old name.")
-def rename_table(a: n.Rename, ctx: RuleContext) -> Iterator[Violation]:
+@rule("CP003", "rename-table", "compatibility", wants=("Rename", "SetSchema"),
+      summary="RENAME of a table or view, or a move to another schema (SET SCHEMA), breaks "
+              "every query of the running release that uses the old name.")
+def rename_table(a: n.Rename | n.SetSchema, ctx: RuleContext) -> Iterator[Violation]:
     if a.objtype not in ("table", "view", "materialized view", "foreign table"):
         return
     if a.rel is None or _untouched_by_code(ctx, a.rel):
+        return
+    if isinstance(a, n.SetSchema):
+        if a.new_schema == (a.rel.schema or ctx.state.search_schema):
+            return  # already there: nothing moves
+        yield Violation(
+            f"moving {a.objtype} {ctx.q(a.rel)} to schema {a.new_schema} breaks every query of "
+            "the running release that still finds it in its old schema, by a qualified name "
+            "or through search_path",
+            f"Move in steps: move it and create a view with the old name over it "
+            f"(CREATE VIEW {ctx.q(a.rel)} AS SELECT * FROM {a.new_schema}.{a.rel.name}; simple "
+            "views are updatable), deploy code using the new schema, then drop the view.",
+            recipe=_EXPAND_CONTRACT.format(what="table"),
+        )
         return
     yield Violation(
         f"renaming {a.objtype} {ctx.q(a.rel)} to {a.new} breaks every query of the running "

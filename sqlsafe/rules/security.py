@@ -206,6 +206,11 @@ def table_without_row_level_security(a: n.CreateTable, ctx: RuleContext) -> Iter
         if isinstance(later, n.RowSecurity) and later.enable and not later.force and \
                 later.rel.name == a.rel.name and (later.rel.schema or schema) == schema:
             return
+        if isinstance(later, n.SetSchema) and later.objtype == "table" and \
+                _same_rel(later.rel, a.rel.name, schema):
+            if later.new_schema not in ctx.config.exposed_schemas:
+                return  # moved out of the API's reach before the migration ends
+            schema = later.new_schema  # moved to another exposed schema: still exposed
     yield Violation(
         f"{schema}.{a.rel.name} is in an exposed schema and this migration does not enable row "
         "level security on it: every API role with table privileges can read and write all "
@@ -897,13 +902,18 @@ def _exposure(kind: str, a: n.Action | None, ctx: RuleContext) -> Iterator[Viola
                 a.objtype in ("table", kind):
             old = ctx.q(a.rel)
             pending[ctx.q(n.Rel(a.new, a.rel.schema))] = pending.pop(old)
+        case n.SetSchema() if a.rel is not None and ctx.q(a.rel) in pending and \
+                a.objtype in ("table", kind):
+            exposed = pending.pop(ctx.q(a.rel))
+            if a.new_schema in ctx.config.exposed_schemas:
+                pending[f"{a.new_schema}.{a.rel.name}"] = exposed
         case n.Drop() if a.objtype == kind:
             for dropped in a.rels:
                 pending.pop(ctx.q(dropped), None)
 
 
 @rule("SC019", "materialized-view-in-api", "security",
-      wants=("CreateTable", "Grant", "Rename", "Drop", SET_END),
+      wants=("CreateTable", "Grant", "Rename", "SetSchema", "Drop", SET_END),
       severity="warning", profile="supabase",
       summary="A materialized view in an exposed schema cannot have row level security: the "
               "API roles read all of it unless the set revokes their access.")
@@ -912,7 +922,7 @@ def materialized_view_in_api(a: n.Action | None, ctx: RuleContext) -> Iterator[V
 
 
 @rule("SC020", "foreign-table-in-api", "security",
-      wants=("CreateTable", "Grant", "Rename", "Drop", SET_END),
+      wants=("CreateTable", "Grant", "Rename", "SetSchema", "Drop", SET_END),
       severity="warning", profile="supabase",
       summary="A foreign table in an exposed schema cannot have row level security: the API "
               "roles read (and may write) the remote data unless the set revokes their "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helpers import lines
+from helpers import lines, run
 
 FN = "CREATE FUNCTION f() RETURNS int LANGUAGE sql SECURITY DEFINER {extra} AS 'SELECT 1';"
 
@@ -136,3 +136,27 @@ def test_sc011_off_without_profile_ok() -> None:
 
     result = lint(migrations("CREATE TABLE notes (id bigint);"), Config())
     assert [f for f in result.findings if f.code == "SC011"] == []
+
+
+def test_sc011_moved_out_of_the_exposed_schema_ok() -> None:
+    sql = "CREATE TABLE notes (id bigint);\nALTER TABLE notes SET SCHEMA private;"
+    assert lines("SC011", sql, profiles=("supabase",)) == []
+    # Moved to another exposed schema: still reachable, and named where it ends up.
+    moved = "CREATE TABLE notes (id bigint);\nALTER TABLE public.notes SET SCHEMA api;"
+    (f,) = run("SC011", moved, profiles=("supabase",), exposed_schemas=("public", "api"))
+    assert f.span.line == 1 and f.message.startswith("api.notes ")
+    # ... unless row level security is enabled there.
+    assert lines("SC011", moved + "\nALTER TABLE api.notes ENABLE ROW LEVEL SECURITY;",
+                 profiles=("supabase",), exposed_schemas=("public", "api")) == []
+
+
+def test_sc019_sc020_follow_set_schema() -> None:
+    mv = "CREATE MATERIALIZED VIEW public.totals AS SELECT 1 AS x;"
+    assert lines("SC019", mv, "ALTER MATERIALIZED VIEW public.totals SET SCHEMA private;",
+                 profiles=("supabase",)) == []
+    assert lines("SC019", mv, "ALTER MATERIALIZED VIEW public.totals SET SCHEMA api;",
+                 profiles=("supabase",), exposed_schemas=("public", "api")) == [("000_m.sql", 1)]
+    ft = "CREATE FOREIGN TABLE public.remote (id int) SERVER s;"
+    assert lines("SC020", ft, profiles=("supabase",)) == [("000_m.sql", 1)]
+    assert lines("SC020", ft, "ALTER FOREIGN TABLE public.remote SET SCHEMA private;",
+                 profiles=("supabase",)) == []
