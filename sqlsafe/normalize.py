@@ -403,9 +403,15 @@ def _create_stmt(s: Any, kv: dict[str, str]) -> list[n.Action]:
 
 
 def _create_table_as(s: Any, kv: dict[str, str]) -> list[n.Action]:
-    rel = rel_of(s.into.rel)
     mat = objtype_name(s.objtype) == "materialized view"
-    return [n.CreateTable(rel, bool(s.if_not_exists), as_select=True, materialized=mat)]
+    return [_table_from_query(s.into, bool(s.if_not_exists), materialized=mat)]
+
+
+def _table_from_query(into: Any, if_not_exists: bool, materialized: bool = False) -> n.Action:
+    """CREATE TABLE ... AS and SELECT ... INTO: a new table filled by a query."""
+    persistence = getattr(into.rel, "relpersistence", "p")
+    return n.CreateTable(rel_of(into.rel), if_not_exists, temporary=persistence == "t",
+                         unlogged=persistence == "u", as_select=True, materialized=materialized)
 
 
 def _index_stmt(s: Any, kv: dict[str, str]) -> list[n.Action]:
@@ -876,6 +882,8 @@ def _comment(s: Any, kv: dict[str, str]) -> list[n.Action]:
 
 
 def _select(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    if s.intoClause is not None:
+        return [_table_from_query(s.intoClause, False)]  # SELECT ... INTO new_table
     rels: list[n.Rel] = []
     for f in s.fromClause or ():
         if isinstance(f, ast.RangeVar):

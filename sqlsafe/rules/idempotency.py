@@ -166,8 +166,15 @@ def create_without_if_not_exists(a: n.Action, ctx: RuleContext) -> Iterator[Viol
             return
     if ctx.state.guarded(kind, name):
         return  # DROP ... IF EXISTS earlier in the file: the re-run starts from scratch
-    fix = ctx.insert_after(_CREATE_KEYWORD[kind], " IF NOT EXISTS", "add IF NOT EXISTS")
     shown = str(a.rel) if isinstance(a, n.CreateTable) else name
+    if type(ctx.stmt.node).__name__ == "SelectStmt":  # SELECT ... INTO has no IF NOT EXISTS
+        yield Violation(
+            f"SELECT ... INTO {shown} fails with 'already exists' when the migration runs again "
+            "(e.g. a retry after a partial failure)",
+            f"Write CREATE TABLE IF NOT EXISTS {shown} AS SELECT ... so a second run is "
+            "harmless.")
+        return
+    fix = ctx.insert_after(_CREATE_KEYWORD[kind], " IF NOT EXISTS", "add IF NOT EXISTS")
     spelled = kind.upper()
     if type(ctx.stmt.node).__name__ == "CreateForeignTableStmt":
         spelled = "FOREIGN TABLE"

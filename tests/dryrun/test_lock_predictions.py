@@ -106,6 +106,8 @@ CASES: list[tuple[str, str]] = [
     ("rename-column", "ALTER TABLE items RENAME COLUMN note TO remark"),
     ("rename-table", "ALTER TABLE items RENAME TO goods"),
     ("set-schema-table", "ALTER TABLE items SET SCHEMA archive"),
+    ("create-table-as", "CREATE TABLE items_copy AS SELECT * FROM items"),
+    ("select-into", "SELECT * INTO items_copy FROM items"),
     ("set-schema-matview", "ALTER MATERIALIZED VIEW items_mv SET SCHEMA archive"),
     ("set-schema-sequence", "ALTER SEQUENCE items_seq SET SCHEMA archive"),
     ("rename-constraint", "ALTER TABLE items RENAME CONSTRAINT items_qty_check TO qty_ok"),

@@ -189,3 +189,10 @@ def test_id_rules_repeatable_migration_in_transaction_err() -> None:
     disc = replace(disc, migrations=(replace(disc.migrations[0], kind="repeatable"),))
     result = lint(disc, Config(select=("ID001",)))
     assert [f.code for f in result.findings] == ["ID001"]
+
+
+def test_id001_select_into_names_the_create_table_as_form() -> None:
+    (f,) = run("ID001", "SELECT 1 AS a INTO n;")
+    assert f.message.startswith("SELECT ... INTO n fails") and f.fix is None
+    assert "CREATE TABLE IF NOT EXISTS n AS SELECT" in f.help
+    assert run("ID001", "SELECT 1 AS a INTO TEMP n;") == []  # gone at the end of the session

@@ -326,3 +326,9 @@ def test_set_schema_is_predicted_access_exclusive() -> None:
     result = lint(migrations(T, "ALTER TABLE t SET SCHEMA archive;"), Config())
     (info,) = [s for s in result.statements if s.path == "001_m.sql"]
     assert [(lk.relation, lk.mode) for lk in info.locks] == [("public.t", "AccessExclusiveLock")]
+
+
+def test_a_table_made_by_select_into_or_create_table_as_is_new() -> None:
+    for make in ("SELECT 1 AS a INTO n;\n", "CREATE TABLE n AS SELECT 1 AS a;\n",
+                 "SELECT 1 AS a INTO TEMP n;\n"):
+        assert codes("LK001", make + "CREATE INDEX n_a ON n (a);") == []
