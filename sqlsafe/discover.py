@@ -306,16 +306,42 @@ def _build_supabase(srcs: list[_Source], acc: _Acc) -> None:
         )
 
 
-def _flyway_in_transaction(src: _Source) -> bool:
+# The statements Flyway's PostgreSQL parser runs outside a transaction (its
+# detectCanExecuteInTransaction, on a statement's leading keywords). ALTER TYPE ... ADD VALUE is
+# on its list only before PostgreSQL 12, older than any major this tool judges by default.
+_FLYWAY_NON_TRANSACTIONAL = re.compile(
+    r"^(?:(?:CREATE|DROP) (?:DATABASE|TABLESPACE|SUBSCRIPTION)|ALTER SYSTEM"
+    r"|(?:CREATE|DROP)(?: UNIQUE)? INDEX CONCURRENTLY|REINDEX(?: VERBOSE)? (?:SCHEMA|DATABASE|SYSTEM)"
+    r"|VACUUM|DISCARD ALL)\b")
+
+
+def _flyway_in_transaction(src: _Source, acc: _Acc) -> bool:
     """Flyway wraps each PostgreSQL migration in a transaction unless the script's ``.conf``
-    sibling says ``executeInTransaction=false``."""
+    sibling says ``executeInTransaction=false``, or one of its statements cannot run in one
+    (``_FLYWAY_NON_TRANSACTIONAL``): then it runs the script without a transaction. A script
+    that also holds other statements it refuses (unless ``mixed`` is on): a note says so, and
+    the script is modelled as wrapped, so the rules that need it alone still speak."""
     try:
         with open(src.abspath + ".conf", encoding="utf-8") as f:
             conf = f.read()
     except (OSError, UnicodeDecodeError):
-        return True
+        conf = ""
     m = re.search(r"^\s*executeInTransaction\s*=\s*(\w+)", conf, re.MULTILINE)
-    return not (m and m.group(1).lower() == "false")
+    if m and m.group(1).lower() == "false":
+        return False
+    if "concurrently" not in src.text.lower() and not re.search(
+            r"\b(?:vacuum|discard|system|database|tablespace|subscription)\b", src.text, re.I):
+        return True  # nothing on the list (most scripts): no need to split the text
+    from .parse import leading_words
+
+    outside = [bool(_FLYWAY_NON_TRANSACTIONAL.match(w)) for w in leading_words(src.text)]
+    if outside and all(outside):
+        return False
+    if any(outside):
+        acc.note(f"{src.path}: Flyway refuses a migration that mixes statements it must run "
+                 "outside a transaction (CREATE INDEX CONCURRENTLY, VACUUM, ...) with others, "
+                 "unless mixed=true; put them in a migration of their own")
+    return True
 
 
 def _build_flyway(srcs: list[_Source], acc: _Acc) -> None:
@@ -349,7 +375,7 @@ def _build_flyway(srcs: list[_Source], acc: _Acc) -> None:
                 "flyway",
                 version,
                 m.group("desc"),
-                in_transaction=_flyway_in_transaction(s),
+                in_transaction=_flyway_in_transaction(s, acc),
                 down=_down(undo) if undo else None,
             )
         )
@@ -359,7 +385,7 @@ def _build_flyway(srcs: list[_Source], acc: _Acc) -> None:
     for desc, s in sorted(repeatables, key=lambda p: (p[0], p[1].name)):
         acc.migrations.append(
             _migration(
-                s, "flyway", None, desc, kind="repeatable", in_transaction=_flyway_in_transaction(s)
+                s, "flyway", None, desc, kind="repeatable", in_transaction=_flyway_in_transaction(s, acc)
             )
         )
 

@@ -191,6 +191,25 @@ def count_statements(text: str) -> int:
     return len(whole) if whole is not None else len(_boundaries(masked))
 
 
+def leading_words(text: str, count: int = 6) -> list[str]:
+    """Each statement's first ``count`` words, upper-cased and joined by single spaces,
+    comments left out: how migration tools that sort statements by their leading keywords
+    (Flyway's ``detectCanExecuteInTransaction``) see them."""
+    masked, _ = _mask_meta_commands(text)
+    out = []
+    for start, end in _boundaries(masked):
+        piece = masked[start:end]
+        try:
+            tokens = _pg.scan(piece)
+        except _pg.ParseError:
+            out.append(" ".join(piece.split()[:count]).upper())
+            continue
+        words = [piece[t.start:t.end + 1] for t in tokens
+                 if t.name not in ("SQL_COMMENT", "C_COMMENT")][:count]
+        out.append(" ".join(words).upper())
+    return out
+
+
 def parse_section(section: Section) -> ParsedSection:
     masked, metas = _mask_meta_commands(section.text)
     index = LineIndex(section.text, section.line_offset, section.char_offset)
