@@ -452,6 +452,16 @@ class Grant(Action):
 
 
 @record
+class DefaultPrivileges(Action):
+    """ALTER DEFAULT PRIVILEGES [FOR ROLE ...] [IN SCHEMA ...] GRANT | REVOKE ...: what objects
+    made later start with (``grant.objects`` is empty)."""
+
+    schemas: tuple[str, ...]  # empty: every schema
+    for_roles: tuple[str, ...]  # empty: the role that runs the statement
+    grant: Grant
+
+
+@record
 class Lock(Action):
     rels: tuple[Rel, ...]
     mode: str  # pg_locks name

@@ -642,6 +642,19 @@ def _grant(s: Any, kv: dict[str, str]) -> list[n.Action]:
                     tuple(grantees))]
 
 
+def _default_privileges(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    schemas: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    for opt in s.options or ():
+        if opt.defname == "schemas":
+            schemas = tuple(_names(opt.arg))
+        elif opt.defname == "roles":
+            roles = tuple(getattr(r, "rolename", None) or "public" for r in opt.arg or ())
+    (grant,) = _grant(s.action, kv)
+    assert isinstance(grant, n.Grant)
+    return [n.DefaultPrivileges(schemas, roles, grant)]
+
+
 def _grant_role(s: Any, kv: dict[str, str]) -> list[n.Action]:
     roles = tuple(getattr(r, "priv_name", "") or "" for r in s.granted_roles or ())
     grantees = tuple(getattr(g, "rolename", "") or "public" for g in s.grantee_roles or ())
@@ -931,6 +944,7 @@ _HANDLERS = {
     "AlterSystemStmt": _alter_system,
     "GrantStmt": _grant,
     "GrantRoleStmt": _grant_role,
+    "AlterDefaultPrivilegesStmt": _default_privileges,
     "LockStmt": _lock,
     "DoStmt": _do,
     "CreateFunctionStmt": _create_function,

@@ -859,11 +859,31 @@ class _Exposed(MutableRecord):
     readers: set[str]  # API roles that may still select from it
 
 
+def _api_roles_reached(grant: n.Grant) -> set[str]:
+    """The API roles a GRANT or REVOKE of SELECT (or ALL) on tables changes: GRANT TO PUBLIC
+    reaches them, REVOKE FROM PUBLIC leaves their own grants."""
+    if not {"select", "all"} & set(grant.privileges):
+        return set()
+    grantees = set(grant.grantees)
+    if grant.is_grant and "public" in grantees:
+        return set(_API_ROLES)
+    return grantees & set(_API_ROLES)
+
+
 def _exposure(kind: str, a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]:
     """SC019 / SC020: note the relations created in an exposed schema; follow the REVOKEs,
-    GRANTs, renames and drops after them; judge at the end of the set."""
+    GRANTs, renames and drops after them; judge at the end of the set.
+
+    Default privileges decide who reads a relation from its CREATE on. Supabase grants the API
+    roles per schema (ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO anon,
+    authenticated, ...), so an exposed schema starts with both; global default privileges
+    (without IN SCHEMA) start with neither and add to every schema's, and a per-schema REVOKE
+    only takes back a per-schema grant, as PostgreSQL combines them. FOR ROLE is not checked
+    against the role that runs the migrations, which the linter does not know."""
     code = "SC019" if kind == "materialized view" else "SC020"
     pending: dict[str, _Exposed] = per_lint(ctx, code, dict)
+    # schema ("" for the global defaults) -> API roles its default privileges grant SELECT.
+    defaults: dict[str, set[str]] = per_lint(ctx, f"{code}-defaults", dict)
     match a:
         case None:
             for rel, exposed in pending.items():
@@ -884,14 +904,19 @@ def _exposure(kind: str, a: n.Action | None, ctx: RuleContext) -> Iterator[Viola
             schema = a.rel.schema or ctx.state.search_schema
             if schema in ctx.config.exposed_schemas:
                 created = ctx.q(a.rel)
-                pending[created] = _Exposed(Noted.at(ctx, created), set(_API_ROLES))
+                granted = defaults.get(schema, set(_API_ROLES)) | defaults.get("", set())
+                pending[created] = _Exposed(Noted.at(ctx, created), granted)
+        case n.DefaultPrivileges(grant=n.Grant(objtype="table") as grant):
+            for schema in a.schemas or ("",):
+                roles = defaults.setdefault(schema, set() if schema == "" else set(_API_ROLES))
+                if grant.is_grant:
+                    roles |= _api_roles_reached(grant)
+                else:
+                    roles -= _api_roles_reached(grant)
         case n.Grant(objtype="table") if pending and \
                 ({"select", "all"} & set(a.privileges)):
             rels, schemas = _acl_targets(a, ctx)
-            grantees = set(a.grantees)
-            # GRANT TO PUBLIC reaches the API roles; REVOKE FROM PUBLIC leaves their own grants.
-            api = set(_API_ROLES) if a.is_grant and "public" in grantees else \
-                grantees & set(_API_ROLES)
+            api = _api_roles_reached(a)
             for target, exposed in pending.items():
                 if target in rels or target.split(".")[0] in schemas:
                     if a.is_grant:
@@ -913,7 +938,7 @@ def _exposure(kind: str, a: n.Action | None, ctx: RuleContext) -> Iterator[Viola
 
 
 @rule("SC019", "materialized-view-in-api", "security",
-      wants=("CreateTable", "Grant", "Rename", "SetSchema", "Drop", SET_END),
+      wants=("CreateTable", "Grant", "DefaultPrivileges", "Rename", "SetSchema", "Drop", SET_END),
       severity="warning", profile="supabase",
       summary="A materialized view in an exposed schema cannot have row level security: the "
               "API roles read all of it unless the set revokes their access.")
@@ -922,7 +947,8 @@ def materialized_view_in_api(a: n.Action | None, ctx: RuleContext) -> Iterator[V
 
 
 @rule("SC020", "foreign-table-in-api", "security",
-      wants=("CreateTable", "Grant", "Rename", "SetSchema", "Drop", SET_END),
+      wants=("CreateTable", "Grant", "DefaultPrivileges", "Rename", "SetSchema", "Drop",
+             SET_END),
       severity="warning", profile="supabase",
       summary="A foreign table in an exposed schema cannot have row level security: the API "
               "roles read (and may write) the remote data unless the set revokes their "
