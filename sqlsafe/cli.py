@@ -56,10 +56,8 @@ def _rule_keys() -> list[str]:
     from . import registry
     from .model import CATEGORIES
 
-    registry.load()
-    metas = sorted(registry.RULES.values(), key=lambda m: m.code)
-    profiles = sorted({m.profile for m in metas if m.profile})
-    return [m.code for m in metas] + [m.name for m in metas] + list(CATEGORIES) + profiles
+    metas = registry.all_rules()
+    return [m.code for m in metas] + [m.name for m in metas] + list(CATEGORIES) + _profiles()
 
 
 def _complete_rule_list(ctx: click.Context, param: click.Parameter,
@@ -76,8 +74,7 @@ def _complete_rule(ctx: click.Context, param: click.Parameter, incomplete: str) 
 
     from . import registry
 
-    registry.load()
-    metas = sorted(registry.RULES.values(), key=lambda m: m.code)
+    metas = registry.all_rules()
     return ([CompletionItem(m.code, help=m.name)
              for m in metas if m.code.startswith(incomplete.upper())]
             + [CompletionItem(m.name, help=m.code)
@@ -93,8 +90,7 @@ def _layouts() -> list[str]:
 def _profiles() -> list[str]:
     from . import registry
 
-    registry.load()
-    return sorted({m.profile for m in registry.RULES.values() if m.profile})
+    return sorted({m.profile for m in registry.all_rules() if m.profile})
 
 
 def _dialects() -> list[str]:
