@@ -313,7 +313,6 @@ def run_check(run: CheckRun, *, write: bool = True) -> CheckOutcome:
     Exit code: 1 on NO-GO, 0 on GO and CONDITIONAL GO; raises UsageError for bad input and
     ``SandboxError`` (exit 2) when the sandbox cannot start.
     """
-    import time
 
     from .dryrun.replay import dry_run
     from .dryrun.sandbox import open_sandbox
@@ -334,14 +333,11 @@ def run_check(run: CheckRun, *, write: bool = True) -> CheckOutcome:
     paths = relative_paths(disc)
     queries = plan.verification_queries(disc, paths, run.from_index)
     steps, _, _ = plan.backout(disc, paths, run.from_index)
-    started = time.perf_counter()
     with open_sandbox(run.engine, pg_version=prep.pg_version, database_url=run.database_url,
                       image=prep.image, in_memory=_light(run.data, prep.setup)) as sandbox:
-        startup_ms = (time.perf_counter() - started) * 1000
         dry = dry_run(disc, run.config, sandbox=sandbox, lint_result=lint_result,
                       setup=setup, from_index=run.from_index, on_progress=run.on_progress,
                       **(run.data or {}))
-        dry = replace(dry, startup_ms=startup_ms)
         with sandbox.connect() as conn:
             observed = verify.run_queries(conn, queries)
         backout_check = verify.check_backout(sandbox, disc, steps, setup_path=setup,
@@ -428,23 +424,19 @@ def run_dry_run(paths: tuple[str, ...], config: Config, *, engine: str,
     dry-run-with-data keywords of ``dry_run`` (sample_rows, measure_blocking,
     inject_failures, estimate_stats, estimate_sizes).
     """
-    import time
-
     from .dryrun.replay import dry_run
     from .dryrun.sandbox import open_sandbox
 
     prep = _prepare_dry_run(paths, config, from_index, setup, engine, image)
     disc, lint_result = prep.discovery, prep.lint
-    started = time.perf_counter()
     with open_sandbox(engine, pg_version=prep.pg_version, database_url=database_url,
                       image=prep.image, on_progress=on_sandbox_progress,
                       in_memory=_light(data, prep.setup)) as sandbox:
-        startup_ms = (time.perf_counter() - started) * 1000
         result = dry_run(disc, config, sandbox=sandbox, lint_result=lint_result,
                          setup=prep.setup,
                          from_index=from_index, check_idempotency=check_idempotency,
                          check_down=check_down, on_progress=on_progress, **(data or {}))
-    return replace(result, startup_ms=startup_ms), lint_result, disc
+    return result, lint_result, disc
 
 
 def for_version(config: Config, major: int) -> Config:

@@ -1567,6 +1567,7 @@ def dry_run(
         migrations=tuple(results),
         lint=lint_result,
         schema_sha256=digest,
+        startup_ms=sandbox.startup_ms,
         setup_ms=(ready - started) * 1000,
         replay_ms=(replayed - ready) * 1000,
         notes=tuple(dict.fromkeys(replayer.notes)),

@@ -188,7 +188,7 @@ class DryRunResult:
     migrations: tuple[MigrationResult, ...]
     lint: LintResult | None = None
     schema_sha256: str | None = None  # hash of the final schema dump, for the report
-    startup_ms: float = 0.0  # the sandbox's start (set by the caller that opened it)
+    startup_ms: float = 0.0  # the sandbox's start (Sandbox.startup_ms)
     # The scratch database made ready: created (or cloned), connected, its catalog read.
     setup_ms: float = 0.0
     replay_ms: float = 0.0  # the migrations, from the first to the last (or the failing one)

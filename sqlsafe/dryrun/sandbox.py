@@ -123,6 +123,7 @@ class Sandbox:
     # Seconds per start-up phase (embedded and local: template copy, postmaster start, first
     # connection), so a benchmark can tell which one to cut.
     startup_phases: dict[str, float] = field(default_factory=dict, repr=False)
+    startup_ms: float = field(default=0.0, repr=False)  # open_sandbox's, whatever the engine
 
     def connect(self, dbname: str | None = None, *, autocommit: bool = True) -> psycopg.Connection:
         """Connect to the scratch database, or to one made by :meth:`create_database`."""
@@ -233,6 +234,7 @@ def open_sandbox(
     if engine == "url" and not database_url:
         raise SandboxError("--engine url needs --database-url")
     with _sigterm_raises():
+        started = time.perf_counter()
         if engine == "embedded":
             opened = _open_managed(_embedded_bindir(pg_version), "embedded", progress,
                                    in_memory)
@@ -244,6 +246,7 @@ def open_sandbox(
             assert database_url is not None
             opened = _open_url(database_url, progress)
         with opened as sandbox:
+            sandbox.startup_ms = (time.perf_counter() - started) * 1000
             yield sandbox
 
 
