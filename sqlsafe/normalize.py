@@ -506,34 +506,34 @@ def _alter_table(s: Any, kv: dict[str, str]) -> list[n.Action]:
     return [_alter_cmd(rel, c, objtype, kv) for c in s.cmds or ()]
 
 
+def _object_name(rel: n.Rel | None, obj: Any) -> str:
+    """The name of the object a RENAME or SET SCHEMA names: the relation's, else the object's
+    as written (a qualified name, a lone name, or a function with its argument types)."""
+    if rel is not None:
+        return rel.name
+    if isinstance(obj, tuple):
+        return ".".join(_names(obj))
+    if isinstance(obj, ast.String):
+        return _sval(obj)
+    return deparse(obj)
+
+
 def _rename(s: Any, kv: dict[str, str]) -> list[n.Action]:
     objtype = objtype_name(s.renameType)
     rel = rel_of(s.relation) if s.relation is not None else None
     if objtype in ("column", "constraint", "trigger", "policy", "attribute"):
         old = s.subname
-    elif rel is not None:
-        old = rel.name
-    elif isinstance(s.object, tuple):
-        old = ".".join(_names(s.object))
-    elif isinstance(s.object, ast.String):
-        old = s.object.sval
+    elif rel is None and not isinstance(s.object, (tuple, ast.String)) and s.subname:
+        old = s.subname
     else:
-        old = s.subname or deparse(s.object)
+        old = _object_name(rel, s.object)
     return [n.Rename(objtype, rel, old or "?", s.newname)]
 
 
 def _set_schema(s: Any, kv: dict[str, str]) -> list[n.Action]:
-    objtype = objtype_name(s.objectType)
     rel = rel_of(s.relation) if s.relation is not None else None
-    if rel is not None:
-        name = rel.name
-    elif isinstance(s.object, tuple):
-        name = ".".join(_names(s.object))
-    elif isinstance(s.object, ast.String):
-        name = _sval(s.object)
-    else:
-        name = deparse(s.object)
-    return [n.SetSchema(objtype, rel, name or "?", s.newschema)]
+    return [n.SetSchema(objtype_name(s.objectType), rel, _object_name(rel, s.object) or "?",
+                        s.newschema)]
 
 
 def _truncate(s: Any, kv: dict[str, str]) -> list[n.Action]:
