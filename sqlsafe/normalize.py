@@ -521,9 +521,10 @@ def _object_name(rel: n.Rel | None, obj: Any) -> str:
 def _rename(s: Any, kv: dict[str, str]) -> list[n.Action]:
     objtype = objtype_name(s.renameType)
     rel = rel_of(s.relation) if s.relation is not None else None
-    if objtype in ("column", "constraint", "trigger", "policy", "attribute"):
-        old = s.subname
-    elif rel is None and not isinstance(s.object, (tuple, ast.String)) and s.subname:
+    # A sub-object (column, constraint, ...) by its own name; so is an object the parser
+    # gives only as a node to deparse, when the statement also names it.
+    if objtype in ("column", "constraint", "trigger", "policy", "attribute") or (
+            rel is None and not isinstance(s.object, (tuple, ast.String)) and s.subname):
         old = s.subname
     else:
         old = _object_name(rel, s.object)
