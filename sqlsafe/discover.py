@@ -313,6 +313,9 @@ _FLYWAY_NON_TRANSACTIONAL = re.compile(
     r"^(?:(?:CREATE|DROP) (?:DATABASE|TABLESPACE|SUBSCRIPTION)|ALTER SYSTEM"
     r"|(?:CREATE|DROP)(?: UNIQUE)? INDEX CONCURRENTLY|REINDEX(?: VERBOSE)? (?:SCHEMA|DATABASE|SYSTEM)"
     r"|VACUUM|DISCARD ALL)\b")
+# A word every pattern above holds: a script without any of them needs no splitting.
+_FLYWAY_NON_TRANSACTIONAL_WORD = re.compile(
+    r"\b(?:concurrently|vacuum|discard|system|database|tablespace|subscription)\b", re.I)
 
 
 def _flyway_in_transaction(src: _Source, acc: _Acc) -> bool:
@@ -329,9 +332,8 @@ def _flyway_in_transaction(src: _Source, acc: _Acc) -> bool:
     m = re.search(r"^\s*executeInTransaction\s*=\s*(\w+)", conf, re.MULTILINE)
     if m and m.group(1).lower() == "false":
         return False
-    if "concurrently" not in src.text.lower() and not re.search(
-            r"\b(?:vacuum|discard|system|database|tablespace|subscription)\b", src.text, re.I):
-        return True  # nothing on the list (most scripts): no need to split the text
+    if not _FLYWAY_NON_TRANSACTIONAL_WORD.search(src.text):
+        return True  # nothing on the list (most scripts)
     from .parse import leading_words
 
     outside = [bool(_FLYWAY_NON_TRANSACTIONAL.match(w)) for w in leading_words(src.text)]
