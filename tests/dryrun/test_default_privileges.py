@@ -18,8 +18,6 @@ from sqlsafe.model import DiscoveryResult, Migration, Section
 pytestmark = pytest.mark.postgres
 
 SUPABASE_LIKE = """
-DO $$ BEGIN CREATE ROLE anon; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
-DO $$ BEGIN CREATE ROLE authenticated; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
 GRANT USAGE ON SCHEMA public TO anon, authenticated;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated;
 """
@@ -59,7 +57,8 @@ def test_flagged_exactly_when_an_api_role_can_read_it(sandbox: Sandbox, scenario
     with sandbox.connect() as conn:
         conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
         conn.execute("CREATE SCHEMA public")
-        # Default privileges outside the schema outlive it: reset the global ones too.
+        # The API roles; default privileges outside the schema outlive it: reset the global
+        # ones too.
         conn.execute("DO $$ BEGIN CREATE ROLE anon; EXCEPTION WHEN duplicate_object THEN NULL; "
                      "END $$")
         conn.execute("DO $$ BEGIN CREATE ROLE authenticated; EXCEPTION WHEN duplicate_object "
