@@ -6,7 +6,7 @@ instead of finding a script on PATH.
 
 from __future__ import annotations
 
-from .cli import main
+from .entry import main
 
 if __name__ == "__main__":
     main()

@@ -1,23 +1,23 @@
 """The command line: thin click commands over ``sqlsafe.api``.
 
+The ``sqlsafe`` script starts in ``sqlsafe.entry``, which runs plain ``lint`` command lines
+without click and sends every other one here.
+
 The lint path imports neither psycopg, jinja2 nor testcontainers (a pre-commit run must stay
 fast); dry-run and report modules are imported inside the commands that need them.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 import click
 
-from . import __version__
-from ._record import replace
-from .config import Config, ConfigError, check_dialect, load_config, parse_pg_version
-
-EXIT_OK, EXIT_FINDINGS, EXIT_TOOL = 0, 1, 2
+from . import __version__, entry
+from .config import Config, ConfigError
+from .entry import EXIT_OK, EXIT_TOOL
 
 
 class ToolError(click.ClickException):
@@ -31,13 +31,6 @@ class ToolError(click.ClickException):
 
 def fail(message: str) -> NoReturn:
     raise ToolError(message)
-
-
-def _csv(values: tuple[str, ...]) -> tuple[str, ...]:
-    out: list[str] = []
-    for v in values:
-        out.extend(x.strip() for x in v.split(",") if x.strip())
-    return tuple(out)
 
 
 # -- shell completion (click's: ``eval "$(_SQLSAFE_COMPLETE=bash_source sqlsafe)"``) ---------
@@ -140,37 +133,12 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def make_config(paths: tuple[str, ...], config_file: str | None, pg_version: str | None,
-                dialect: str | None, layout: str | None, assume_in_transaction: bool | None, select: tuple[str, ...],
-                extend_select: tuple[str, ...], ignore: tuple[str, ...],
-                profiles: tuple[str, ...], fail_on: str | None, **extra: Any) -> Config:
-    start = paths[0] if paths and paths[0] != "-" else os.getcwd()
-    if not os.path.exists(start):
-        start = os.getcwd()
+def make_config(paths: tuple[str, ...], **opts: Any) -> Config:
+    """The config in force for a command (``entry.make_config``); a bad one exits 2."""
     try:
-        cfg = load_config(config_file, start)
-        if pg_version is not None:
-            # The command line's version replaces the file's, minor release included.
-            major, minor = parse_pg_version(pg_version)
-            cfg = replace(cfg, pg_version=major, pg_minor=minor, pg_version_given=True)
-        if dialect is not None:
-            check_dialect(dialect)
+        return entry.make_config(paths, **opts)
     except ConfigError as exc:
         fail(str(exc))
-    if dialect == "postgresql":
-        dialect = "postgres"
-    return cfg.merged(dialect=dialect, layout=layout,
-                      assume_in_transaction=assume_in_transaction, select=_csv(select),
-                      extend_select=_csv(extend_select), ignore=_csv(ignore),
-                      profiles=_csv(profiles), fail_on=fail_on, **extra)
-
-
-def use_color(choice: str) -> bool:
-    if choice == "always":
-        return True
-    if choice == "never" or os.environ.get("NO_COLOR"):
-        return False
-    return sys.stdout.isatty()
 
 
 class _Group(click.Group):
@@ -228,27 +196,17 @@ def lint(paths: tuple[str, ...], fmt: str | None, output: str | None, color: str
          changed_since: str | None, baseline: str | None, write_baseline: str | None,
          **opts: Any) -> None:
     """Static analysis of migration SQL. PATH may be a file, a directory or '-' (stdin)."""
-    from . import api
-
-    paths = paths or (".",)
-    cfg = make_config(paths, **opts)
-    fmt = fmt or ("github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text")
-    run = api.LintRun(paths=paths, config=cfg, fmt=fmt, color=use_color(color), fix=fix,
-                      changed_since=changed_since, baseline=baseline,
-                      write_baseline=write_baseline)
-    try:
-        outcome = api.run_lint(run)
-    except api.UsageError as exc:
-        fail(str(exc))
-    for line in outcome.problems:
-        click.echo(f"sqlsafe: error: {line}", err=True)
-    if output:
-        with open(output, "w", encoding="utf-8") as f:
-            f.write(outcome.rendered)
-    else:
+    def out(text: str, color: bool) -> None:
         # click strips ANSI codes when stdout is not a terminal unless told otherwise.
-        click.echo(outcome.rendered, nl=False, color=run.color or None)
-    sys.exit(outcome.exit_code)
+        click.echo(text, nl=False, color=color or None)
+
+    try:
+        code = entry.lint_command(paths, fmt, output, color, fix, changed_since, baseline,
+                                  write_baseline, out=out,
+                                  err=lambda line: click.echo(line, err=True), **opts)
+    except entry.CommandError as exc:
+        fail(str(exc))
+    sys.exit(code)
 
 
 @cli.command("rules")
@@ -274,27 +232,20 @@ def explain(rule: str) -> None:
 
 
 def main() -> None:
-    """Entry point: no traceback ever reaches the user."""
-    try:
-        cli.main(standalone_mode=False, prog_name="sqlsafe")
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code if isinstance(exc, ToolError) else EXIT_TOOL)
-    except click.exceptions.Abort:
-        click.echo("sqlsafe: interrupted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("sqlsafe: interrupted", err=True)
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except BrokenPipeError:
-        sys.exit(EXIT_TOOL)
-    except Exception as exc:  # the last line of defence: one line, no traceback
-        if os.environ.get("SQLSAFE_DEBUG"):
-            raise
-        click.echo(f"sqlsafe: internal error: {type(exc).__name__}: {exc} "
-                   "(set SQLSAFE_DEBUG=1 for a traceback)", err=True)
-        sys.exit(EXIT_TOOL)
+    """Run the click command line (``entry.main`` sends every command line here but a plain
+    ``lint`` one): no traceback ever reaches the user."""
+
+    def run() -> int:
+        try:
+            cli.main(standalone_mode=False, prog_name="sqlsafe")
+        except click.exceptions.Exit as exc:
+            return exc.exit_code
+        except click.ClickException as exc:
+            exc.show()
+            return exc.exit_code if isinstance(exc, ToolError) else EXIT_TOOL
+        except click.exceptions.Abort:
+            click.echo("sqlsafe: interrupted", err=True)
+            return 130
+        return EXIT_OK
+
+    entry.run_guarded(run)

@@ -13,7 +13,8 @@ from typing import Any
 
 import click
 
-from ..cli import EXIT_TOOL, common_options, fail, make_config
+from ..cli import common_options, fail, make_config
+from ..entry import EXIT_TOOL
 from .dryrun import data_keywords, data_options, parse_versions
 
 

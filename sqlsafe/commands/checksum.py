@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from ..cli import EXIT_FINDINGS, EXIT_OK, common_options, fail, make_config
+from ..cli import common_options, fail, make_config
+from ..entry import EXIT_FINDINGS, EXIT_OK
 
 
 @click.command("checksum")

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..cli import EXIT_FINDINGS, EXIT_OK, EXIT_TOOL, common_options, fail, make_config
+from ..cli import common_options, fail, make_config
+from ..entry import EXIT_FINDINGS, EXIT_OK, EXIT_TOOL
 from ..lint import fails
 
 if TYPE_CHECKING:

@@ -1,0 +1,156 @@
+"""The entry point reads plain ``lint`` command lines without click (sqlsafe/entry.py).
+
+Its option table must be the click command's, it must read every command line it accepts as
+click does, leave every other one to click, and the two paths must answer alike.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from sqlsafe import entry
+from sqlsafe.cli import cli
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE = REPO / "fixtures" / "dlq_heartbeat" / "migrations"
+
+
+def _lint_command() -> click.Command:
+    command = cli.commands["lint"]
+    assert isinstance(command, click.Command)
+    return command
+
+
+def test_option_table_is_the_click_commands() -> None:
+    values: dict[str, str] = {}
+    multiple: dict[str, str] = {}
+    flags: dict[str, tuple[str, bool]] = {}
+    choices: dict[str, tuple[str, ...]] = {}
+    for param in _lint_command().params:
+        if not isinstance(param, click.Option):
+            continue
+        if param.name in ("help",):
+            continue
+        assert param.name is not None
+        if isinstance(param.type, click.Choice):
+            choices[param.name] = tuple(param.type.choices)
+        if param.is_flag:
+            if param.secondary_opts:  # --x/--no-x
+                for opt in param.opts:
+                    flags[opt] = (param.name, True)
+                for opt in param.secondary_opts:
+                    flags[opt] = (param.name, False)
+            else:
+                for opt in param.opts:
+                    flags[opt] = (param.name, True)
+        elif param.multiple:
+            multiple.update(dict.fromkeys(param.opts, param.name))
+        else:
+            values.update(dict.fromkeys(param.opts, param.name))
+    assert values == entry.VALUE_OPTIONS
+    assert multiple == entry.MULTIPLE_OPTIONS
+    assert flags == entry.FLAG_OPTIONS
+    assert choices == entry.CHOICES
+    defaults = _lint_command().make_context("lint", []).params
+    assert defaults.pop("paths") == ()
+    assert defaults == entry.DEFAULTS
+
+
+ACCEPTED = [
+    ["lint"],
+    ["lint", "a.sql"],
+    ["lint", "-", "--format", "json"],
+    ["lint", "a.sql", "b/", "--format=json", "-o", "out.json"],
+    ["lint", "--select", "LK001,LK002", "--select=ID001", "x", "--ignore", "style"],
+    ["lint", "--fix", "--no-assume-in-transaction", "--assume-in-transaction", "x"],
+    ["lint", "--fail-on", "never", "--color", "always", "--pg-version", "14.3", "x"],
+    ["lint", "--format", "text", "--format", "json", "x"],  # the last one wins
+    ["lint", "--output", "-", "x"],  # a value that looks like stdin is still a value
+    ["lint", "--config", "c.toml", "--dialect", "mysql", "--layout", "flyway", "x"],
+    ["lint", "--profile", "supabase", "--extend-select", "SC0", "--changed-since", "main",
+     "--baseline", "b.json", "--write-baseline", "w.json", "x"],
+    ["lint", "--select="],  # an empty value is a value
+]
+
+LEFT_TO_CLICK = [
+    [],
+    ["rules"],
+    ["dry-run", "x"],
+    ["--version"],
+    ["lint", "--help"],
+    ["lint", "-h"],
+    ["lint", "--fail-on", "bogus", "x"],
+    ["lint", "--color=sometimes"],
+    ["lint", "--format"],  # no value
+    ["lint", "--fix=yes"],
+    ["lint", "-ofile.json", "x"],
+    ["lint", "--", "-weird.sql"],
+    ["lint", "--frmat", "json"],
+    ["lint", "--sel", "LK001"],
+]
+
+
+@pytest.mark.parametrize("argv", ACCEPTED, ids=lambda a: " ".join(a) or "empty")
+def test_quick_parser_reads_what_click_reads(argv: list[str]) -> None:
+    quick = entry.quick_lint_args(argv)
+    assert quick is not None
+    ctx = _lint_command().make_context("lint", list(argv[1:]))
+    assert quick == ctx.params
+
+
+@pytest.mark.parametrize("argv", LEFT_TO_CLICK, ids=lambda a: " ".join(a) or "empty")
+def test_other_command_lines_go_to_click(argv: list[str]) -> None:
+    assert entry.quick_lint_args(argv) is None
+
+
+def _run(argv: list[str], *, via_click: bool, cwd: Path, stdin: str = "") -> tuple[int, str, str]:
+    code = ("import sys; from sqlsafe.cli import main; sys.argv = ['sqlsafe', *sys.argv[1:]]; main()"
+            if via_click else
+            "import sys; from sqlsafe.entry import main; sys.argv = ['sqlsafe', *sys.argv[1:]]; "
+            "main()")
+    env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_ACTIONS", "NO_COLOR")}
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                          cwd=cwd, input=stdin, env=env)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+CASES = [
+    ["lint", str(FIXTURE)],
+    ["lint", str(FIXTURE), "--format", "json", "--fail-on", "never"],
+    ["lint", str(FIXTURE), "--color", "always", "--select", "LK,TX"],
+    ["lint", "-", "--format=json"],
+    ["lint", "missing-dir", str(FIXTURE)],  # a one-line error for the path, the rest linted
+    ["lint", str(FIXTURE), "--select", "NOPE999"],  # a usage error: exit 2
+    ["lint", str(FIXTURE), "--pg-version", "banana"],  # a config error: exit 2
+]
+
+
+@pytest.mark.parametrize("argv", CASES, ids=lambda a: " ".join(a[2:]) or "plain")
+def test_both_paths_answer_alike(argv: list[str], tmp_path: Path) -> None:
+    stdin = "CREATE INDEX i ON t (a);\nSELEC 1;\n"
+    quick = _run(argv, via_click=False, cwd=tmp_path, stdin=stdin)
+    slow = _run(argv, via_click=True, cwd=tmp_path, stdin=stdin)
+    assert quick == slow
+    assert "Traceback" not in quick[2]
+
+
+def test_plain_lint_does_not_import_click() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "sqlsafe", "lint", str(FIXTURE)],
+        capture_output=True, text=True)
+    assert proc.returncode in (0, 1), proc.stderr
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "sqlsafe" in imported
+    assert "click" not in imported
+    # ... while a command line it leaves to click still works through the same entry point
+    proc = subprocess.run([sys.executable, "-m", "sqlsafe", "lint", "--help"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert "Usage: sqlsafe lint" in proc.stdout
