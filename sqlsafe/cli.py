@@ -248,4 +248,4 @@ def main() -> None:
             return 130
         return EXIT_OK
 
-    entry.run_guarded(run)
+    sys.exit(entry.run_guarded(run))

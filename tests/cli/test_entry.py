@@ -140,6 +140,18 @@ def test_both_paths_answer_alike(argv: list[str], tmp_path: Path) -> None:
     assert "Traceback" not in quick[2]
 
 
+def test_both_paths_write_the_same_report_file(tmp_path: Path) -> None:
+    (tmp_path / "quick").mkdir()
+    (tmp_path / "click").mkdir()
+    argv = ["lint", str(FIXTURE), "--format", "sarif", "-o", "report.sarif"]
+    quick = _run(argv, via_click=False, cwd=tmp_path / "quick")
+    slow = _run(argv, via_click=True, cwd=tmp_path / "click")
+    assert quick == slow
+    written = (tmp_path / "quick" / "report.sarif").read_text(encoding="utf-8")
+    assert '"ruleId"' in written
+    assert written == (tmp_path / "click" / "report.sarif").read_text(encoding="utf-8")
+
+
 def test_plain_lint_does_not_import_click() -> None:
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "sqlsafe", "lint", str(FIXTURE)],
