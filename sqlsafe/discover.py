@@ -26,7 +26,6 @@ large, missing) or a note (skipped files, empty files), and discovery goes on.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -35,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 
 from sqlsafe._record import MutableRecord, Record, field, record, replace
-from sqlsafe.model import DiscoveryResult, Down, InputProblem, Migration, Section
+from sqlsafe.model import DiscoveryResult, Down, FileBytes, InputProblem, Migration, Section
 
 # Files above this size are reported, never read: a migration this large is generated data, and
 # reading it whole would make a pre-commit hook stall.
@@ -83,13 +82,13 @@ _GOOSE_NO_TX = re.compile(r"^--\s*\+goose\s+NO\s+TRANSACTION\b", re.MULTILINE | 
 # --- reading ----------------------------------------------------------------------------------
 @record
 class _Source(Record):
-    """One readable ``.sql`` file: its text (BOM stripped) and the digest of its raw bytes."""
+    """One readable ``.sql`` file: its text (BOM stripped) and its raw bytes."""
 
     path: str  # display path
     abspath: str
     name: str  # base name
     text: str
-    sha256: str
+    raw: FileBytes
 
 
 @record
@@ -122,8 +121,7 @@ def _read(path: str, abspath: str, acc: _Acc, size: int | None = None) -> _Sourc
     file's size when the caller has just stat'ed it."""
     if abspath in acc.overlay:
         text = acc.overlay[abspath]
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        return _Source(path, abspath, os.path.basename(abspath), text, digest)
+        return _Source(path, abspath, os.path.basename(abspath), text, FileBytes(text))
     try:
         if size is None:
             size = os.stat(abspath).st_size
@@ -154,8 +152,9 @@ def _read(path: str, abspath: str, acc: _Acc, size: int | None = None) -> _Sourc
         bad = data[offset]
         acc.problem(path, f"not valid UTF-8: byte 0x{bad:02x} at offset {offset}", line, col)
         return None
-    digest = hashlib.sha256(data).hexdigest()
-    return _Source(path, abspath, os.path.basename(abspath), text, digest)
+    # Valid UTF-8 decodes and encodes back to the same bytes: the text stands for them.
+    return _Source(path, abspath, os.path.basename(abspath), text,
+                   FileBytes(text, body is not data))
 
 
 def _is_blank(text: str) -> bool:
@@ -243,7 +242,7 @@ def _migration(
         kind="repeatable" if kind == "repeatable" else "versioned",
         in_transaction=in_transaction,
         down=down,
-        sha256=src.sha256,
+        raw=src.raw,
     )
 
 
@@ -798,9 +797,9 @@ def _stdin(text: str | None, acc: _Acc) -> None:
     if text is None:
         acc.problem(STDIN_PATH, "'-' given but no standard input text was provided")
         return
-    data = text.encode("utf-8", errors="surrogateescape")
     body = text[1:] if text.startswith("\ufeff") else text
-    src = _Source(STDIN_PATH, "", STDIN_PATH, body, hashlib.sha256(data).hexdigest())
+    src = _Source(STDIN_PATH, "", STDIN_PATH, body,
+                  FileBytes(body, body is not text, errors="surrogateescape"))
     acc.migrations.append(replace(_migration(src, "stdin", None, "stdin"), abspath=None))
 
 

@@ -57,6 +57,39 @@ class Section(Record):
     char_offset: int = 0  # number of characters in the file before the section starts
 
 
+class FileBytes:
+    """A file's bytes as discovery read them, kept as its text: the digest is worked out
+    when something asks for it (checksum.txt, the dry run's report). A lint never does, and
+    importing hashlib costs every pre-commit run a few milliseconds."""
+
+    __slots__ = ("_sha256", "bom", "errors", "text")
+
+    def __init__(self, text: str, bom: bool = False, errors: str = "strict") -> None:
+        self.text = text  # without the BOM
+        self.bom = bom
+        self.errors = errors  # how the text encodes back to the bytes read
+        self._sha256: str | None = None
+
+    def sha256(self) -> str:
+        if self._sha256 is None:
+            import hashlib
+
+            data = self.text.encode("utf-8", errors=self.errors)
+            self._sha256 = hashlib.sha256(b"\xef\xbb\xbf" + data if self.bom else data).hexdigest()
+        return self._sha256
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FileBytes):
+            return NotImplemented
+        return (self.text, self.bom, self.errors) == (other.text, other.bom, other.errors)
+
+    def __hash__(self) -> int:
+        return hash((self.text, self.bom))
+
+    def __repr__(self) -> str:
+        return f"FileBytes({len(self.text)} characters, bom={self.bom})"
+
+
 @record
 class Down(Record):
     path: str
@@ -78,8 +111,13 @@ class Migration(Record):
     # Whether the owning tool wraps the file in one transaction when it applies it.
     in_transaction: bool = False
     down: Down | None = None
-    # Raw bytes digest of the whole file (what checksum.txt records).
-    sha256: str = ""
+    # The whole file as read; ``sha256`` is the digest of its raw bytes (what checksum.txt
+    # records).
+    raw: FileBytes | None = None
+
+    @property
+    def sha256(self) -> str:
+        return self.raw.sha256() if self.raw is not None else ""
 
 
 @record

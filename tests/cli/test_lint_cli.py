@@ -240,3 +240,5 @@ def test_lint_path_imports_no_database_or_template_libraries() -> None:
     # Nor dataclasses: each @dataclass costs a fresh interpreter (every pre-commit run) about
     # 0.7 ms; the lint path's classes are records (sqlsafe/_record.py).
     assert "dataclasses" not in imported
+    # Nor hashlib (a few ms): a lint never asks for a file's digest (model.FileBytes).
+    assert "hashlib" not in imported

@@ -354,6 +354,29 @@ def test_utf8_bom_stripped_crlf_kept_ok(tmp_path: Path) -> None:
     assert m.sha256 == hashlib.sha256(raw).hexdigest()  # digest of the raw bytes, BOM included
 
 
+def test_digest_is_of_the_raw_bytes_of_the_whole_file(tmp_path: Path) -> None:
+    # The digest is worked out from the text when asked: it must still be the file's bytes,
+    # whatever the text holds, and the whole file's for each section of a dbmate file.
+    files = {
+        "1_plain.sql": b"CREATE TABLE t (a int);\n",
+        "2_accents.sql": "-- café, naïve, 日本, \U0001f600\r\nSELECT 'é';".encode(),
+        "3_bom_accents.sql": b"\xef\xbb\xbf" + "SELECT 'ü';\n".encode(),
+    }
+    for name, raw in files.items():
+        (tmp_path / name).write_bytes(raw)
+    got = {Path(m.path).name: m.sha256 for m in clean(discover([str(tmp_path)])).migrations}
+    assert got == {name: hashlib.sha256(raw).hexdigest() for name, raw in files.items()}
+    dbmate = tmp_path / "dbmate"
+    dbmate.mkdir()
+    raw = b"-- migrate:up\nCREATE TABLE u (a int);\n-- migrate:down\nDROP TABLE u;\n"
+    (dbmate / "20240101000000_u.sql").write_bytes(raw)
+    (m,) = clean(discover([str(dbmate)])).migrations
+    assert m.section.text != raw.decode()
+    assert m.sha256 == hashlib.sha256(raw).hexdigest()
+    (s,) = clean(discover(["-"], stdin_text="\ufeffSELECT 'ß';\n")).migrations
+    assert s.sha256 == hashlib.sha256("\ufeffSELECT 'ß';\n".encode()).hexdigest()
+
+
 def test_empty_file_reported_ok(tmp_path: Path) -> None:
     (tmp_path / "1_empty.sql").write_text("")
     (tmp_path / "2_blank.sql").write_text("  \n\n")
