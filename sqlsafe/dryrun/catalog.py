@@ -70,6 +70,14 @@ WHERE l.locktype = 'relation' AND l.pid = %s
   AND {_USER_NS}
 """
 
+# The current names of relations given by oid (after a statement that moved relations it did
+# not lock: ``replay._moves_unlocked``).
+RELATION_NAMES = """
+SELECT c.oid, n.nspname || '.' || c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = ANY(%s)
+"""
+
 # The watcher's hold: a transaction with a snapshot, and SHARE UPDATE EXCLUSIVE on the tables
 # the statement is expected to lock, so a statement that needs a conflicting lock (or, like
 # CREATE INDEX CONCURRENTLY, waits for older snapshots) waits where the watcher can see it.

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 from .. import locks as lk
 from .._record import replace
 from ..model import DiscoveryResult, LintResult, Migration, Section, StatementInfo
+from ..normalize import objtype_name
 from ..parse import ParsedSection, ParsedStatement, parse_section
 from ..txblock import refuses_transaction_block
 from . import blocking as bk
@@ -343,6 +344,16 @@ def _may_rename(node: Any) -> bool:
     if name == "AlterEnumStmt":
         return node.oldVal is not None  # RENAME VALUE
     return name in _RENAMING
+
+
+def _moves_unlocked(node: Any) -> bool:
+    """Whether a statement renames relations without locking them, so the lock query after it
+    does not show their new names: ``ALTER TABLE ... SET SCHEMA`` takes the table's indexes and
+    owned sequences along, ``ALTER SCHEMA ... RENAME`` renames every relation in the schema."""
+    name = type(node).__name__
+    if name == "AlterObjectSchemaStmt":
+        return True
+    return name == "RenameStmt" and objtype_name(node.renameType) == "schema"
 
 
 def _labels_added(old: str | None, new: str) -> bool:
@@ -849,6 +860,7 @@ class _Session:
             return False
         return all(stmt.node is not None and _lock_query_can_follow(stmt.node)
                    and not cannot_run_in_transaction(stmt.node, self.r.server_version_num)
+                   and not _moves_unlocked(stmt.node)  # its names are read after it
                    for stmt in unit.statements)
 
     def _run_batched(self, unit: _Unit,
@@ -1068,6 +1080,8 @@ class _Session:
             rewrites = self._rewrites(before, self.known)
         else:
             locks, rewrites = self._observe(before, held_before, lock_rows)
+            if _moves_unlocked(stmt.node):
+                self._rename_known()
             if self.r.measure_blocking and locks:
                 # After the statement, before COMMIT: its locks are still held.
                 probes = self.prober().probe(bk.tables_of(locks))
@@ -1150,6 +1164,15 @@ class _Session:
                     rel.relfilenode != old.relfilenode:
                 out.append(old.name)
         return sorted(out)
+
+    def _rename_known(self) -> None:
+        """Read the names of the relations known so far again (``_moves_unlocked``): a later
+        statement that drops one is then reported on the name it had when it ran."""
+        rows = self.conn.execute(q.RELATION_NAMES, (list(self.known),)).fetchall()
+        for oid, name in rows:
+            rel = self.known.get(int(oid))
+            if rel is not None and rel.name != name:
+                self.known[int(oid)] = Rel(rel.relfilenode, rel.relkind, str(name))
 
     def _refresh_known(self) -> None:
         self.known = self.snapshot(self.base).rels
