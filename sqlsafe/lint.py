@@ -205,6 +205,10 @@ def lint_migration(migration: Migration, index: int, state: SchemaState, config:
         for f in _run_rules(actions, ctx, sel if postgres else non_pg):
             raw.append((f, stmt.span.line))
         in_tx_before = state.tx.open
+        # The statement's locks are held before its actions apply: a table it moves (RENAME,
+        # SET SCHEMA) then carries the lock to its new name, as PostgreSQL's lock is on the
+        # relation, not the name.
+        state.hold_locks(prediction, stmt.span.line)
         for action in actions:
             state.apply(action)
             if isinstance(action, n.DoBlock) and action.language == "plpgsql":
@@ -212,7 +216,6 @@ def lint_migration(migration: Migration, index: int, state: SchemaState, config:
                                         sel, prediction):
                     raw.append((f, stmt.span.line))
         infos.append(_info(migration, stmt, actions, prediction, in_tx_before))
-        state.hold_locks(prediction, stmt.span.line)
         state.tx.statements += 1
     # Checks that need the whole migration (an unterminated BEGIN, ...).
     end_ctx = RuleContext(state, pg, config, _end_statement(migration), migration, index, (),
@@ -235,12 +238,27 @@ def _lint_do_block(stmt: ParsedStatement, action: n.DoBlock, state: SchemaState,
                    config: Config, migration: Migration, index: int, sel: Selection,
                    outer: lk.Prediction) -> list[Finding]:
     """Lint the statements a DO block runs, in order, inside the block's transaction."""
-    from . import plpgsql
-
     inner_sel = Selection({c for c in sel.enabled
                            if registry.RULES[c].category not in _DO_SKIPPED_CATEGORIES},
                           sel.severity, sel.unknown)
     found: list[Finding] = []
+    # The block is one transaction even outside BEGIN: a lock one of its statements takes is
+    # held while the next ones run.
+    opened = state.begin_atomic()
+    try:
+        _lint_block_statements(stmt, action, state, pg, config, migration, index, inner_sel,
+                               outer, found)
+    finally:
+        state.end_atomic(opened)
+    return found
+
+
+def _lint_block_statements(stmt: ParsedStatement, action: n.DoBlock, state: SchemaState,
+                           pg: int, config: Config, migration: Migration, index: int,
+                           inner_sel: Selection, outer: lk.Prediction,
+                           found: list[Finding]) -> None:
+    from . import plpgsql
+
     for inner in plpgsql.expand(stmt, action.body):
         actions = normalize(inner.node, state.functions)
         prediction = lk.Prediction()
@@ -256,9 +274,9 @@ def _lint_do_block(stmt: ParsedStatement, action: n.DoBlock, state: SchemaState,
             outer.lock(rel, mode)
         for rel in prediction.rewrites:
             outer.rewrite(rel)
+        state.hold_locks(prediction, stmt.span.line)
         for a in actions:
             state.apply(a)
-    return found
 
 
 def _end_statement(migration: Migration) -> ParsedStatement:

@@ -230,6 +230,19 @@ class SchemaState:
         self.tx = TxState()
         self.local_settings = {}
 
+    def begin_atomic(self) -> bool:
+        """A statement that runs as one transaction even outside BEGIN (a DO block) starts:
+        open an implicit transaction unless one is open. True if it opened one."""
+        if self.tx.open:
+            return False
+        self._open_tx(explicit=False)
+        return True
+
+    def end_atomic(self, opened: bool) -> None:
+        """The atomic statement ends: close the transaction ``begin_atomic`` opened."""
+        if opened and self.tx.open:
+            self._close_tx()
+
     def _ensure_table(self, rel: n.Rel) -> TableState:
         key = self.qualify(rel)
         t = self.tables.get(key)

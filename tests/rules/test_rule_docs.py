@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,12 +60,29 @@ def _expected(sql: str) -> set[tuple[int, str]]:
         target = None
         for s in stmts:
             if s.span.line <= lineno <= s.span.end_line or s.span.line > lineno:
-                target = s.span.line
+                target = _inner_line(s, lineno) or s.span.line
                 break
         assert target is not None, f"marker on line {lineno} has no statement"
         for code in re.split(r"\s*,\s*", m.group("codes")):
             out.add((target, code))
     return out
+
+
+def _inner_line(stmt: Any, lineno: int) -> int | None:
+    """For a marker inside a DO block: the first line of the block's statement it marks
+    (findings inside a block are reported at the statement of the block that causes them)."""
+    from sqlsafe import nodes as n
+    from sqlsafe import plpgsql
+    from sqlsafe.normalize import normalize
+
+    if stmt.node is None:
+        return None
+    for action in normalize(stmt.node):
+        if isinstance(action, n.DoBlock):
+            for inner in plpgsql.expand(stmt, action.body):
+                if inner.span.line <= lineno <= inner.span.end_line:
+                    return int(inner.span.line)
+    return None
 
 
 _CONFIG_RE = re.compile(r"^```toml config\n(?P<body>.*?)^```", re.M | re.S)
