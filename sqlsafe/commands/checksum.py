@@ -17,12 +17,14 @@ from ..entry import EXIT_FINDINGS, EXIT_OK
 @common_options
 @click.option("--verify", is_flag=True,
               help="Check the files against the manifest instead of writing it; exit 1 naming "
-                   "every file modified, removed, added or out of order.")
+                   "every file modified, removed, added or out of order. An Atlas directory's "
+                   "atlas.sum is checked too.")
 @click.option("--checksums", "manifest", metavar="FILE",
-              help="The manifest to write or verify (default: checksum.txt in PATH).")
+              help="The manifest to write or verify (default: checksum.txt in PATH; "
+                   "an atlas.sum is verified in Atlas's format).")
 def command(path: str, verify: bool, manifest: str | None, **opts: Any) -> None:
     """Write checksum.txt (sha256sum format, apply order) for the migrations in PATH."""
-    from .. import api
+    from .. import api, atlassum
     from .. import checksum as cs
 
     if path == "-":
@@ -37,20 +39,51 @@ def command(path: str, verify: bool, manifest: str | None, **opts: Any) -> None:
         fail(f"no migration files found in {path}")
     target = manifest or os.path.join(disc.root, cs.MANIFEST)
     if not verify:
+        if os.path.basename(target) == atlassum.FILENAME:  # what `atlas migrate hash` writes
+            directory = os.path.dirname(os.path.abspath(target))
+            listed = atlassum.hashes(atlassum.sql_files(directory))
+            with open(target, "w", encoding="utf-8", newline="\n") as f:
+                f.write(atlassum.render(listed))
+            click.echo(f"wrote {target} ({len(listed)} files)", err=True)
+            sys.exit(EXIT_OK)
         written, entries = cs.write(disc, target)
         click.echo(f"wrote {written} ({len(entries)} files)", err=True)
         sys.exit(EXIT_OK)
-    try:
-        with open(target, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as exc:
-        fail(f"cannot read {target}: {exc.strerror}")
-    problems = cs.verify(disc, text)
-    for p in problems:
-        click.echo(f"{target}: {p.line()}")
-    if problems:
-        click.echo(f"{len(problems)} problem(s); after review, refresh with: sqlsafe checksum {path}",
-                   err=True)
-        sys.exit(EXIT_FINDINGS)
-    click.echo(f"{target}: {len(cs.files_of(disc))} files OK")
-    sys.exit(EXIT_OK)
+    # The manifests to check: the one named, else checksum.txt and an Atlas directory's
+    # atlas.sum, whichever exist (checksum.txt is reported missing when neither does).
+    if manifest:
+        targets = [manifest]
+    else:
+        atlas = os.path.join(_set_dir(disc), atlassum.FILENAME)
+        targets = [t for t in (target, atlas) if os.path.exists(t)] or [target]
+    failed = 0
+    for t in targets:
+        try:
+            with open(t, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read {t}: {getattr(exc, 'strerror', None) or exc}")
+        if os.path.basename(t) == atlassum.FILENAME or text.startswith("h1:"):
+            directory = os.path.dirname(os.path.abspath(t))
+            problems = atlassum.verify(directory, text)
+            count = len(atlassum.hashes(atlassum.sql_files(directory)))
+            refresh = "atlas migrate hash"
+        else:
+            problems = cs.verify(disc, text)
+            count = len(cs.files_of(disc))
+            refresh = f"sqlsafe checksum {path}"
+        for p in problems:
+            click.echo(f"{t}: {p.line()}")
+        if problems:
+            failed += 1
+            click.echo(f"{t}: {len(problems)} problem(s); after review, refresh with: {refresh}",
+                       err=True)
+        else:
+            click.echo(f"{t}: {count} files OK")
+    sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
+
+
+def _set_dir(disc: Any) -> str:
+    """The directory that holds the set's files (an Atlas directory keeps atlas.sum there)."""
+    dirs = {os.path.dirname(m.abspath) for m in disc.migrations if m.abspath}
+    return dirs.pop() if len(dirs) == 1 else str(disc.root)
