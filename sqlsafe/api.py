@@ -334,7 +334,8 @@ def run_check(run: CheckRun, *, write: bool = True) -> CheckOutcome:
     queries = plan.verification_queries(disc, paths, run.from_index)
     steps, _, _ = plan.backout(disc, paths, run.from_index)
     with open_sandbox(run.engine, pg_version=prep.pg_version, database_url=run.database_url,
-                      image=prep.image, in_memory=_light(run.data, prep.setup)) as sandbox:
+                      image=prep.image, in_memory=_light(run.data, prep.setup),
+                      settings=run.config.server_settings) as sandbox:
         dry = dry_run(disc, run.config, sandbox=sandbox, lint_result=lint_result,
                       setup=setup, from_index=run.from_index, on_progress=run.on_progress,
                       **(run.data or {}))
@@ -431,7 +432,8 @@ def run_dry_run(paths: tuple[str, ...], config: Config, *, engine: str,
     disc, lint_result = prep.discovery, prep.lint
     with open_sandbox(engine, pg_version=prep.pg_version, database_url=database_url,
                       image=prep.image, on_progress=on_sandbox_progress,
-                      in_memory=_light(data, prep.setup)) as sandbox:
+                      in_memory=_light(data, prep.setup),
+                      settings=config.server_settings) as sandbox:
         result = dry_run(disc, config, sandbox=sandbox, lint_result=lint_result,
                          setup=prep.setup,
                          from_index=from_index, check_idempotency=check_idempotency,

@@ -53,6 +53,9 @@ class Config(Record):
     # production); a relative path is relative to the config file.
     setup: str | None = None
     report: str = "dry_run_report.md"
+    # Server settings for the sandbox (``--server-setting NAME=VALUE``): given at server start
+    # by the embedded, local and docker engines, per session by the url engine.
+    server_settings: dict[str, str] = field(default_factory=dict)
     source: str | None = None  # the file the config came from
 
     def merged(self, **overrides: Any) -> Config:
@@ -65,7 +68,7 @@ _ALIASES = {"pg-version": "pg_version", "fail-on": "fail_on", "extend-select": "
             "assume-in-transaction": "assume_in_transaction",
             "lock-timeout-max-ms": "lock_timeout_max_ms",
             "statement-timeout-ms": "statement_timeout_ms",
-            "exposed-schemas": "exposed_schemas"}
+            "exposed-schemas": "exposed_schemas", "server-settings": "server_settings"}
 
 
 def find_config(start: str | os.PathLike[str]) -> tuple[str, dict[str, Any]] | None:
@@ -149,6 +152,11 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         return dict(value)
     if key == "naming":
         return _naming(value, source)
+    if key == "server_settings":
+        if not isinstance(value, dict):
+            raise bad("a table of setting = value")
+        return {name: server_setting_value(name, v, f"{source}: server_settings")
+                for name, v in value.items()}
     if key == "fail_on":
         if value not in ("error", "warning", "info", "never"):
             raise bad("error, warning, info or never")
@@ -165,6 +173,34 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     if not isinstance(value, str):
         raise bad("a string")
     return value
+
+
+_SETTING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+
+
+def server_setting_value(name: str, value: Any, source: str) -> str:
+    """A server setting's value as PostgreSQL's ``-c name=value`` takes it. Raises
+    ConfigError for a name PostgreSQL could not have, or a value that is not a scalar."""
+    if not _SETTING_NAME.fullmatch(name):
+        raise ConfigError(f"{source}: '{name}' is not a server setting name")
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    raise ConfigError(f"{source}: {name} must be a string, number or boolean, not {value!r}")
+
+
+def parse_server_settings(values: tuple[str, ...], source: str = "--server-setting",
+                          ) -> dict[str, str]:
+    """``NAME=VALUE`` pairs from the command line."""
+    out: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"{source}: '{item}' is not NAME=VALUE "
+                              "(e.g. --server-setting max_locks_per_transaction=256)")
+        out[name.strip()] = server_setting_value(name.strip(), value.strip(), source)
+    return out
 
 
 # The object kinds ST015 (naming-convention) knows; a key outside it is a typo, not a wish.

@@ -15,7 +15,13 @@ import click
 
 from ..cli import common_options, fail, make_config
 from ..entry import EXIT_TOOL
-from .dryrun import data_keywords, data_options, parse_versions
+from .dryrun import (
+    data_keywords,
+    data_options,
+    parse_versions,
+    server_options,
+    with_server_settings,
+)
 
 
 @click.command("check")
@@ -49,12 +55,14 @@ from .dryrun import data_keywords, data_options, parse_versions
 @click.option("--timestamp", is_flag=True,
               help="Stamp the report with the time (off: the same input gives the same report).")
 @data_options
+@server_options
 def command(path: str, engine: str | None, database_url: str | None, image: str | None,
             setup_file: str | None, from_index: int, fmt: str, report_path: str | None,
             checksums_path: str | None, compact: bool, exit_zero: bool, timestamp: bool,
             versions: str | None, sample_rows: int, measure_blocking: bool,
             inject_failures: bool, estimate: bool, rows_option: str | None,
-            stats_file: str | None, stats_from: str | None, **opts: Any) -> None:
+            stats_file: str | None, stats_from: str | None, server_setting: tuple[str, ...],
+            **opts: Any) -> None:
     """Lint, replay on a disposable PostgreSQL, write the report and checksum.txt.
 
     Exit 1 on NO-GO, 2 when the tool could not do its job (e.g. the sandbox did not start),
@@ -65,7 +73,7 @@ def command(path: str, engine: str | None, database_url: str | None, image: str 
 
     if path == "-":
         fail("check needs migration files on disk, not stdin (checksum.txt lists files)")
-    cfg = make_config((path,), **opts)
+    cfg = with_server_settings(make_config((path,), **opts), server_setting)
     if setup_file and not os.path.isfile(setup_file):
         fail(f"cannot read --setup {setup_file}: no such file")
     engine = engine or cfg.engine

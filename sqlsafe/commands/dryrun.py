@@ -51,6 +51,29 @@ def data_options(f: Any) -> Any:
     return f
 
 
+def server_options(f: Any) -> Any:
+    """``--server-setting NAME=VALUE`` (shared by dry-run and check)."""
+    return click.option(
+        "--server-setting", "server_setting", multiple=True, metavar="NAME=VALUE",
+        help="A PostgreSQL setting for the sandbox (repeatable), e.g. "
+             "max_locks_per_transaction=256; over server_settings in the config. The url "
+             "engine can only set what a session may.")(f)
+
+
+def with_server_settings(cfg: Any, values: tuple[str, ...]) -> Any:
+    """``cfg`` with the command line's --server-setting pairs over the config's."""
+    from .._record import replace
+    from ..config import ConfigError, parse_server_settings
+
+    if not values:
+        return cfg
+    try:
+        given = parse_server_settings(values)
+    except ConfigError as exc:
+        fail(str(exc))
+    return replace(cfg, server_settings={**cfg.server_settings, **given})
+
+
 def data_keywords(sample_rows: int = 0, measure_blocking: bool = False,
                   inject_failures: bool = False, estimate: bool = False,
                   rows_option: str | None = None, stats_file: str | None = None,
@@ -103,17 +126,19 @@ def data_keywords(sample_rows: int = 0, measure_blocking: bool = False,
                    "local binaries for the others, or --engine docker for all) and report "
                    "where they differ: failures, locks, rewrites, rows, idempotency, down.")
 @data_options
+@server_options
 def command(path: str, engine: str, database_url: str | None, image: str | None,
             setup: str | None, from_index: int, no_idempotency: bool, no_down: bool, fmt: str,
             versions: str | None, sample_rows: int, measure_blocking: bool,
             inject_failures: bool, estimate: bool, rows_option: str | None,
-            stats_file: str | None, stats_from: str | None, **opts: Any) -> None:
+            stats_file: str | None, stats_from: str | None, server_setting: tuple[str, ...],
+            **opts: Any) -> None:
     """Replay migrations on a disposable PostgreSQL: locks, rewrites, timings, errors,
     idempotency and down round trips, as the server reports them."""
     from .. import api
     from ..dryrun.sandbox import SandboxError
 
-    cfg = make_config((path,), **opts)
+    cfg = with_server_settings(make_config((path,), **opts), server_setting)
     tty = sys.stderr.isatty()
     progress = _Progress() if tty and fmt == "text" else None
     replay: dict[str, Any] = {
@@ -248,7 +273,10 @@ def render_text(result: DryRunResult) -> str:
 
     ready = result.startup_ms + result.setup_ms
     out = [f"PostgreSQL {result.server.version} ({result.server.engine})"
-           + (f", ready in {ready / 1000:.2f} s" if ready else ""), ""]
+           + (f", ready in {ready / 1000:.2f} s" if ready else "")]
+    if result.server.settings:
+        out.append("server settings: " + ", ".join(f"{n} = {v}" for n, v in result.server.settings))
+    out.append("")
     for m in result.migrations:
         out.append(_line(m))
         for s in m.statements:

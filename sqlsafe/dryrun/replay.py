@@ -1586,7 +1586,8 @@ def dry_run(
         if replayer.session is not None:
             replayer.session.close()
     result = DryRunResult(
-        server=ServerInfo(sandbox.engine, sandbox.server_version),
+        server=ServerInfo(sandbox.engine, sandbox.server_version,
+                          tuple(sandbox.settings.items())),
         migrations=tuple(results),
         lint=lint_result,
         schema_sha256=digest,

@@ -177,9 +177,13 @@ class MigrationResult:
 class ServerInfo:
     engine: str
     version: str
+    settings: tuple[tuple[str, str], ...] = ()  # --server-setting, in the order given
 
     def to_json(self) -> dict[str, Any]:
-        return {"engine": self.engine, "version": self.version}
+        d: dict[str, Any] = {"engine": self.engine, "version": self.version}
+        if self.settings:
+            d["settings"] = dict(self.settings)
+        return d
 
 
 @dataclass(frozen=True)

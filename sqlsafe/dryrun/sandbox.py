@@ -47,7 +47,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,10 +120,14 @@ class Sandbox:
     _db_prefix: str = field(default="", repr=False)
     _created: dict[str, str] = field(default_factory=dict, repr=False)
     _secrets: tuple[str, ...] = field(default=(), repr=False)
+    # The url's own libpq options, when the scratch dsn carries session settings on top.
+    _admin_options: str | None = field(default=None, repr=False)
     # Seconds per start-up phase (embedded and local: template copy, postmaster start, first
     # connection), so a benchmark can tell which one to cut.
     startup_phases: dict[str, float] = field(default_factory=dict, repr=False)
     startup_ms: float = field(default=0.0, repr=False)  # open_sandbox's, whatever the engine
+    # The server settings asked for (--server-setting), as the report shows them.
+    settings: dict[str, str] = field(default_factory=dict)
 
     def connect(self, dbname: str | None = None, *, autocommit: bool = True) -> psycopg.Connection:
         """Connect to the scratch database, or to one made by :meth:`create_database`."""
@@ -165,6 +169,10 @@ class Sandbox:
     def _dsn_for(self, dbname: str) -> str:
         from psycopg.conninfo import make_conninfo
 
+        if dbname == self._admin_db and self._admin_options is not None:
+            # The url engine's session settings are the migrations' (one that fails must not
+            # keep the scratch database from being dropped): not the admin connection's.
+            return make_conninfo(self.dsn, dbname=dbname, options=self._admin_options)
         return make_conninfo(self.dsn, dbname=dbname)
 
     def _connect_to(self, dbname: str, *, autocommit: bool = True) -> psycopg.Connection:
@@ -223,11 +231,14 @@ def open_sandbox(
     image: str | None = None,
     on_progress: Progress | None = None,
     in_memory: bool = True,
+    settings: Mapping[str, str] | None = None,
 ) -> Iterator[Sandbox]:
     """Start (or reach) a PostgreSQL server, yield a :class:`Sandbox`, and clean up after.
 
     ``in_memory=False``: the managed engines keep the cluster on disk even when a RAM file
-    system has room (``sandbox_root``), for runs that will write much data."""
+    system has room (``sandbox_root``), for runs that will write much data. ``settings``:
+    server settings (``--server-setting``), given to the server at start (embedded, local,
+    docker) or to each session (url: only settings a session may change)."""
     progress: Progress = on_progress or (lambda _message: None)
     if engine not in ENGINES:
         raise SandboxError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
@@ -235,18 +246,22 @@ def open_sandbox(
         raise SandboxError("--engine url needs --database-url")
     with _sigterm_raises():
         started = time.perf_counter()
+        wanted = dict(settings or {})
         if engine == "embedded":
             opened = _open_managed(_embedded_bindir(pg_version), "embedded", progress,
-                                   in_memory)
+                                   in_memory, wanted)
         elif engine == "local":
-            opened = _open_managed(_local_bindir(pg_version), "local", progress, in_memory)
+            opened = _open_managed(_local_bindir(pg_version), "local", progress, in_memory,
+                                   wanted)
         elif engine == "docker":
-            opened = _open_docker(image or f"postgres:{pg_version or EMBEDDED_MAJOR}", progress)
+            opened = _open_docker(image or f"postgres:{pg_version or EMBEDDED_MAJOR}", progress,
+                                  wanted)
         else:
             assert database_url is not None
-            opened = _open_url(database_url, progress)
+            opened = _open_url(database_url, progress, wanted)
         with opened as sandbox:
             sandbox.startup_ms = (time.perf_counter() - started) * 1000
+            sandbox.settings = wanted
             yield sandbox
 
 
@@ -578,7 +593,8 @@ class _Server:
 
 @contextlib.contextmanager
 def _open_managed(binaries: _Binaries, engine: str, progress: Progress,
-                  in_memory: bool = True) -> Iterator[Sandbox]:
+                  in_memory: bool = True,
+                  settings: Mapping[str, str] | None = None) -> Iterator[Sandbox]:
     started = time.monotonic()
     account = _run_as()
     _remove_stale_workdirs()
@@ -594,7 +610,7 @@ def _open_managed(binaries: _Binaries, engine: str, progress: Progress,
         phases["copy"] = time.monotonic() - mark
         progress(f"starting PostgreSQL {binaries.version} ({engine})")
         mark = time.monotonic()
-        _start(server)
+        _start(server, settings or {})
         phases["postmaster"] = time.monotonic() - mark
         mark = time.monotonic()
         sandbox = _managed_sandbox(server, engine)
@@ -785,7 +801,9 @@ def _die_with_parent() -> Callable[[], None] | None:
     return preexec
 
 
-def _start(server: _Server) -> None:
+def _start(server: _Server, settings: Mapping[str, str] | None = None) -> None:
+    """Start the postmaster with the sandbox's own settings, then ``settings`` (the user's,
+    which win)."""
     command = [
         str(server.bindir / "postgres"),
         "-D", str(server.data),
@@ -793,7 +811,7 @@ def _start(server: _Server) -> None:
         "-h", "",  # listen_addresses='': unix socket only
         "-p", str(_PORT),
     ]  # fmt: skip
-    for name, value in _SERVER_SETTINGS.items():
+    for name, value in {**_SERVER_SETTINGS, **(settings or {})}.items():
         command += ["-c", f"{name}={value}"]
     with open(server.log, "wb") as log:
         try:
@@ -914,7 +932,8 @@ def _kill_orphan_postmaster(data: Path) -> None:
 
 
 @contextlib.contextmanager
-def _open_docker(image: str, progress: Progress) -> Iterator[Sandbox]:
+def _open_docker(image: str, progress: Progress,
+                 settings: Mapping[str, str] | None = None) -> Iterator[Sandbox]:
     reason = _docker_unreachable()
     if reason:
         raise SandboxError(
@@ -925,6 +944,9 @@ def _open_docker(image: str, progress: Progress) -> Iterator[Sandbox]:
 
     password = secrets.token_hex(12)
     container = PostgresContainer(image, password=password, driver=None)
+    if settings:  # the image's entrypoint passes the command's arguments to postgres
+        container.with_command(["postgres", *(arg for name, value in settings.items()
+                                              for arg in ("-c", f"{name}={value}"))])
     try:
         progress(f"starting container {image}")
         try:
@@ -984,19 +1006,32 @@ def _ping_docker_socket(path: str) -> str | None:
 
 
 @contextlib.contextmanager
-def _open_url(database_url: str, progress: Progress) -> Iterator[Sandbox]:
+def _open_url(database_url: str, progress: Progress,
+              settings: Mapping[str, str] | None = None) -> Iterator[Sandbox]:
     scratch = f"sqlsafe_scratch_{secrets.token_hex(6)}"
     progress(f"creating scratch database {scratch} on {_mask_dsn(database_url)}")
-    with _scratch_on(database_url, "url", scratch, _passwords(database_url)) as sandbox:
+    with _scratch_on(database_url, "url", scratch, _passwords(database_url),
+                     settings) as sandbox:
         yield sandbox
+
+
+def _session_options(settings: Mapping[str, str]) -> str:
+    """libpq's ``options`` for ``-c name=value`` per setting (spaces and backslashes in a
+    value escaped with a backslash, as libpq reads them)."""
+    def escape(text: str) -> str:
+        return text.replace("\\", "\\\\").replace(" ", "\\ ")
+
+    return " ".join(f"-c {escape(name)}={escape(value)}" for name, value in settings.items())
 
 
 @contextlib.contextmanager
 def _scratch_on(
-    admin_dsn: str, engine: str, scratch: str, passwords: tuple[str, ...]
+    admin_dsn: str, engine: str, scratch: str, passwords: tuple[str, ...],
+    session_settings: Mapping[str, str] | None = None,
 ) -> Iterator[Sandbox]:
     """Create a scratch database through ``admin_dsn`` and drop it (and its clones) after.
-    Nothing else on that server is created, altered or dropped."""
+    Nothing else on that server is created, altered or dropped. ``session_settings`` go to
+    every connection to the scratch database and its clones (libpq ``options``)."""
     import psycopg
     from psycopg import sql
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -1023,16 +1058,22 @@ def _scratch_on(
                 "grant it, or use --engine embedded"
             )
         admin_db = str(row[2])
+        scratch_params = {**params, "dbname": scratch}
+        if session_settings:
+            given = str(params.get("options") or "")
+            scratch_params["options"] = (given + " " if given else "") + \
+                _session_options(session_settings)
         sandbox = Sandbox(
             engine=engine,
             server_version="",
             server_version_num=0,
-            dsn=make_conninfo("", **{**params, "dbname": scratch}),
+            dsn=make_conninfo("", **scratch_params),
             display_dsn=_mask_dsn(make_conninfo("", **{**params, "dbname": scratch})),
             dbname=scratch,
             _admin_db=admin_db,
             _db_prefix=f"{scratch}_" if engine == "url" else "",
             _secrets=passwords,
+            _admin_options=str(params.get("options") or "") if session_settings else None,
         )
         _fill_version(sandbox, admin)
         try:
@@ -1041,6 +1082,8 @@ def _scratch_on(
             raise SandboxError(
                 f"cannot create scratch database on {display}: {_first_line(exc, passwords)}"
             ) from None
+    if session_settings:
+        _check_session_settings(sandbox, session_settings)
     failed = True
     try:
         yield sandbox
@@ -1048,6 +1091,21 @@ def _scratch_on(
     finally:
         with _signals_deferred():
             _drop_scratch(sandbox, raise_errors=not failed)
+
+
+def _check_session_settings(sandbox: Sandbox, settings: Mapping[str, str]) -> None:
+    """Connect once with the settings: a setting a session cannot change (shared_buffers, a
+    superuser-only one for a plain role) fails here with a reason, not in the middle of the
+    replay. The scratch database is dropped on the way out."""
+    try:
+        with sandbox.connect():
+            pass
+    except SandboxError as exc:
+        _drop_scratch(sandbox, raise_errors=False)
+        raise SandboxError(
+            f"--server-setting {', '.join(settings)}: {exc}; the url engine can only set what "
+            "a session may (use --engine embedded or local for server-wide settings)"
+        ) from None
 
 
 def _drop_scratch(sandbox: Sandbox, *, raise_errors: bool) -> None:

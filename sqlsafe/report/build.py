@@ -134,6 +134,7 @@ def build_report(dry: DryRunResult, lint_result: LintResult, discovery: Discover
         sqlsafe_version=__version__,
         engine=dry.server.engine,
         server_version=dry.server.version,
+        server_settings=tuple(f"{name} = {value}" for name, value in dry.server.settings),
         schema_sha256=dry.schema_sha256,
         generated_at=timestamp,
         decision=decision,

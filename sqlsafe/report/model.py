@@ -321,6 +321,8 @@ class Report:
     # servers did differently; empty for a single-version check.
     versions: tuple[VersionView, ...] = ()
     version_differences: tuple[VersionDifference, ...] = ()
+    # --server-setting: "name = value" for each setting the sandbox was given
+    server_settings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
