@@ -21,7 +21,7 @@ import hashlib
 import os
 import re
 
-from .checksum import Problem
+from .checksum import Problem, new_file
 
 FILENAME = "atlas.sum"
 # Atlas's directive pattern, matched at the start of the file's content.
@@ -135,11 +135,5 @@ def verify(directory: str, text: str) -> list[Problem]:
         if name in recorded_hash:
             continue
         after = next((r for r in recorded_names if r > name and r in content), None)
-        if after is not None:
-            problems.append(Problem(name, "out-of-order",
-                                    f"new, but sorts before already-listed {after}: a database "
-                                    "that already ran that one will not apply it (non-linear "
-                                    "history)"))
-        else:
-            problems.append(Problem(name, "added"))
+        problems.append(new_file(name, after, "sorts"))
     return problems

@@ -167,15 +167,18 @@ def verify(discovery: DiscoveryResult, manifest_text: str) -> list[Problem]:
     for rel, _ in current:
         if rel not in listed_after:
             continue
-        later = _first_listed_after(rel, cur_paths, rec_pos)
-        if later is not None:
-            problems.append(Problem(rel, "out-of-order",
-                                    f"new, but applies before already-listed {later}: "
-                                    "a database that already ran that one will not apply it "
-                                    "(non-linear history)"))
-        else:
-            problems.append(Problem(rel, "added"))
+        problems.append(new_file(rel, _first_listed_after(rel, cur_paths, rec_pos)))
     return problems
+
+
+def new_file(path: str, later: str | None, comes: str = "applies") -> Problem:
+    """A file the manifest does not list: added, or out of order when it ``comes`` before
+    ``later``, a file the manifest lists."""
+    if later is None:
+        return Problem(path, "added")
+    return Problem(path, "out-of-order",
+                   f"new, but {comes} before already-listed {later}: a database that already "
+                   "ran that one will not apply it (non-linear history)")
 
 
 def _first_listed_after(rel: str, cur_paths: list[str], rec_pos: dict[str, int]) -> str | None:
