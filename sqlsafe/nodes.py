@@ -462,6 +462,19 @@ class DefaultPrivileges(Action):
 
 
 @record
+class ImportForeignSchema(Action):
+    """IMPORT FOREIGN SCHEMA remote [LIMIT TO (...) | EXCEPT (...)] FROM SERVER s INTO local: a
+    foreign table in ``local`` for each table of the remote schema. ``tables`` is the LIMIT TO
+    list; empty, the tables are whatever the remote schema holds, which the migration does not
+    say."""
+
+    local_schema: str
+    remote_schema: str
+    server: str
+    tables: tuple[str, ...] = ()
+
+
+@record
 class Lock(Action):
     rels: tuple[Rel, ...]
     mode: str  # pg_locks name

@@ -656,6 +656,13 @@ def _default_privileges(s: Any, kv: dict[str, str]) -> list[n.Action]:
     return [n.DefaultPrivileges(schemas, roles, grant)]
 
 
+def _import_foreign_schema(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    # list_type: FDW_IMPORT_SCHEMA_ALL (0), _LIMIT_TO (1), _EXCEPT (2)
+    limit_to = int(s.list_type or 0) == 1
+    tables = tuple(t.relname for t in s.table_list or ()) if limit_to else ()
+    return [n.ImportForeignSchema(s.local_schema, s.remote_schema, s.server_name, tables)]
+
+
 def _grant_role(s: Any, kv: dict[str, str]) -> list[n.Action]:
     roles = tuple(getattr(r, "priv_name", "") or "" for r in s.granted_roles or ())
     grantees = tuple(getattr(g, "rolename", "") or "public" for g in s.grantee_roles or ())
@@ -946,6 +953,7 @@ _HANDLERS = {
     "GrantStmt": _grant,
     "GrantRoleStmt": _grant_role,
     "AlterDefaultPrivilegesStmt": _default_privileges,
+    "ImportForeignSchemaStmt": _import_foreign_schema,
     "LockStmt": _lock,
     "DoStmt": _do,
     "CreateFunctionStmt": _create_function,

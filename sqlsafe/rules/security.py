@@ -857,6 +857,9 @@ def _acl_targets(a: n.Grant, ctx: RuleContext) -> tuple[list[str], list[str]]:
 class _Exposed(MutableRecord):
     noted: Noted
     readers: set[str]  # API roles that may still select from it
+    # An IMPORT FOREIGN SCHEMA without LIMIT TO: the remote schema it copies (the tables'
+    # names are not in the migration).
+    imported_from: str = ""
 
 
 def _api_roles_reached(grant: n.Grant) -> set[str]:
@@ -890,6 +893,18 @@ def _exposure(kind: str, a: n.Action | None, ctx: RuleContext) -> Iterator[Viola
                 if not exposed.readers:
                     continue
                 readers = [r for r in _API_ROLES if r in exposed.readers]
+                if exposed.imported_from:
+                    schema = rel.split(".")[0]
+                    yield exposed.noted.violation(
+                        f"IMPORT FOREIGN SCHEMA {exposed.imported_from} creates a foreign table "
+                        f"in {schema}, a schema the API exposes, for every table of the remote "
+                        f"schema; foreign tables cannot have row level security, so "
+                        f"{' and '.join(readers)} may select every row of them through the API",
+                        f"Import into a schema the API does not expose (IMPORT FOREIGN SCHEMA "
+                        f"{exposed.imported_from} ... INTO private) and serve what the API "
+                        "needs through a security_invoker view or a function that checks the "
+                        "caller.")
+                    continue
                 yield exposed.noted.violation(
                     f"{kind} {rel} is in a schema the API exposes and cannot have row level "
                     f"security: {' and '.join(readers)} may select every row of it through the "
@@ -906,6 +921,15 @@ def _exposure(kind: str, a: n.Action | None, ctx: RuleContext) -> Iterator[Viola
                 created = ctx.q(a.rel)
                 granted = defaults.get(schema, set(_API_ROLES)) | defaults.get("", set())
                 pending[created] = _Exposed(Noted.at(ctx, created), granted)
+        case n.ImportForeignSchema() if kind == "foreign table" and \
+                a.local_schema in ctx.config.exposed_schemas:
+            granted = defaults.get(a.local_schema, set(_API_ROLES)) | defaults.get("", set())
+            for name in a.tables:
+                created = f"{a.local_schema}.{name}"
+                pending[created] = _Exposed(Noted.at(ctx, created), set(granted))
+            if not a.tables:
+                key = f"{a.local_schema}.<tables of {a.remote_schema}>"
+                pending[key] = _Exposed(Noted.at(ctx, key), set(granted), a.remote_schema)
         case n.DefaultPrivileges(grant=n.Grant(objtype="table") as grant):
             for schema in a.schemas or ("",):
                 roles = defaults.setdefault(schema, set() if schema == "" else set(_API_ROLES))
@@ -947,8 +971,8 @@ def materialized_view_in_api(a: n.Action | None, ctx: RuleContext) -> Iterator[V
 
 
 @rule("SC020", "foreign-table-in-api", "security",
-      wants=("CreateTable", "Grant", "DefaultPrivileges", "Rename", "SetSchema", "Drop",
-             SET_END),
+      wants=("CreateTable", "ImportForeignSchema", "Grant", "DefaultPrivileges", "Rename",
+             "SetSchema", "Drop", SET_END),
       severity="warning", profile="supabase",
       summary="A foreign table in an exposed schema cannot have row level security: the API "
               "roles read (and may write) the remote data unless the set revokes their "
