@@ -166,3 +166,41 @@ def test_plain_lint_does_not_import_click() -> None:
                           capture_output=True, text=True)
     assert proc.returncode == 0
     assert "Usage: sqlsafe lint" in proc.stdout
+
+
+def test_random_command_lines_parse_alike() -> None:
+    """Command lines put together at random from the lint command's own options, values
+    that look like options, paths and stdin: wherever the quick parser accepts one, click
+    reads the same parameters, and wherever click refuses one, the quick parser left it."""
+    import random
+
+    rng = random.Random(20261123)
+    options = [*entry.VALUE_OPTIONS, *entry.MULTIPLE_OPTIONS, *entry.FLAG_OPTIONS]
+    values = ["json", "never", "always", "auto", "LK001,TX", "-", "x.sql", "--fix", "",
+              "error", "a=b", "15"]
+    extras = ["a.sql", "dir/", "-", "--help", "--bogus", "-o", "--fix=1", "--format="]
+    accepted = 0
+    for _ in range(400):
+        argv = ["lint"]
+        for _ in range(rng.randint(0, 6)):
+            kind = rng.random()
+            if kind < 0.6:
+                opt = rng.choice(options)
+                if rng.random() < 0.3 and opt.startswith("--") and opt not in entry.FLAG_OPTIONS:
+                    argv.append(f"{opt}={rng.choice(values)}")
+                else:
+                    argv.append(opt)
+                    if opt not in entry.FLAG_OPTIONS and rng.random() < 0.9:
+                        argv.append(rng.choice(values))
+            else:
+                argv.append(rng.choice(extras))
+        quick = entry.quick_lint_args(argv)
+        try:
+            ctx = _lint_command().make_context("lint", list(argv[1:]))
+        except (click.exceptions.Exit, click.UsageError):
+            assert quick is None, argv
+            continue
+        if quick is not None:
+            accepted += 1
+            assert quick == ctx.params, argv
+    assert accepted > 100  # the generator mostly makes lines the quick parser takes
