@@ -34,8 +34,11 @@ def _b64(digest: bytes) -> str:
 
 def sql_files(directory: str) -> list[tuple[str, bytes]]:
     """(name, bytes) of the directory's ``*.sql`` files in Atlas's order (by name)."""
-    names = sorted(n for n in os.listdir(directory)
-                   if n.endswith(".sql") and os.path.isfile(os.path.join(directory, n)))
+    # Atlas sorts names as bytes (Go strings); so does os.fsencode's order, also for a name
+    # that is not UTF-8.
+    names = sorted((n for n in os.listdir(directory)
+                    if n.endswith(".sql") and os.path.isfile(os.path.join(directory, n))),
+                   key=os.fsencode)
     out = []
     for name in names:
         with open(os.path.join(directory, name), "rb") as f:
@@ -53,7 +56,7 @@ def hashes(files: list[tuple[str, bytes]]) -> list[tuple[str, str]]:
     running = hashlib.sha256()
     out = []
     for name, data in files:
-        running.update(name.encode("utf-8"))
+        running.update(os.fsencode(name))
         if _ignored(data):
             continue
         running.update(data)
@@ -64,7 +67,7 @@ def hashes(files: list[tuple[str, bytes]]) -> list[tuple[str, str]]:
 def total(entries: list[tuple[str, str]]) -> str:
     h = hashlib.sha256()
     for name, digest in entries:
-        h.update(name.encode("utf-8"))
+        h.update(os.fsencode(name))
         h.update(digest.encode("utf-8"))
     return _b64(h.digest())
 
@@ -118,7 +121,7 @@ def verify(directory: str, text: str) -> list[Problem]:
         ignored = _ignored(data)
         if not ignored and name not in recorded_hash:
             continue  # new since atlas.sum was written: reported below
-        running.update(name.encode("utf-8"))
+        running.update(os.fsencode(name))
         if ignored:
             continue
         running.update(data)

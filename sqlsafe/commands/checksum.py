@@ -42,7 +42,7 @@ def command(path: str, verify: bool, manifest: str | None, **opts: Any) -> None:
         if os.path.basename(target) == atlassum.FILENAME:  # what `atlas migrate hash` writes
             directory = os.path.dirname(os.path.abspath(target))
             listed = atlassum.hashes(atlassum.sql_files(directory))
-            with open(target, "w", encoding="utf-8", newline="\n") as f:
+            with open(target, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as f:
                 f.write(atlassum.render(listed))
             click.echo(f"wrote {target} ({len(listed)} files)", err=True)
             sys.exit(EXIT_OK)
@@ -59,7 +59,7 @@ def command(path: str, verify: bool, manifest: str | None, **opts: Any) -> None:
     failed = 0
     for t in targets:
         try:
-            with open(t, encoding="utf-8") as f:
+            with open(t, encoding="utf-8", errors="surrogateescape") as f:
                 text = f.read()
         except (OSError, UnicodeDecodeError) as exc:
             fail(f"cannot read {t}: {getattr(exc, 'strerror', None) or exc}")

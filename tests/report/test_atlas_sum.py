@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -128,3 +129,25 @@ def test_write_and_check_both_manifests(tmp_path: Path) -> None:
     code, out = _verify(root)
     assert code == 1
     assert sum(": modified" in line for line in out) == 2, out  # one per manifest
+
+
+def test_file_names_are_hashed_and_sorted_as_bytes(tmp_path: Path) -> None:
+    # Atlas (Go) hashes and sorts a name's bytes; a name that is not UTF-8 must still come out
+    # as Atlas would compute it, and round-trip through atlas.sum.
+    root = tmp_path / "m"
+    root.mkdir()
+    names = [b"1_caf\xe9.sql", b"1_caf\xc3\xa9.sql", b"1_cafe.sql"]
+    for i, name in enumerate(names):
+        (root / os.fsdecode(name)).write_bytes(f"SELECT {i};\n".encode())
+    running = hashlib.sha256()
+    listed = []
+    for name in sorted(names):
+        running.update(name)
+        running.update(f"SELECT {names.index(name)};\n".encode())
+        listed.append((name, base64.b64encode(running.copy().digest()).decode()))
+    got = atlassum.hashes(atlassum.sql_files(str(root)))
+    assert [(os.fsencode(n), h) for n, h in got] == listed
+    runner = CliRunner()
+    written = runner.invoke(cli, ["checksum", str(root), "--checksums", str(root / "atlas.sum")])
+    assert written.exit_code == 0, written.output
+    assert _verify(root)[0] == 0
