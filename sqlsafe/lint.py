@@ -266,7 +266,7 @@ def _lint_block_statements(stmt: ParsedStatement, action: n.DoBlock, state: Sche
             lk.predict(a, state, pg, prediction)
         # A DO block runs as one statement: always atomic, even outside BEGIN.
         ctx = RuleContext(state, pg, config, inner, migration, index, actions, prediction,
-                          in_tx=True)
+                          in_tx=True, do_block=True)
         for f in _run_rules(actions, ctx, inner_sel):
             # Offsets of an inner statement are not offsets in the file: no mechanical fix.
             found.append(replace(f, fix=None, message=f"{f.message} (inside a DO block)"))
@@ -277,6 +277,8 @@ def _lint_block_statements(stmt: ParsedStatement, action: n.DoBlock, state: Sche
         state.hold_locks(prediction, stmt.span.line)
         for a in actions:
             state.apply(a)
+        if not state.tx.open:
+            state.begin_atomic()  # after a COMMIT or ROLLBACK the block goes on in a new one
 
 
 def _end_statement(migration: Migration) -> ParsedStatement:

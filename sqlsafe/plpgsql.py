@@ -26,6 +26,9 @@ class InnerStatement:
     sql: str
 
 
+_TRANSACTION_CONTROL = {"PLpgSQL_stmt_commit": "COMMIT", "PLpgSQL_stmt_rollback": "ROLLBACK"}
+
+
 def inner_statements(body: str) -> list[InnerStatement]:
     wrapped = ("CREATE FUNCTION sqlsafe_do_block() RETURNS void LANGUAGE plpgsql AS "
                f"$sqlsafe_body${body}$sqlsafe_body$")
@@ -51,6 +54,10 @@ def _walk(node: Any) -> Iterator[InnerStatement]:
             query = value.get("sqlstmt", {}).get("PLpgSQL_expr", {}).get("query")
             if query:
                 yield InnerStatement(int(value.get("lineno", 1)), query)
+        elif key in _TRANSACTION_CONTROL and isinstance(value, dict):
+            # COMMIT / ROLLBACK in a DO block run outside BEGIN (PostgreSQL 11+) end the
+            # block's transaction; the statements after them run in a new one.
+            yield InnerStatement(int(value.get("lineno", 1)), _TRANSACTION_CONTROL[key])
         elif key == "PLpgSQL_stmt_dynexecute" and isinstance(value, dict):
             query = value.get("query", {}).get("PLpgSQL_expr", {}).get("query", "")
             literal = _string_literal(query)

@@ -32,6 +32,7 @@ class RuleContext(MutableRecord):
     actions: tuple[n.Action, ...]
     prediction: lk.Prediction
     in_tx: bool  # a transaction (explicit or the runner's) is open when the statement runs
+    do_block: bool = False  # a statement a DO block runs (plpgsql.expand)
 
     # ------------------------------------------------------------------ schema questions
     def existing(self, rel: n.Rel) -> bool:

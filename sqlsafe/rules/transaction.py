@@ -196,6 +196,14 @@ def transaction_control_in_wrapped_migration(a: n.Transaction, ctx: RuleContext
             "tool's transaction early",
             "Remove BEGIN/COMMIT from the file; the tool provides the transaction.",
         )
+    elif a.op in ("commit", "rollback") and ctx.do_block and tool_tx:
+        yield Violation(
+            f"{a.op.upper()} in a DO block that runs inside the transaction {_tool(ctx)} wraps "
+            "the migration in: PostgreSQL refuses it ('invalid transaction termination') and "
+            "the migration fails",
+            "Remove it; a DO block may only COMMIT where it runs outside a transaction block "
+            "(turn the tool's transaction off for this file).",
+        )
     elif a.op in ("commit", "rollback") and (not implicit or tool_tx):
         verb = a.op.upper()
         origin = "the implicit transaction of the multi-statement query" if implicit else (

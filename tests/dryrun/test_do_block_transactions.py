@@ -1,0 +1,85 @@
+"""A DO block's transaction, as the linter models it, checked against PostgreSQL itself.
+
+Outside a transaction block a DO block is one transaction of its own: a lock one of its
+statements takes is held while the next ones run (LK021 flags a slow statement after it) until
+the block ends or COMMITs (PostgreSQL 11+), after which the block goes on in a new transaction
+without it. Inside a transaction block (the migration tool's) COMMIT in a DO block is refused
+('invalid transaction termination', SQLSTATE 2D000): TX007 says the migration will fail.
+Run on embedded 18 and local 15.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from sqlsafe.config import Config
+from sqlsafe.dryrun.sandbox import Sandbox
+from sqlsafe.lint import lint
+from sqlsafe.model import DiscoveryResult, Migration, Section
+
+pytestmark = pytest.mark.postgres
+
+PROBE = ("SELECT count(*) INTO n FROM pg_locks WHERE pid = pg_backend_pid() "
+         "AND relation = 'items'::regclass AND mode = 'AccessExclusiveLock';")
+
+
+def _block(with_commit: bool, probes: bool) -> str:
+    probe_before = f"  {PROBE}\n  INSERT INTO lock_log VALUES ('before', n);\n" if probes else ""
+    probe_after = f"  {PROBE}\n  INSERT INTO lock_log VALUES ('after', n);\n" if probes else ""
+    return ("DO $$\nDECLARE n int;\nBEGIN\n"
+            "  ALTER TABLE items ADD COLUMN archived boolean;\n"
+            + probe_before
+            + ("  COMMIT;\n" if with_commit else "")
+            + probe_after
+            + "  CREATE INDEX items_archived_idx ON items (archived);\nEND\n$$;\n")
+
+
+def _codes(sql: str, *, wrapped: bool) -> set[str]:
+    migration = Migration("001.sql", None, "file", None, "001.sql", Section("001.sql", sql),
+                          in_transaction=wrapped)
+    result = lint(DiscoveryResult((migration,)), Config(select=("LK021", "TX007")))
+    return {f.code for f in result.findings}
+
+
+@pytest.fixture(scope="module")
+def sandbox(each_major: Sandbox) -> Sandbox:
+    return each_major
+
+
+def _reset(conn: psycopg.Connection) -> None:
+    conn.execute("DROP TABLE IF EXISTS items, lock_log")
+    conn.execute("CREATE TABLE items (id int PRIMARY KEY)")
+    conn.execute("CREATE TABLE lock_log (phase text, held int)")
+
+
+@pytest.mark.parametrize("with_commit", [False, True], ids=["one-transaction", "commit"])
+def test_locks_held_across_a_do_block_until_it_commits(sandbox: Sandbox,
+                                                       with_commit: bool) -> None:
+    with sandbox.connect() as conn:  # autocommit: the block runs outside a transaction block
+        _reset(conn)
+        conn.execute(_block(with_commit, probes=True))
+        held = dict(conn.execute("SELECT phase, held FROM lock_log").fetchall())
+    assert held["before"] == 1
+    assert held["after"] == (0 if with_commit else 1)
+    # LK021: the index build runs while ADD COLUMN's lock is still held, or it does not.
+    assert ("LK021" in _codes(_block(with_commit, probes=False), wrapped=False)) \
+        == bool(held["after"])
+
+
+def test_commit_in_a_do_block_inside_a_transaction_fails(sandbox: Sandbox) -> None:
+    sql = _block(with_commit=True, probes=False)
+    with sandbox.connect() as conn:
+        _reset(conn)
+        conn.execute("BEGIN")
+        with pytest.raises(psycopg.Error) as raised:
+            conn.execute(sql)
+        conn.execute("ROLLBACK")
+    assert raised.value.sqlstate == "2D000"  # invalid_transaction_termination
+    codes = _codes(sql, wrapped=True)
+    assert "TX007" in codes
+    migration = Migration("001.sql", None, "file", None, "001.sql", Section("001.sql", sql),
+                          in_transaction=True)
+    (finding,) = [f for f in lint(DiscoveryResult((migration,)), Config(select=("TX007",)))
+                  .findings]
+    assert "invalid transaction termination" in finding.message
