@@ -39,6 +39,15 @@ def inner_statements(body: str) -> list[InnerStatement]:
     return list(_walk(tree))
 
 
+def ends_transaction(body: str) -> bool:
+    """Whether a PL/pgSQL body runs COMMIT or ROLLBACK (which a DO block may do only outside a
+    transaction block, PostgreSQL 11+)."""
+    lowered = body.lower()
+    if "commit" not in lowered and "rollback" not in lowered:
+        return False
+    return any(s.sql in _TRANSACTION_CONTROL.values() for s in inner_statements(body))
+
+
 def _walk(node: Any) -> Iterator[InnerStatement]:
     if isinstance(node, list):
         for item in node:

@@ -37,6 +37,23 @@ def _bool_option(options: Any, name: str) -> bool | None:
     return None
 
 
+def _do_ends_transaction(node: Any) -> bool:
+    """A PL/pgSQL DO block that runs COMMIT or ROLLBACK: PostgreSQL refuses those inside a
+    transaction block ('invalid transaction termination')."""
+    body, language = "", "plpgsql"
+    for opt in getattr(node, "args", None) or ():
+        value = getattr(getattr(opt, "arg", None), "sval", None)
+        if opt.defname == "as" and value is not None:
+            body = value
+        elif opt.defname == "language" and value is not None:
+            language = value.lower()
+    if language != "plpgsql" or not body:
+        return False
+    from .plpgsql import ends_transaction
+
+    return ends_transaction(body)
+
+
 def refuses_transaction_block(node: Any, server_version_num: int) -> str | None:
     """What PostgreSQL calls the statement when it refuses to run it inside a transaction
     block (e.g. ``CREATE INDEX CONCURRENTLY``), or None when it runs there.
@@ -44,9 +61,11 @@ def refuses_transaction_block(node: Any, server_version_num: int) -> str | None:
     CREATE/DROP INDEX CONCURRENTLY, REINDEX CONCURRENTLY (PG 12+), REINDEX SCHEMA / DATABASE /
     SYSTEM, VACUUM (not ANALYZE alone), CLUSTER without a table, ALTER TABLE ... DETACH
     PARTITION CONCURRENTLY (PG 14+), CREATE/DROP DATABASE, CREATE/DROP TABLESPACE, ALTER
-    SYSTEM, CREATE SUBSCRIPTION that creates its slot, DROP SUBSCRIPTION, and ALTER TYPE ...
-    ADD VALUE before PostgreSQL 12 (unless the type was created in the same transaction,
-    which only the lint's schema state knows).
+    SYSTEM, CREATE SUBSCRIPTION that creates its slot, DROP SUBSCRIPTION, a DO block that
+    COMMITs or ROLLBACKs (refused with 'invalid transaction termination' rather than
+    PreventInTransactionBlock's error), and ALTER TYPE ... ADD VALUE before PostgreSQL 12
+    (unless the type was created in the same transaction, which only the lint's schema state
+    knows).
     """
     if node is None:
         return None
@@ -73,6 +92,8 @@ def refuses_transaction_block(node: Any, server_version_num: int) -> str | None:
         if slot is None:
             slot = _bool_option(node.options, "connect") is not False
         return "CREATE SUBSCRIPTION that creates its replication slot" if slot else None
+    if name == "DoStmt":
+        return "a DO block that commits or rolls back" if _do_ends_transaction(node) else None
     if name in _ALWAYS:
         return _ALWAYS[name]
     if name == "AlterEnumStmt":

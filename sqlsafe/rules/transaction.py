@@ -66,7 +66,7 @@ def _no_tx_statement(a: n.Action, ctx: RuleContext) -> str | None:
             return "ALTER SYSTEM"
         case n.CreateDatabase():
             return "CREATE DATABASE"
-        case n.Cluster(rel=None):
+        case n.Cluster(rel=None) | n.DoBlock(language="plpgsql"):
             return refuses_transaction_block(ctx.stmt.node, ctx.pg * 10000)
         case n.Other(node=node) if node == type(ctx.stmt.node).__name__:
             # The whole statement (DROP DATABASE, tablespaces, subscriptions), judged by the
@@ -85,12 +85,12 @@ def _no_tx_statement(a: n.Action, ctx: RuleContext) -> str | None:
 
 @rule("TX002", "statement-cannot-run-in-transaction", "transaction",
       wants=("Vacuum", "AlterSystem", "CreateDatabase", "Other", "Reindex", "AlterEnum",
-             "Cluster"),
+             "Cluster", "DoBlock"),
       dry_run=True,
       summary="VACUUM, ALTER SYSTEM, CREATE/DROP DATABASE, CREATE/DROP TABLESPACE, REINDEX "
               "SCHEMA/DATABASE/SYSTEM, CLUSTER without a table, CREATE SUBSCRIPTION with a "
-              "slot, DROP SUBSCRIPTION (and ADD VALUE before PostgreSQL 12) fail inside a "
-              "transaction block.")
+              "slot, DROP SUBSCRIPTION, a DO block that commits (and ADD VALUE before "
+              "PostgreSQL 12) fail inside a transaction block.")
 def statement_cannot_run_in_transaction(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
     if not ctx.in_tx:
         return
@@ -196,14 +196,8 @@ def transaction_control_in_wrapped_migration(a: n.Transaction, ctx: RuleContext
             "tool's transaction early",
             "Remove BEGIN/COMMIT from the file; the tool provides the transaction.",
         )
-    elif a.op in ("commit", "rollback") and ctx.do_block and tool_tx:
-        yield Violation(
-            f"{a.op.upper()} in a DO block that runs inside the transaction {_tool(ctx)} wraps "
-            "the migration in: PostgreSQL refuses it ('invalid transaction termination') and "
-            "the migration fails",
-            "Remove it; a DO block may only COMMIT where it runs outside a transaction block "
-            "(turn the tool's transaction off for this file).",
-        )
+    elif a.op in ("commit", "rollback") and ctx.do_block:
+        return  # refused in a transaction block: TX002 reports the DO statement
     elif a.op in ("commit", "rollback") and (not implicit or tool_tx):
         verb = a.op.upper()
         origin = "the implicit transaction of the multi-statement query" if implicit else (

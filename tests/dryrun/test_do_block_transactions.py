@@ -4,14 +4,18 @@ Outside a transaction block a DO block is one transaction of its own: a lock one
 statements takes is held while the next ones run (LK021 flags a slow statement after it) until
 the block ends or COMMITs (PostgreSQL 11+), after which the block goes on in a new transaction
 without it. Inside a transaction block (the migration tool's) COMMIT in a DO block is refused
-('invalid transaction termination', SQLSTATE 2D000): TX007 says the migration will fail.
+('invalid transaction termination', SQLSTATE 2D000): TX002 says the migration will fail, and
+the replay runs such a block outside the migration's transaction where production does.
 Run on embedded 18 and local 15.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 import pytest
+from dryrun_helpers import replay, write_tree
 
 from sqlsafe.config import Config
 from sqlsafe.dryrun.sandbox import Sandbox
@@ -38,7 +42,7 @@ def _block(with_commit: bool, probes: bool) -> str:
 def _codes(sql: str, *, wrapped: bool) -> set[str]:
     migration = Migration("001.sql", None, "file", None, "001.sql", Section("001.sql", sql),
                           in_transaction=wrapped)
-    result = lint(DiscoveryResult((migration,)), Config(select=("LK021", "TX007")))
+    result = lint(DiscoveryResult((migration,)), Config(select=("LK021", "TX002", "TX007")))
     return {f.code for f in result.findings}
 
 
@@ -76,10 +80,22 @@ def test_commit_in_a_do_block_inside_a_transaction_fails(sandbox: Sandbox) -> No
             conn.execute(sql)
         conn.execute("ROLLBACK")
     assert raised.value.sqlstate == "2D000"  # invalid_transaction_termination
-    codes = _codes(sql, wrapped=True)
-    assert "TX007" in codes
-    migration = Migration("001.sql", None, "file", None, "001.sql", Section("001.sql", sql),
-                          in_transaction=True)
-    (finding,) = [f for f in lint(DiscoveryResult((migration,)), Config(select=("TX007",)))
-                  .findings]
-    assert "invalid transaction termination" in finding.message
+    assert _codes(sql, wrapped=True) == {"TX002"}  # the DO statement, not its COMMIT
+    assert _codes(_block(with_commit=False, probes=False), wrapped=True) == {"LK021"}
+
+
+def test_replay_runs_a_committing_block_as_production_does(sandbox: Sandbox,
+                                                           tmp_path: Path) -> None:
+    # psql runs a plain file statement by statement: the block commits and goes on. The dry
+    # run must not wrap it in the transaction it observes other statements in.
+    with sandbox.connect() as conn:
+        conn.execute("DROP TABLE IF EXISTS items, lock_log")
+    root = write_tree(tmp_path, {
+        "001_items.sql": "CREATE TABLE items (id int PRIMARY KEY);\n",
+        "002_block.sql": _block(with_commit=True, probes=False),
+    })
+    result = replay(sandbox, root, check_idempotency=False)
+    assert [m.status for m in result.migrations] == ["applied", "applied"]
+    (block,) = result.migrations[1].statements
+    assert ("public.items", "AccessExclusiveLock") in {(lk.relation, lk.mode)
+                                                      for lk in block.locks}

@@ -61,6 +61,10 @@ CASES = [
     ("drop-tablespace", "DROP TABLESPACE IF EXISTS sqlsafe_tx_ts_absent"),
     # A subscription refuses a transaction block only when it creates its replication slot,
     # which it does by default; connect = false implies create_slot = false.
+    ("do-commit", "DO $$ BEGIN PERFORM 1; COMMIT; END $$"),
+    ("do-rollback", "DO $$ BEGIN PERFORM 1; ROLLBACK; END $$"),
+    ("do-no-commit", "DO $$ BEGIN PERFORM 1; END $$"),
+    ("do-commit-text", "DO $$ BEGIN RAISE NOTICE 'commit later'; END $$"),
     ("create-subscription",
      "CREATE SUBSCRIPTION sqlsafe_sub CONNECTION 'dbname=none' PUBLICATION p"),
     ("create-subscription-no-connect",
@@ -84,7 +88,9 @@ def _server_refuses(sandbox: Sandbox, sql: str) -> bool:
         try:
             conn.execute(sql)
         except psycopg.Error as exc:
-            if exc.sqlstate == "25001":
+            # 25001 active_sql_transaction; 2D000 invalid_transaction_termination (a DO
+            # block's COMMIT)
+            if exc.sqlstate in ("25001", "2D000"):
                 return True
             pytest.fail(f"{sql}: failed in the transaction for another reason: {exc}")
         finally:
