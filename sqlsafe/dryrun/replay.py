@@ -86,8 +86,10 @@ _POLL_SECONDS = 0.0005
 # materialized views); indexes only when the prediction names them.
 _PREDICTED_KINDS = frozenset("rpm")
 _TABLE_KINDS = frozenset("rpm")
-# SQLSTATE 25001 active_sql_transaction: "... cannot run inside a transaction block".
-_ACTIVE_SQL_TRANSACTION = "25001"
+# The errors of a statement that only refuses the transaction block the replay opened to
+# observe it: 25001 active_sql_transaction ("... cannot run inside a transaction block") and
+# 2D000 invalid_transaction_termination (a procedure or DO block that COMMITs).
+_REFUSES_OUR_BLOCK = frozenset({"25001", "2D000"})
 _META_UNSUPPORTED = re.compile(r"^\\(i|ir|include|include_relative|c|connect|copy|!|o|out|g|gx|gexec)\b")
 
 # Extensions and where to get them when the sandbox lacks them. The official postgres image
@@ -1060,9 +1062,10 @@ class _Session:
             error = self._error(exc, stmt, offset)
             if own_tx and self.in_transaction:
                 self.conn.execute("ROLLBACK")
-            if own_tx and getattr(exc, "sqlstate", None) == _ACTIVE_SQL_TRANSACTION:
-                # A statement our classifier did not know to be non-transactional: it is
-                # legal here (we opened the block), so run it again the way production does.
+            if own_tx and getattr(exc, "sqlstate", None) in _REFUSES_OUR_BLOCK:
+                # A statement our classifier did not know to be non-transactional (say, CALL
+                # of a procedure that commits): it is legal here (we opened the block), so run
+                # it again the way production does. The failed attempt was rolled back.
                 return self._run_watched_retry(unit, stmt, observe, predictions)
             result = StatementResult(stmt.span.line, stmt.sql, duration, error=error,
                                      in_transaction=in_tx, end_line=stmt.span.end_line)

@@ -99,3 +99,28 @@ def test_replay_runs_a_committing_block_as_production_does(sandbox: Sandbox,
     (block,) = result.migrations[1].statements
     assert ("public.items", "AccessExclusiveLock") in {(lk.relation, lk.mode)
                                                       for lk in block.locks}
+
+
+def test_replay_runs_a_committing_procedure_as_production_does(sandbox: Sandbox,
+                                                               tmp_path: Path) -> None:
+    # Nothing in `CALL archive()` says the procedure commits: the replay learns it from the
+    # server (2D000 in the transaction it opened to observe the statement) and runs the call
+    # again outside one.
+    with sandbox.connect() as conn:
+        conn.execute("DROP TABLE IF EXISTS items, lock_log, items_archive")
+        conn.execute("DROP PROCEDURE IF EXISTS archive()")
+    root = write_tree(tmp_path, {
+        "001_items.sql": "CREATE TABLE items (id int PRIMARY KEY);\n"
+                         "CREATE PROCEDURE archive() LANGUAGE plpgsql AS $$\n"
+                         "BEGIN\n"
+                         "  CREATE TABLE items_archive (id int);\n"
+                         "  COMMIT;\n"
+                         "  ALTER TABLE items ADD COLUMN archived boolean;\n"
+                         "END\n$$;\n",
+        "002_call.sql": "CALL archive();\n",
+    })
+    result = replay(sandbox, root, check_idempotency=False)
+    assert [m.status for m in result.migrations] == ["applied", "applied"], \
+        [m.error for m in result.migrations]
+    with sandbox.connect() as conn:
+        conn.execute("DROP PROCEDURE IF EXISTS archive()")
