@@ -110,6 +110,12 @@ class TxState(MutableRecord):
     ddl_tables: set[str] = field(default_factory=set)
 
 
+def _ends_transaction(body: str) -> bool:
+    from .plpgsql import ends_transaction
+
+    return ends_transaction(body)
+
+
 class SchemaState:
     def __init__(self) -> None:
         self.tables: dict[str, TableState] = {}
@@ -123,6 +129,9 @@ class SchemaState:
         # linted: a guard that makes a later CREATE / ADD of the same object re-runnable.
         self.guards: set[tuple[str, str]] = set()
         self.functions: dict[str, str] = {}  # name -> volatility (i, s, v)
+        # Procedures of the set whose PL/pgSQL body COMMITs or ROLLBACKs (unqualified,
+        # lower-case names): a CALL of one fails inside a transaction block (TX002).
+        self.committing_procedures: set[str] = set()
         self.schemas: set[str] = set()
         self.settings: dict[str, str] = {}  # session-level settings in force
         self.local_settings: dict[str, str] = {}  # SET LOCAL, reset at transaction end
@@ -405,7 +414,13 @@ class SchemaState:
                 if action.new_value and self.tx.open:
                     self.tx.enum_values_added.add((action.name.name, action.new_value))
             case n.CreateFunction():
-                self.functions[action.name.split(".")[-1].lower()] = action.volatility
+                short = action.name.split(".")[-1].lower()
+                self.functions[short] = action.volatility
+                if action.is_procedure and action.language == "plpgsql" and \
+                        _ends_transaction(action.body):
+                    self.committing_procedures.add(short)
+                else:
+                    self.committing_procedures.discard(short)
             case n.CreateObject(objtype="schema"):
                 self.schemas.add(action.name)
             case n.RowSecurity():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 from .. import nodes as n
 from ..registry import MIGRATION_END, STATEMENT, Violation, rule
@@ -68,6 +69,11 @@ def _no_tx_statement(a: n.Action, ctx: RuleContext) -> str | None:
             return "CREATE DATABASE"
         case n.Cluster(rel=None) | n.DoBlock(language="plpgsql"):
             return refuses_transaction_block(ctx.stmt.node, ctx.pg * 10000)
+        case n.Other(node="CallStmt"):
+            name = _called(ctx.stmt.node)
+            if name in ctx.state.committing_procedures:
+                return f"CALL {name}(), a procedure that commits or rolls back,"
+            return None
         case n.Other(node=node) if node == type(ctx.stmt.node).__name__:
             # The whole statement (DROP DATABASE, tablespaces, subscriptions), judged by the
             # list the replay uses too.
@@ -81,6 +87,12 @@ def _no_tx_statement(a: n.Action, ctx: RuleContext) -> str | None:
                 return None
             return f"ALTER TYPE ... ADD VALUE (PostgreSQL {ctx.pg} < 12)"
     return None
+
+
+def _called(node: Any) -> str:
+    """The unqualified, lower-case name of the procedure a CALL statement calls."""
+    names = getattr(getattr(node, "funccall", None), "funcname", None) or ()
+    return str(getattr(names[-1], "sval", "")).lower() if names else ""
 
 
 @rule("TX002", "statement-cannot-run-in-transaction", "transaction",

@@ -124,3 +124,38 @@ def test_replay_runs_a_committing_procedure_as_production_does(sandbox: Sandbox,
         [m.error for m in result.migrations]
     with sandbox.connect() as conn:
         conn.execute("DROP PROCEDURE IF EXISTS archive()")
+
+
+PROCEDURES = {
+    "commits": "CREATE PROCEDURE archive() LANGUAGE plpgsql AS $$\nBEGIN\n"
+               "  CREATE TABLE IF NOT EXISTS items_archive (id int);\n  COMMIT;\nEND\n$$;\n",
+    "rolls-back": "CREATE PROCEDURE archive() LANGUAGE plpgsql AS $$\nBEGIN\n"
+                  "  ROLLBACK;\nEND\n$$;\n",
+    "plain": "CREATE PROCEDURE archive() LANGUAGE plpgsql AS $$\nBEGIN\n"
+             "  CREATE TABLE IF NOT EXISTS items_archive (id int);\nEND\n$$;\n",
+    "sql": "CREATE PROCEDURE archive() LANGUAGE sql AS $$ SELECT 1 $$;\n",
+}
+
+
+@pytest.mark.parametrize("kind", list(PROCEDURES))
+def test_call_in_a_transaction_flagged_exactly_when_the_server_refuses_it(
+        sandbox: Sandbox, kind: str) -> None:
+    with sandbox.connect() as conn:
+        conn.execute("DROP TABLE IF EXISTS items_archive")
+        conn.execute("DROP PROCEDURE IF EXISTS archive()")
+        conn.execute(PROCEDURES[kind])
+        conn.execute("BEGIN")
+        try:
+            conn.execute("CALL archive()")
+            refused = False
+        except psycopg.Error as exc:
+            assert exc.sqlstate == "2D000", exc
+            refused = True
+        conn.execute("ROLLBACK")
+        conn.execute("DROP PROCEDURE archive()")
+    created = Migration("001.sql", None, "file", None, "001.sql",
+                        Section("001.sql", PROCEDURES[kind]))
+    call = Migration("002.sql", None, "file", None, "002.sql", Section("002.sql", "CALL archive();\n"),
+                     in_transaction=True)
+    result = lint(DiscoveryResult((created, call)), Config(select=("TX002",)))
+    assert any(f.code == "TX002" and f.path == "002.sql" for f in result.findings) == refused
