@@ -532,10 +532,9 @@ class SchemaState:
 
     def _choose_name(self, t: TableState, kind: str, columns: tuple[str, ...]) -> str:
         """The name PostgreSQL gives an unnamed constraint of ``t``, with the digits it appends
-        while the name is taken: by a constraint of the table, or for a constraint with an
-        index (PRIMARY KEY, UNIQUE, EXCLUDE), by a table or index of its schema too.
-        PostgreSQL looks across the whole schema; the state knows the relations the set
-        made, and each table's own constraints."""
+        while the name is taken: by a constraint of the table or of another table of the
+        schema (``_taken_in_schema``), or for a constraint with an index (PRIMARY KEY,
+        UNIQUE, EXCLUDE), by a table or index of the schema too."""
         schema, table = t.qualified.split(".")[0], t.qualified.split(".")[-1]
         indexed = kind in ("primary", "unique", "exclude")
         attempt = 0
@@ -543,9 +542,23 @@ class SchemaState:
             name = implicit_constraint_name(table, kind, columns, attempt)
             taken = name in t.constraints or (indexed and (f"{schema}.{name}" in self.indexes
                                                            or f"{schema}.{name}" in self.tables))
-            if not taken:
+            if not taken and not self._taken_in_schema(schema, name):
                 return name
             attempt += 1
+
+    def _taken_in_schema(self, schema: str, name: str) -> bool:
+        """Whether another table of ``schema`` has a constraint ``name``. PostgreSQL looks
+        across the schema; the tables whose own unnamed constraints could be called ``name``
+        are those whose name starts it at an underscore (``t3_a`` for ``t3_a_b_check``), and
+        only those are looked at (a hand-given name that copies another table's pattern is
+        not seen)."""
+        for i, ch in enumerate(name):
+            if ch != "_" or i == 0:
+                continue
+            other = self.tables.get(f"{schema}.{name[:i]}")
+            if other is not None and name in other.constraints:
+                return True
+        return False
 
     def _add_constraint(self, t: TableState, c: n.ConstraintDef, path: str,
                         default_cols: tuple[str, ...] = ()) -> None:

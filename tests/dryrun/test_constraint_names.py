@@ -48,6 +48,10 @@ CREATE UNIQUE INDEX clashes_a_key ON clashes (a);
 ALTER TABLE clashes ADD UNIQUE (a);
 CREATE TABLE clashes2_pkey (id int);
 CREATE TABLE clashes2 (id int PRIMARY KEY);
+-- A name is taken schema-wide: t3's check on a_b and t3_a's on b would both be t3_a_b_check.
+CREATE TABLE t3 (a_b int CHECK (a_b > 0));
+CREATE TABLE t3_a (b int CHECK (b > 0));
+ALTER TABLE t3_a ADD CHECK (b < 10);
 """
 
 
@@ -65,7 +69,7 @@ def _state_names() -> dict[str, set[str]]:
             state.apply(action)
     state.end_migration()
     out = {}
-    for table in ("customers", "orders", LONG_TABLE, "clashes", "clashes2"):
+    for table in ("customers", "orders", LONG_TABLE, "clashes", "clashes2", "t3", "t3_a"):
         t = state.table(f"public.{table}")
         assert t is not None
         out[table] = {name for name, c in t.constraints.items() if c.kind != "notnull"}
@@ -89,4 +93,5 @@ def test_unnamed_constraints_are_known_by_the_servers_names(sandbox: Sandbox) ->
     assert any(len(n) == 63 for n in server[LONG_TABLE])
     assert any(len(n) == 63 and n.endswith("_fkey1") for n in server[LONG_TABLE])
     assert {"customers_email_check1", "orders_customer_id_fkey1", "clashes_b_check1",
-            "clashes_a_key1", "clashes2_pkey1"} <= set().union(*server.values())
+            "clashes_a_key1", "clashes2_pkey1", "t3_a_b_check1",
+            "t3_a_b_check2"} <= set().union(*server.values())
