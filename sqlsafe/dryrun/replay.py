@@ -519,6 +519,24 @@ def _unit(migration: Migration, section: Section, server_version_num: int,
                  notes=tuple(notes))
 
 
+# Settings whose session-level change alters how later statements resolve names or whose
+# privileges they run with.
+_NOTED_SESSION_SETTINGS = frozenset({"search_path", "role", "session_authorization"})
+
+
+def _session_settings(statements: Iterable[ParsedStatement]) -> list[tuple[int, str]]:
+    """(line, setting) for each SET of a ``_NOTED_SESSION_SETTINGS`` without LOCAL: state
+    the migration leaves in the session for the ones after it."""
+    out = []
+    for stmt in statements:
+        node: Any = stmt.node
+        if type(node).__name__ == "VariableSetStmt" and not node.is_local and \
+                getattr(node.kind, "name", "") == "VAR_SET_VALUE" and \
+                str(node.name).lower() in _NOTED_SESSION_SETTINGS:
+            out.append((stmt.span.line, str(node.name).lower()))
+    return out
+
+
 def _has_copy(statements: Iterable[ParsedStatement]) -> bool:
     return any(_is_copy_from_stdin(s.node) for s in statements)
 
@@ -1613,6 +1631,12 @@ def _replay_one(replayer: _Replayer, migration: Migration, before: Snapshot,
     unit = _unit(migration, migration.section, replayer.server_version_num,
                  replayer.parsed.get(migration.path))
     replayer.notes.extend(unit.notes)
+    for line, what in _session_settings(unit.statements):
+        replayer.notes.append(
+            f"{migration.path}:{line}: SET {what} lasts for the session: the migrations after "
+            "it see it here, as they do when one deploy runs them all on one connection, but "
+            "not when a deploy starts after this migration (or runs each file in a session "
+            "of its own): qualify names, or SET it in each migration that needs it")
     # A copy: the observation updates ``known`` from pg_locks, and the snapshot must stay what
     # the catalog said, as the base of the next incremental snapshot.
     session.known = dict(before.rels)

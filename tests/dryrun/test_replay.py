@@ -149,6 +149,9 @@ def test_search_path_set_by_a_migration_changes_no_definition(fresh: Sandbox,
         third = result.migrations[2]
         assert third.catalog.created == ("column app.t.w",) and third.catalog.altered == ()
         assert third.down.status == "applied" and third.down.restores_schema, third.down
+        # 003 leans on 002's search_path: fine in one run, not in a deploy that starts at 003.
+        notes = [n for n in result.notes if "SET search_path lasts for the session" in n]
+        assert len(notes) == 1 and "002_path.sql:2:" in notes[0], result.notes
     finally:
         with fresh.connect() as conn:
             conn.execute("DROP SCHEMA IF EXISTS app CASCADE")
@@ -206,3 +209,16 @@ def test_deferred_constraint_failing_at_commit_fails_the_migration(fresh: Sandbo
     assert [s.line for s in failed.statements] == [1, 2]  # both ran; the COMMIT failed
     with fresh.connect() as conn:  # rolled back: nothing of the failed migration is left
         assert conn.execute("SELECT count(*) FROM c").fetchone() == (0,)
+
+
+def test_only_session_level_name_and_role_settings_are_noted() -> None:
+    from sqlsafe.dryrun.replay import _session_settings
+    from sqlsafe.model import Section
+    from sqlsafe.parse import parse_section
+
+    sql = ("SET search_path = app;\nSET LOCAL search_path = app;\nSET lock_timeout = '1s';\n"
+           "SET ROLE admin;\nRESET search_path;\nSET SESSION AUTHORIZATION bob;\n"
+           "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE;\nset Search_Path to x;\n")
+    statements = parse_section(Section("x.sql", sql)).statements
+    assert _session_settings(statements) == [(1, "search_path"), (4, "role"),
+                                             (6, "session_authorization"), (8, "search_path")]
