@@ -356,7 +356,10 @@ def _build_flyway(srcs: list[_Source], acc: _Acc) -> None:
             is_up = m.group("kind") == "V"
             if key in (ups if is_up else undos):
                 # Flyway refuses to run with two scripts of one version (1.1 and 1_1 included).
-                acc.problem(s.path, f"duplicate Flyway version {m.group('version')}")
+                first = ups[key][0] if is_up else undos[key]
+                acc.problem(s.path, f"duplicate Flyway version {m.group('version')}: "
+                                    f"{first.name} has it too, and Flyway refuses to migrate "
+                                    "while two scripts share a version")
             elif is_up:
                 ups[key] = (s, m)
             else:

@@ -163,6 +163,8 @@ def test_flyway_duplicate_version_err(tmp_path: Path) -> None:
     r = discover([str(tmp_path)])
     assert len(r.migrations) == 1
     assert len(r.problems) == 1 and "duplicate" in r.problems[0].message
+    # ... naming the script it collides with
+    assert r.problems[0].path.endswith("V1__b.sql") and "V1_0__a.sql" in r.problems[0].message
 
 
 def test_golang_migrate_ok() -> None:
