@@ -286,6 +286,8 @@ def render_text(result: DryRunResult) -> str:
                 if s.error.sandbox_gap:
                     out.append(f"    (a gap of the sandbox, not of the migration: "
                                f"{s.error.sandbox_gap})")
+                elif s.error.hint:
+                    out.append(f"    hint: {s.error.hint}")
                 continue
             if s.locks or s.rewrites:
                 locks = ", ".join(f"{SQL_NAMES.get(lk.mode, lk.mode)} {lk.relation}"

@@ -90,6 +90,12 @@ _TABLE_KINDS = frozenset("rpm")
 # observe it: 25001 active_sql_transaction ("... cannot run inside a transaction block") and
 # 2D000 invalid_transaction_termination (a procedure or DO block that COMMITs).
 _REFUSES_OUR_BLOCK = frozenset({"25001", "2D000"})
+# A schema, relation, type or function that does not exist (3F000, 42P01, 42704, 42883): on
+# an empty sandbox often one that production already has before this set runs.
+_MISSING_OBJECT = frozenset({"3F000", "42P01", "42704", "42883"})
+START_HINT = ("if production already has it before this set runs, start the dry run from "
+              "production's schema: --setup FILE (pg_dump --schema-only), or --from N for the "
+              "migrations it has already applied")
 _META_UNSUPPORTED = re.compile(r"^\\(i|ir|include|include_relative|c|connect|copy|!|o|out|g|gx|gexec)\b")
 
 # Extensions and where to get them when the sandbox lacks them. The official postgres image
@@ -1223,7 +1229,8 @@ class _Session:
                 pass
         sqlstate = getattr(exc, "sqlstate", None)
         gap = self.r.sandbox_gap(stmt.node)
-        return StatementError(message, line, sqlstate, gap)
+        hint = START_HINT if self.r.starts_empty and sqlstate in _MISSING_OBJECT else None
+        return StatementError(message, line, sqlstate, gap, hint)
 
 
 class _Watcher:
@@ -1432,6 +1439,7 @@ class _Replayer:
     clones: int = 0
     measure_blocking: bool = False
     parsed: dict[str, ParsedSection] = field(default_factory=dict)  # the lint's, by path
+    starts_empty: bool = True  # no --setup: the replay starts from an empty database
 
     @property
     def server_version_num(self) -> int:
@@ -1563,7 +1571,8 @@ def dry_run(
         predictions = {(s.path, s.span.line): s for s in lint_result.statements}
         for f in lint_result.findings:
             findings_by_path.setdefault(f.path, []).append(f)
-    replayer = _Replayer(sandbox, config, measure_blocking=measure_blocking)
+    replayer = _Replayer(sandbox, config, measure_blocking=measure_blocking,
+                         starts_empty=not setup and not from_index)
     if lint_result is not None:
         replayer.parsed = {p.section.path: p for p in lint_result.parsed}
     started = time.perf_counter()

@@ -39,6 +39,9 @@ class StatementError:
     # Set when the failure is a gap of the sandbox, not of the migration (e.g. an extension
     # the embedded server does not ship); names an engine that has it.
     sandbox_gap: str | None = None
+    # Set when the failure may come from where the replay started rather than from the
+    # migration: an object it needs that production may already have (``replay.START_HINT``).
+    hint: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"message": self.message, "line": self.line}
@@ -46,6 +49,8 @@ class StatementError:
             d["sqlstate"] = self.sqlstate
         if self.sandbox_gap:
             d["sandbox_gap"] = self.sandbox_gap
+        if self.hint:
+            d["hint"] = self.hint
         return d
 
 

@@ -174,6 +174,7 @@ class MigrationView:
     error: str | None = None
     error_line: int | None = None
     sandbox_gap: str | None = None
+    error_hint: str | None = None  # the failure may come from the empty starting database
     down_path: str | None = None
     down_status: str = "absent"
     down_restores: bool | None = None

@@ -222,3 +222,29 @@ def test_only_session_level_name_and_role_settings_are_noted() -> None:
     statements = parse_section(Section("x.sql", sql)).statements
     assert _session_settings(statements) == [(1, "search_path"), (4, "role"),
                                              (6, "session_authorization"), (8, "search_path")]
+
+
+def test_missing_object_on_an_empty_start_carries_a_hint(fresh: Sandbox, tmp_path: Path) -> None:
+    # A set that starts after objects production has (a platform's schema, migrations kept
+    # elsewhere) fails on the empty sandbox; the error says how to give it that start.
+    root = write_tree(tmp_path / "a", {
+        "001_users.sql": "ALTER TABLE auth.users ADD COLUMN nickname text;\n",
+    })
+    result = replay(fresh, root, check_idempotency=False)
+    (failed,) = result.migrations
+    assert failed.error is not None and failed.error.sqlstate in ("3F000", "42P01")
+    assert failed.error.hint is not None and "--setup" in failed.error.hint
+    assert "--setup" in failed.to_json()["error"]["hint"]
+    # Not for an error of the migration itself, nor once a --setup gave the start.
+    broken = write_tree(tmp_path / "b", {"001_bad.sql": "CREATE TABLE t (a int, a int);\n"})
+    (dup,) = replay(fresh, broken, check_idempotency=False).migrations
+    assert dup.error is not None and dup.error.hint is None
+    setup = tmp_path / "prod.sql"
+    setup.write_text("CREATE SCHEMA IF NOT EXISTS auth;\n")
+    try:
+        (again,) = replay(fresh, root, check_idempotency=False, setup=str(setup)).migrations
+        assert again.error is not None and again.error.sqlstate == "42P01"
+        assert again.error.hint is None
+    finally:
+        with fresh.connect() as conn:
+            conn.execute("DROP SCHEMA IF EXISTS auth CASCADE")
