@@ -159,3 +159,21 @@ def test_call_in_a_transaction_flagged_exactly_when_the_server_refuses_it(
                      in_transaction=True)
     result = lint(DiscoveryResult((created, call)), Config(select=("TX002",)))
     assert any(f.code == "TX002" and f.path == "002.sql" for f in result.findings) == refused
+
+
+@pytest.mark.parametrize(("inner", "code"), [
+    ("CREATE INDEX CONCURRENTLY items_id_idx ON items (id);", "TX001"),
+    ("VACUUM items;", "TX002"),
+])
+def test_statements_refused_in_any_do_block_are_flagged_in_any_file(
+        sandbox: Sandbox, inner: str, code: str) -> None:
+    sql = f"DO $$\nBEGIN\n  {inner}\nEND\n$$;\n"
+    with sandbox.connect() as conn:  # autocommit: not even a transaction block around it
+        _reset(conn)
+        with pytest.raises(psycopg.Error) as raised:
+            conn.execute(sql)
+    assert raised.value.sqlstate == "25001"
+    assert "from a function" in str(raised.value)
+    migration = Migration("001.sql", None, "file", None, "001.sql", Section("001.sql", sql))
+    (finding,) = lint(DiscoveryResult((migration,)), Config(select=(code,))).findings
+    assert finding.span.line == 3 and "DO block" in finding.message
