@@ -177,3 +177,25 @@ def test_statements_refused_in_any_do_block_are_flagged_in_any_file(
     migration = Migration("001.sql", None, "file", None, "001.sql", Section("001.sql", sql))
     (finding,) = lint(DiscoveryResult((migration,)), Config(select=(code,))).findings
     assert finding.span.line == 3 and "DO block" in finding.message
+
+
+def test_a_lock_the_watcher_may_miss_is_no_discrepancy(sandbox: Sandbox, tmp_path: Path) -> None:
+    # The committing block runs outside a transaction, watched by polls: the INSERT's ROW
+    # EXCLUSIVE on events after the COMMIT lasts too briefly to be seen. Missing it
+    # contradicts nothing.
+    with sandbox.connect() as conn:
+        conn.execute("DROP TABLE IF EXISTS items, lock_log, events")
+    root = write_tree(tmp_path, {
+        "001_items.sql": "CREATE TABLE items (id int PRIMARY KEY);\n"
+                         "CREATE TABLE events (id int);\n",
+        "002_block.sql": "DO $$\nBEGIN\n  ALTER TABLE items ADD COLUMN note text;\n  COMMIT;\n"
+                         "  INSERT INTO events VALUES (1);\nEND\n$$;\n",
+    })
+    result = replay(sandbox, root, check_idempotency=False)
+    assert [m.status for m in result.migrations] == ["applied", "applied"]
+    (block,) = result.migrations[1].statements
+    assert ("public.events", "RowExclusiveLock") in block.predicted_locks
+    assert not [d for d in block.discrepancies if "took no new lock" in d], block.discrepancies
+    # The ALTER's lock, which the watcher makes wait where it can see it, was seen.
+    assert ("public.items", "AccessExclusiveLock") in {(lk.relation, lk.mode)
+                                                      for lk in block.locks}
