@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,7 +194,13 @@ def _first_listed_after(rel: str, cur_paths: list[str], rec_pos: dict[str, int])
 
 
 def _edit_kind(full: str, recorded_sha: str) -> str:
-    old = _recorded_version(full, recorded_sha)
+    return edit_kind(full, lambda data: hashlib.sha256(data).hexdigest() == recorded_sha)
+
+
+def edit_kind(full: str, recorded: Callable[[bytes], bool]) -> str:
+    """Cosmetic or semantic: ``full`` against its version in git history for which
+    ``recorded`` (the recorded checksum matches) holds."""
+    old = _recorded_version(full, recorded)
     if old is None:
         return "content differs; the recorded version is not in git history, so sqlsafe " \
                "cannot tell a cosmetic from a semantic edit"
@@ -210,8 +217,9 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8-sig", errors="replace")
 
 
-def _recorded_version(full: str, recorded_sha: str, limit: int = 50) -> bytes | None:
-    """The content of ``full`` whose sha256 is ``recorded_sha``, searched in the working tree's
+def _recorded_version(full: str, recorded: Callable[[bytes], bool],
+                      limit: int = 50) -> bytes | None:
+    """The content of ``full`` for which ``recorded`` holds, searched in the working tree's
     git history (index, then the last ``limit`` commits touching it). None when not found."""
     directory = os.path.dirname(full)
     name = os.path.basename(full)
@@ -230,7 +238,7 @@ def _recorded_version(full: str, recorded_sha: str, limit: int = 50) -> bytes | 
         candidates += [f"{c}:./{name}" for c in log.decode().split()]
     for spec in candidates:
         data = git("show", spec)
-        if data is not None and hashlib.sha256(data).hexdigest() == recorded_sha:
+        if data is not None and recorded(data):
             return data
     return None
 

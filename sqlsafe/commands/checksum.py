@@ -19,10 +19,15 @@ from ..entry import EXIT_FINDINGS, EXIT_OK
               help="Check the files against the manifest instead of writing it; exit 1 naming "
                    "every file modified, removed, added or out of order. An Atlas directory's "
                    "atlas.sum is checked too.")
+@click.option("--flyway-history", "flyway_history", metavar="FILE",
+              help="With --verify: check the scripts against Flyway's schema history instead, "
+                   "exported as CSV or JSON (SELECT version, script, checksum, success FROM "
+                   "flyway_schema_history): edited, removed and out-of-order scripts.")
 @click.option("--checksums", "manifest", metavar="FILE",
               help="The manifest to write or verify (default: checksum.txt in PATH; "
                    "an atlas.sum is verified in Atlas's format).")
-def command(path: str, verify: bool, manifest: str | None, **opts: Any) -> None:
+def command(path: str, verify: bool, flyway_history: str | None, manifest: str | None,
+            **opts: Any) -> None:
     """Write checksum.txt (sha256sum format, apply order) for the migrations in PATH."""
     from .. import api, atlassum
     from .. import checksum as cs
@@ -37,6 +42,10 @@ def command(path: str, verify: bool, manifest: str | None, **opts: Any) -> None:
         sys.exit(2)
     if not disc.migrations:
         fail(f"no migration files found in {path}")
+    if flyway_history:
+        if not verify:
+            fail("--flyway-history checks the scripts: give --verify too")
+        sys.exit(_verify_flyway(disc, flyway_history))
     target = manifest or os.path.join(disc.root, cs.MANIFEST)
     if not verify:
         if os.path.basename(target) == atlassum.FILENAME:  # what `atlas migrate hash` writes
@@ -81,6 +90,30 @@ def command(path: str, verify: bool, manifest: str | None, **opts: Any) -> None:
         else:
             click.echo(f"{t}: {count} files OK")
     sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
+
+
+def _verify_flyway(disc: Any, history_file: str) -> int:
+    from .. import flywaysum
+
+    try:
+        with open(history_file, encoding="utf-8-sig") as f:
+            history = flywaysum.load_history(f.read(), history_file)
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {history_file}: {getattr(exc, 'strerror', None) or exc}")
+    except flywaysum.HistoryError as exc:
+        fail(str(exc))
+    problems, pending = flywaysum.verify(disc, history)
+    for p in problems:
+        click.echo(f"{history_file}: {p.line()}")
+    waiting = f", {len(pending)} pending" if pending else ""
+    if problems:
+        click.echo(f"{history_file}: {len(problems)} problem(s){waiting}; Flyway's validate "
+                   "would fail", err=True)
+        return EXIT_FINDINGS
+    applied = sum(1 for row in history if row["version"] is not None and row["success"]
+                  and row["checksum"] is not None)  # not the baseline marker
+    click.echo(f"{history_file}: {applied} applied script(s) match{waiting}")
+    return EXIT_OK
 
 
 def _set_dir(disc: Any) -> str:
