@@ -24,7 +24,7 @@ def _tool(ctx: RuleContext) -> str:
 def _tx_origin(ctx: RuleContext) -> str:
     if ctx.do_block:
         # Inside BEGIN or not: PostgreSQL refuses these from a function or DO block.
-        return "a DO block (PostgreSQL: 'cannot be executed from a function')"
+        return "a function body (PostgreSQL: 'cannot be executed from a function')"
     if ctx.state.tx.explicit:
         return "an explicit BEGIN"
     if ctx.migration.layout in IMPLICIT_TX_LAYOUTS:
