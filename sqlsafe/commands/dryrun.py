@@ -302,6 +302,12 @@ def render_text(result: DryRunResult) -> str:
                 probes = ", ".join(f"{b.operation} {'blocked' if b.blocked else 'ok'}"
                                    f" on {b.relation}" for b in s.blocking)
                 out.append(f"    line {s.line}: measured: {probes}")
+            q = s.lock_queue
+            if q is not None:
+                then = ("a new read of it queued behind the statement" if q.read_blocked
+                        else "a new read of it still went through")
+                out.append(f"    line {s.line}: lock queue: waited {q.waited_ms:.0f} ms behind a "
+                           f"running query on {q.relation}; meanwhile {then}")
         out += _data_lines(m)
         if m.error is not None and not any(s.error for s in m.statements):
             out.append(f"    {m.path}:{m.error.line}: error: {m.error.message}")

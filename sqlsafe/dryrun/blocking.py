@@ -21,9 +21,10 @@ psycopg is imported only by the dry run, never on the lint path.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import locks as lk
@@ -32,8 +33,8 @@ from .result import Blocking, ObservedLock
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["PROBE_TIMEOUT_MS", "Prober", "compare", "probe_during", "statement_tables",
-           "tables_of"]
+__all__ = ["PROBE_TIMEOUT_MS", "Prober", "QueueWait", "compare", "lock_queue", "probe_during",
+           "statement_tables", "tables_of"]
 
 # Long enough for an unblocked probe on a loaded CI machine, short enough that a migration
 # with many statements is not slowed down noticeably (two probes per table per statement).
@@ -202,6 +203,83 @@ def probe_during(prober: Prober, run: Callable[[], T], pid: int,
     if failure:
         raise failure[0]
     return result, (found[0] if found else ())
+
+
+class QueueWait:
+    """What ``lock_queue`` saw: whether the statement waited, when the stand-in query let go
+    (``time.perf_counter``), and the read tried meanwhile."""
+
+    def __init__(self) -> None:
+        self.waited = False
+        self.released: float | None = None
+        self.read: Blocking | None = None
+
+
+@contextlib.contextmanager
+def lock_queue(holder: psycopg.Connection, prober: Prober, pid: int, relation: str, *,
+               max_hold: float = 0.5) -> Iterator[QueueWait]:
+    """Stand in for a running query on ``relation`` while the caller runs, inside the block,
+    a statement on backend ``pid`` that needs a lock conflicting with it (ACCESS EXCLUSIVE).
+
+    ``holder`` holds ACCESS SHARE (a plain SELECT in an open transaction). Once ``pid``
+    waits for its lock on the relation, ``prober`` tries a new read: PostgreSQL queues it
+    behind the waiting request, which is how one ALTER TABLE waiting for one slow query
+    stops every query on the table. Then the holder lets go, at the latest after
+    ``max_hold`` seconds, so the statement goes on. The holder's own lock_timeout keeps it
+    from waiting on the migration's transaction; when it cannot take its lock, nothing is
+    measured."""
+    import psycopg
+
+    seen = QueueWait()
+    schema, name = _split(relation)
+    target = f"{_ident(schema)}.{_ident(name)}"
+    try:
+        holder.execute("BEGIN")
+        holder.execute(f"SET LOCAL lock_timeout = {PROBE_TIMEOUT_MS}")
+        holder.execute(f"SELECT 1 FROM {target} LIMIT 1")
+    except psycopg.Error:
+        with contextlib.suppress(psycopg.Error):
+            holder.execute("ROLLBACK")
+        yield seen
+        return
+    done = threading.Event()
+    failure: list[BaseException] = []
+
+    def watch() -> None:
+        try:
+            deadline = time.monotonic() + max_hold
+            while not done.is_set() and time.monotonic() < deadline:
+                if _waits_for(prober.conn, pid, relation):
+                    seen.waited = True
+                    seen.read = prober._try(relation, "read", f"SELECT 1 FROM {target} LIMIT 1")
+                    break
+                done.wait(_POLL_SECONDS)
+        except BaseException as exc:  # reported after join: never leave the thread dangling
+            failure.append(exc)
+        finally:
+            seen.released = time.perf_counter()
+            with contextlib.suppress(Exception):
+                holder.execute("ROLLBACK")
+
+    thread = threading.Thread(target=watch, name="sqlsafe-lock-queue", daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        thread.join()
+    if failure:
+        raise failure[0]
+
+
+def _waits_for(conn: psycopg.Connection, pid: int, relation: str) -> bool:
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE l.pid = %s AND NOT l.granted "
+        "AND l.locktype = 'relation' AND n.nspname || '.' || c.relname = %s)",
+        (pid, relation),
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _holds_lock(conn: psycopg.Connection, pid: int, relations: list[str]) -> bool:

@@ -38,6 +38,7 @@ Checks by execution, after a migration applied:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import re
@@ -61,6 +62,7 @@ from .result import (
     CatalogDiff,
     DownResult,
     DryRunResult,
+    LockQueue,
     MigrationResult,
     ObservedLock,
     ServerInfo,
@@ -622,6 +624,7 @@ class _Session:
         self.known: dict[int, Rel] = {}  # relations as of the end of the previous statement
         self.held: set[tuple[int, str]] = set()  # (oid, mode) held in the open transaction
         self._watch_conn: psycopg.Connection | None = None
+        self._hold_conn: psycopg.Connection | None = None  # --measure-blocking: lock_queue
         self._prober: bk.Prober | None = None  # --measure-blocking: the probe session
         # The snapshot before the running migration: the base of mid-migration refreshes.
         self.base: Snapshot | None = None
@@ -820,6 +823,9 @@ class _Session:
         if self._watch_conn is not None:
             self._watch_conn.close()
             self._watch_conn = None
+        if self._hold_conn is not None:
+            self._hold_conn.close()
+            self._hold_conn = None
         self.conn.close()
 
     # -- running a unit -----------------------------------------------------------------------
@@ -1033,6 +1039,7 @@ class _Session:
         watcher: _Watcher | None = None
         wal_sql = _wal_sql(self.r.server_version_num)
         positions: list[Any] = []  # the WAL insert positions before and after the statement
+        lock_queue: LockQueue | None = None
         try:
             if begin and not combined:
                 self.conn.execute("BEGIN")
@@ -1059,8 +1066,21 @@ class _Session:
                     # A newline before the ';': the statement may end in a -- comment.
                     text = (prefix + stmt.sql + f"\n;{wal_sql};EXECUTE sqlsafe_locks"
                             + (";COMMIT" if commit_too else ""))
-                    t0 = time.perf_counter()
-                    answers = _Answers(self.conn, text)
+                    queue = self._queue_target(stmt, unit, predictions, before) \
+                        if self.r.measure_blocking else None
+                    with (bk.lock_queue(self._holder_conn(), self.prober(), self.pid,
+                                        queue[0], max_hold=queue[1])
+                          if queue else contextlib.nullcontext(None)) as queued:
+                        t0 = time.perf_counter()
+                        answers = _Answers(self.conn, text)
+                    if queued is not None and queued.waited and queued.released is not None:
+                        # Its own time starts when the stand-in query let go.
+                        waited_ms = max((queued.released - t0) * 1000, 0.0)
+                        t0 = max(t0, queued.released)
+                        read = queued.read
+                        lock_queue = LockQueue(queue[0] if queue else "", waited_ms,
+                                               bool(read and read.blocked),
+                                               read.waited_ms if read else 0.0)
                     if answers.failed_at is not None:
                         raise answers.error()
                     # Answers: [BEGIN,] position, statement, position, locks[, COMMIT].
@@ -1120,7 +1140,8 @@ class _Session:
             self.held = set()
         wal = wal_between(*positions) if len(positions) == 2 else None
         return _observed_result(unit, stmt, duration, locks, rewrites, rows, in_tx, before,
-                                held_before, predictions, probes, wal_bytes=wal, polled=watch)
+                                held_before, predictions, probes, wal_bytes=wal, polled=watch,
+                                lock_queue=lock_queue)
 
     def _run_watched_retry(self, unit: _Unit, stmt: ParsedStatement, observe: bool,
                            predictions: dict[tuple[str, int], StatementInfo] | None,
@@ -1208,6 +1229,40 @@ class _Session:
         if self._prober is None:
             self._prober = bk.Prober(self.r.sandbox.connect(self.dbname))
         return self._prober
+
+    def _holder_conn(self) -> psycopg.Connection:
+        """--measure-blocking: the session that stands in for a running query (``lock_queue``)."""
+        if self._hold_conn is None or self._hold_conn.closed:
+            self._hold_conn = self.r.sandbox.connect(self.dbname)
+        return self._hold_conn
+
+    def _queue_target(self, stmt: ParsedStatement, unit: _Unit,
+                      predictions: dict[tuple[str, int], StatementInfo] | None,
+                      before: dict[int, Rel]) -> tuple[str, float] | None:
+        """(table, longest hold in seconds) for the lock-queue measurement: the first existing
+        table the lint predicts the statement takes ACCESS EXCLUSIVE on, unless the
+        transaction already holds that, or the session's lock_timeout is too short to wait
+        behind a stand-in query without failing the statement."""
+        from ..rules.context import parse_duration_ms
+
+        info = (predictions or {}).get((unit.section.path, stmt.span.line))
+        if info is None:
+            return None
+        by_name = {rel.name: (oid, rel.relkind) for oid, rel in before.items()}
+        for guess in info.locks:
+            found = by_name.get(guess.relation)
+            if guess.mode != lk.ACCESS_EXCLUSIVE or found is None or found[1] not in "rpm":
+                continue
+            if (found[0], lk.ACCESS_EXCLUSIVE) in self.held:
+                return None
+            row = self.conn.execute("SELECT current_setting('lock_timeout')").fetchone()
+            timeout = parse_duration_ms(str(row[0])) if row else None
+            if not timeout:
+                return guess.relation, 0.5
+            if timeout < 150:
+                return None
+            return guess.relation, min(0.5, timeout * 0.4 / 1000)
+        return None
 
     def _watcher_conn(self) -> psycopg.Connection:
         if self._watch_conn is None or self._watch_conn.closed:
@@ -1342,13 +1397,14 @@ def _observed_result(unit: _Unit, stmt: ParsedStatement, duration: float,
                      in_tx: bool, before: dict[int, Rel], held_before: set[tuple[int, str]],
                      predictions: dict[tuple[str, int], StatementInfo] | None,
                      probes: tuple[Any, ...] = (), wal_bytes: int | None = None,
-                     polled: bool = False) -> StatementResult:
+                     polled: bool = False, lock_queue: LockQueue | None = None
+                     ) -> StatementResult:
     """An observed statement's result, with the lint's prediction for it when there is one.
     ``polled``: its locks were seen by the watcher's polls (``discrepancies``)."""
     locks.sort(key=lambda lock: (lock.relation, lk.rank(lock.mode)))
     result = StatementResult(stmt.span.line, stmt.sql, duration, tuple(locks), tuple(rewrites),
                              rows, None, in_tx, stmt.span.end_line, blocking=probes,
-                             wal_bytes=wal_bytes)
+                             wal_bytes=wal_bytes, lock_queue=lock_queue)
     info = predictions.get((unit.section.path, stmt.span.line)) if predictions else None
     return result if info is None else _with_prediction(result, info, before, held_before,
                                                         polled=polled)

@@ -65,6 +65,23 @@ class Blocking:
 
 
 @dataclass(frozen=True)
+class LockQueue:
+    """--measure-blocking: the statement asked for its lock while a query (standing in for
+    production's traffic) held ACCESS SHARE on the table; while it waited, a new read of the
+    table was tried."""
+
+    relation: str
+    waited_ms: float  # how long the statement waited behind the running query
+    read_blocked: bool  # the new read queued behind the waiting statement
+    read_waited_ms: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"relation": self.relation, "waited_ms": round(self.waited_ms, 1),
+                "read_blocked": self.read_blocked,
+                "read_waited_ms": round(self.read_waited_ms, 1)}
+
+
+@dataclass(frozen=True)
 class StatementResult:
     line: int
     sql: str
@@ -82,6 +99,7 @@ class StatementResult:
     # WAL the statement wrote (between the server's insert positions around it); None where
     # not read (statements that were not observed, COPY, servers before PostgreSQL 10).
     wal_bytes: int | None = None
+    lock_queue: LockQueue | None = None  # --measure-blocking, ACCESS EXCLUSIVE statements
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -109,6 +127,8 @@ class StatementResult:
                 {"relation": b.relation, "operation": b.operation, "blocked": b.blocked,
                  "waited_ms": round(b.waited_ms, 1)} for b in self.blocking
             ]
+        if self.lock_queue is not None:
+            d["lock_queue"] = self.lock_queue.to_json()
         return d
 
 

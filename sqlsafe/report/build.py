@@ -222,7 +222,17 @@ def _statement_view(st: StatementResult, info: StatementInfo | None,
         predicted_rewrites=tuple(predicted_rw), observed_rewrites=tuple(st.rewrites),
         rows=st.rows, error=st.error.message if st.error else None, wal_bytes=st.wal_bytes,
         discrepancies=tuple(st.discrepancies),
-        measured_blocking=_blocking_views(st.blocking, held), estimate=ev, risk=risk)
+        measured_blocking=_blocking_views(st.blocking, held), estimate=ev, risk=risk,
+        lock_queue=_lock_queue_text(st))
+
+
+def _lock_queue_text(st: StatementResult) -> str | None:
+    q = st.lock_queue
+    if q is None:
+        return None
+    then = ("a new read of the table queued behind it: while it waits, the table is closed to "
+            "all traffic" if q.read_blocked else "a new read still went through")
+    return f"waited {q.waited_ms:.0f} ms behind a running query on {q.relation}; {then}"
 
 
 def _blocking_views(probes: tuple[Blocking, ...], held: dict[str, str]) -> tuple[BlockingView, ...]:

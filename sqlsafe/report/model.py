@@ -78,6 +78,9 @@ class StatementView:
     estimate: EstimateView | None = None  # --estimate: at production size
     risk: str | None = None  # LOW | MEDIUM | HIGH from the estimate; None without one
     wal_bytes: int | None = None  # WAL the statement wrote in the sandbox
+    # --measure-blocking, ACCESS EXCLUSIVE statements: what waiting behind a running query did
+    # ("waited 53 ms behind a running query on public.t; a new read queued behind it")
+    lock_queue: str | None = None
 
 
 @dataclass(frozen=True)

@@ -104,3 +104,47 @@ def test_replay_records_measured_blocking_per_statement(sandbox: Sandbox) -> Non
     # A CONCURRENTLY build is probed while it runs; on 20k rows it may finish first, and then
     # nothing is recorded — but whatever is recorded was not blocked.
     assert not any(b.blocked for b in concurrent.blocking)
+
+
+def test_lock_queue_behind_a_running_query_is_measured(sandbox: Sandbox) -> None:
+    # An ACCESS EXCLUSIVE statement waits behind a query that reads the table, and while it
+    # waits a new read queues behind it: one slow query and one ALTER close the table. The
+    # replay stands a query in, measures that, and lets the statement go.
+    from sqlsafe.config import Config
+    from sqlsafe.dryrun.replay import dry_run
+    from sqlsafe.lint import lint
+    from sqlsafe.model import DiscoveryResult, Migration, Section
+
+    def m(name: str, sql: str, in_tx: bool) -> Migration:
+        return Migration(name, None, "plain", None, name, Section(name, sql), in_transaction=in_tx)
+
+    disc = DiscoveryResult((
+        m("1.sql", "ALTER TABLE jobs ADD COLUMN q1 int;\n", False),
+        m("2.sql", "CREATE INDEX jobs_q_idx ON jobs (owner_id);\n", False),
+        # The migration's own lock_timeout: a stand-in query must not make it fail.
+        m("3.sql", "SET lock_timeout = '100ms';\nALTER TABLE jobs ADD COLUMN q3 int;\n"
+                   "RESET lock_timeout;\n", False),
+        # ACCESS EXCLUSIVE already held by the transaction: nothing to wait behind.
+        m("4.sql", "ALTER TABLE jobs ADD COLUMN q4 int;\nALTER TABLE jobs ADD COLUMN q5 int;\n",
+          True),
+    ))
+    config = Config()
+    try:
+        result = dry_run(disc, config, sandbox=sandbox, lint_result=lint(disc, config),
+                         check_idempotency=False, check_down=False, measure_blocking=True)
+        assert [mig.status for mig in result.migrations] == ["applied"] * 4
+        alter, index, timed, first, second = (
+            result.migrations[0].statements[0], result.migrations[1].statements[0],
+            result.migrations[2].statements[1], *result.migrations[3].statements)
+        assert alter.lock_queue is not None
+        assert alter.lock_queue.relation == "public.jobs" and alter.lock_queue.read_blocked
+        assert alter.lock_queue.waited_ms > 0
+        assert alter.to_json()["lock_queue"]["read_blocked"] is True
+        assert index.lock_queue is None  # SHARE: a reading query does not hold it up
+        assert timed.lock_queue is None
+        assert first.lock_queue is not None and second.lock_queue is None
+    finally:
+        with sandbox.connect() as conn:
+            conn.execute("ALTER TABLE jobs DROP COLUMN IF EXISTS q1, DROP COLUMN IF EXISTS q3, "
+                         "DROP COLUMN IF EXISTS q4, DROP COLUMN IF EXISTS q5")
+            conn.execute("DROP INDEX IF EXISTS jobs_q_idx")
