@@ -176,33 +176,46 @@ def probe_during(prober: Prober, run: Callable[[], T], pid: int,
     wanted = [t if isinstance(t, str) else t[0] for t in tables]
     items = list(tables)
     found: list[tuple[Blocking, ...]] = []
+
+    def watch(done: threading.Event) -> None:
+        deadline = time.monotonic() + start_timeout
+        while not done.is_set() and time.monotonic() < deadline:
+            if _holds_lock(prober.conn, pid, wanted):
+                probes = prober.probe(items)
+                # Only probes made while the statement still ran say anything.
+                if not done.is_set() and _is_active(prober.conn, pid):
+                    found.append(probes)
+                return
+            done.wait(_POLL_SECONDS)
+
+    with _watching(watch, "sqlsafe-blocking-probe"):
+        result = run()
+    return result, (found[0] if found else ())
+
+
+@contextlib.contextmanager
+def _watching(watch: Callable[[threading.Event], None], name: str) -> Iterator[None]:
+    """Run ``watch(done)`` in a thread while the caller's block runs; ``done`` is set when the
+    block ends, and the thread is always joined. An exception in the thread is raised after
+    the join (never a thread left dangling)."""
     done = threading.Event()
     failure: list[BaseException] = []
 
-    def watch() -> None:
+    def run() -> None:
         try:
-            deadline = time.monotonic() + start_timeout
-            while not done.is_set() and time.monotonic() < deadline:
-                if _holds_lock(prober.conn, pid, wanted):
-                    probes = prober.probe(items)
-                    # Only probes made while the statement still ran say anything.
-                    if not done.is_set() and _is_active(prober.conn, pid):
-                        found.append(probes)
-                    return
-                done.wait(_POLL_SECONDS)
-        except BaseException as exc:  # reported after join: never leave the thread dangling
+            watch(done)
+        except BaseException as exc:
             failure.append(exc)
 
-    thread = threading.Thread(target=watch, name="sqlsafe-blocking-probe", daemon=True)
+    thread = threading.Thread(target=run, name=name, daemon=True)
     thread.start()
     try:
-        result = run()
+        yield
     finally:
         done.set()
         thread.join()
     if failure:
         raise failure[0]
-    return result, (found[0] if found else ())
 
 
 class QueueWait:
@@ -242,10 +255,8 @@ def lock_queue(holder: psycopg.Connection, prober: Prober, pid: int, relation: s
             holder.execute("ROLLBACK")
         yield seen
         return
-    done = threading.Event()
-    failure: list[BaseException] = []
 
-    def watch() -> None:
+    def watch(done: threading.Event) -> None:
         try:
             deadline = time.monotonic() + max_hold
             while not done.is_set() and time.monotonic() < deadline:
@@ -254,22 +265,13 @@ def lock_queue(holder: psycopg.Connection, prober: Prober, pid: int, relation: s
                     seen.read = prober._try(relation, "read", f"SELECT 1 FROM {target} LIMIT 1")
                     break
                 done.wait(_POLL_SECONDS)
-        except BaseException as exc:  # reported after join: never leave the thread dangling
-            failure.append(exc)
         finally:
             seen.released = time.perf_counter()
             with contextlib.suppress(Exception):
                 holder.execute("ROLLBACK")
 
-    thread = threading.Thread(target=watch, name="sqlsafe-lock-queue", daemon=True)
-    thread.start()
-    try:
+    with _watching(watch, "sqlsafe-lock-queue"):
         yield seen
-    finally:
-        done.set()
-        thread.join()
-    if failure:
-        raise failure[0]
 
 
 def _waits_for(conn: psycopg.Connection, pid: int, relation: str) -> bool:
