@@ -310,6 +310,10 @@ def predict(action: n.Action, state: SchemaState, pg: int, p: Prediction | None 
         case n.CreateObject(objtype="trigger"):
             if action.rel is not None:
                 p.lock(q(action.rel), SHARE_ROW_EXCLUSIVE)
+        case n.CreateObject(objtype="statistics"):
+            # CreateStatistics opens the table with ShareUpdateExclusiveLock.
+            if action.rel is not None:
+                p.lock(q(action.rel), SHARE_UPDATE_EXCLUSIVE)
         case n.CreateObject(objtype="policy"):
             if action.rel is not None:
                 p.lock(q(action.rel), ACCESS_EXCLUSIVE)

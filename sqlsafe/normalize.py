@@ -663,6 +663,13 @@ def _import_foreign_schema(s: Any, kv: dict[str, str]) -> list[n.Action]:
     return [n.ImportForeignSchema(s.local_schema, s.remote_schema, s.server_name, tables)]
 
 
+def _create_stats(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    rels = [r for r in s.relations or () if type(r).__name__ == "RangeVar"]
+    rel = rel_of(rels[0]) if rels else None
+    return [n.CreateObject("statistics", ".".join(_names(s.defnames or ())),
+                           if_not_exists=bool(s.if_not_exists), rel=rel)]
+
+
 def _grant_role(s: Any, kv: dict[str, str]) -> list[n.Action]:
     roles = tuple(getattr(r, "priv_name", "") or "" for r in s.granted_roles or ())
     grantees = tuple(getattr(g, "rolename", "") or "public" for g in s.grantee_roles or ())
@@ -954,6 +961,7 @@ _HANDLERS = {
     "GrantRoleStmt": _grant_role,
     "AlterDefaultPrivilegesStmt": _default_privileges,
     "ImportForeignSchemaStmt": _import_foreign_schema,
+    "CreateStatsStmt": _create_stats,
     "LockStmt": _lock,
     "DoStmt": _do,
     "CreateFunctionStmt": _create_function,

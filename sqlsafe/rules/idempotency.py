@@ -20,6 +20,7 @@ from .context import RuleContext
 _CREATE_KEYWORD = {
     "table": r"\bTABLE\b", "index": r"\bINDEX\b", "schema": r"\bSCHEMA\b",
     "sequence": r"\bSEQUENCE\b", "extension": r"\bEXTENSION\b",
+    "statistics": r"\bSTATISTICS\b",
 }
 
 
@@ -148,8 +149,8 @@ def covered_by_create(ctx: RuleContext, rel: n.Rel) -> bool:
 
 @rule("ID001", "create-without-if-not-exists", "idempotency",
       wants=("CreateTable", "CreateIndex", "CreateObject"), severity="warning",
-      summary="CREATE TABLE/INDEX/SCHEMA/SEQUENCE/EXTENSION without IF NOT EXISTS fails when the "
-              "migration is retried.", fixable=True, dry_run=True)
+      summary="CREATE TABLE/INDEX/SCHEMA/SEQUENCE/EXTENSION/STATISTICS without IF NOT EXISTS "
+              "fails when the migration is retried.", fixable=True, dry_run=True)
 def create_without_if_not_exists(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
     if not rerun_hazard(ctx):
         return
@@ -160,7 +161,8 @@ def create_without_if_not_exists(a: n.Action, ctx: RuleContext) -> Iterator[Viol
             if covered_by_create(ctx, a.rel):
                 return  # the table's own CREATE fails first on a re-run
             kind, name = "index", index_name
-        case n.CreateObject(objtype="schema" | "sequence" | "extension", if_not_exists=False):
+        case n.CreateObject(objtype="schema" | "sequence" | "extension" | "statistics",
+                            if_not_exists=False):
             kind, name = a.objtype, a.name
         case _:
             return

@@ -162,6 +162,7 @@ CASES: list[tuple[str, str]] = [
     ("drop-table-referenced", "DROP TABLE parent CASCADE"),
     ("alter-index-rename", "ALTER INDEX items_name_idx RENAME TO items_name_idx2"),
     ("alter-sequence", "ALTER SEQUENCE items_seq RESTART WITH 10"),
+    ("create-statistics", "CREATE STATISTICS items_stats ON id, qty FROM items"),
 ]
 
 
