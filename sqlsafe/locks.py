@@ -314,6 +314,10 @@ def predict(action: n.Action, state: SchemaState, pg: int, p: Prediction | None 
             # CreateStatistics opens the table with ShareUpdateExclusiveLock.
             if action.rel is not None:
                 p.lock(q(action.rel), SHARE_UPDATE_EXCLUSIVE)
+        case n.CreateObject(objtype="rule"):
+            # DefineQueryRewrite opens the table with AccessExclusiveLock.
+            if action.rel is not None:
+                p.lock(q(action.rel), ACCESS_EXCLUSIVE)
         case n.CreateObject(objtype="policy"):
             if action.rel is not None:
                 p.lock(q(action.rel), ACCESS_EXCLUSIVE)

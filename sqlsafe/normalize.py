@@ -670,6 +670,11 @@ def _create_stats(s: Any, kv: dict[str, str]) -> list[n.Action]:
                            if_not_exists=bool(s.if_not_exists), rel=rel)]
 
 
+def _create_rule(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    return [n.CreateObject("rule", str(s.rulename), or_replace=bool(s.replace),
+                           rel=rel_of(s.relation))]
+
+
 def _grant_role(s: Any, kv: dict[str, str]) -> list[n.Action]:
     roles = tuple(getattr(r, "priv_name", "") or "" for r in s.granted_roles or ())
     grantees = tuple(getattr(g, "rolename", "") or "public" for g in s.grantee_roles or ())
@@ -962,6 +967,7 @@ _HANDLERS = {
     "AlterDefaultPrivilegesStmt": _default_privileges,
     "ImportForeignSchemaStmt": _import_foreign_schema,
     "CreateStatsStmt": _create_stats,
+    "RuleStmt": _create_rule,
     "LockStmt": _lock,
     "DoStmt": _do,
     "CreateFunctionStmt": _create_function,

@@ -163,6 +163,7 @@ CASES: list[tuple[str, str]] = [
     ("alter-index-rename", "ALTER INDEX items_name_idx RENAME TO items_name_idx2"),
     ("alter-sequence", "ALTER SEQUENCE items_seq RESTART WITH 10"),
     ("create-statistics", "CREATE STATISTICS items_stats ON id, qty FROM items"),
+    ("create-rule", "CREATE RULE items_ignore AS ON INSERT TO items WHERE false DO INSTEAD NOTHING"),
 ]
 
 
