@@ -176,6 +176,8 @@ def predict(action: n.Action, state: SchemaState, pg: int, p: Prediction | None 
                         p.lock(q(c.ref_table), SHARE_ROW_EXCLUSIVE)
             if action.partition_of is not None:
                 p.lock(q(action.partition_of), ACCESS_EXCLUSIVE)
+            for parent in action.inherits:  # DefineRelation: a plain parent, not a partition
+                p.lock(q(parent), SHARE_UPDATE_EXCLUSIVE)
         case n.CreateIndex():
             p.lock(q(action.rel), SHARE_UPDATE_EXCLUSIVE if action.concurrently else SHARE)
         case n.Drop(objtype="index"):
@@ -310,6 +312,12 @@ def predict(action: n.Action, state: SchemaState, pg: int, p: Prediction | None 
         case n.CreateObject(objtype="trigger"):
             if action.rel is not None:
                 p.lock(q(action.rel), SHARE_ROW_EXCLUSIVE)
+        case n.TableLocks():
+            for rel in action.rels:
+                p.lock(q(rel), action.mode)
+        case n.Copy(rel=n.Rel() as rel):
+            # COPY FROM writes rows (ROW EXCLUSIVE), COPY TO reads them.
+            p.lock(q(rel), ROW_EXCLUSIVE if action.is_from else ACCESS_SHARE)
         case n.CreateObject(objtype="statistics"):
             # CreateStatistics opens the table with ShareUpdateExclusiveLock.
             if action.rel is not None:

@@ -94,6 +94,7 @@ class CreateTable(Action):
     as_select: bool = False
     materialized: bool = False
     partitioned: bool = False  # PARTITION BY: a partitioned parent with no storage
+    inherits: tuple[Rel, ...] = ()  # INHERITS (...): the parents (not a PARTITION OF's)
 
 
 @record
@@ -472,6 +473,16 @@ class ImportForeignSchema(Action):
     remote_schema: str
     server: str
     tables: tuple[str, ...] = ()
+
+
+@record
+class TableLocks(Action):
+    """A statement whose effect on the tables it names is, for the model, only the lock it
+    takes: CREATE/ALTER PUBLICATION ... TABLE (``mode`` a pg_locks name)."""
+
+    statement: str
+    rels: tuple[Rel, ...]
+    mode: str
 
 
 @record

@@ -394,12 +394,15 @@ def _create_stmt(s: Any, kv: dict[str, str]) -> list[n.Action]:
             if c is not None:
                 cons.append(c)
     parent = None
+    inherits: tuple[n.Rel, ...] = ()
     if s.partbound is not None and s.inhRelations:
         parent = rel_of(s.inhRelations[0])
+    elif s.inhRelations:
+        inherits = tuple(rel_of(r) for r in s.inhRelations)
     persistence = s.relation.relpersistence
     return [n.CreateTable(rel_of(s.relation), bool(s.if_not_exists), tuple(cols), tuple(cons),
                           parent, persistence == "t", persistence == "u",
-                          partitioned=s.partspec is not None)]
+                          partitioned=s.partspec is not None, inherits=inherits)]
 
 
 def _create_table_as(s: Any, kv: dict[str, str]) -> list[n.Action]:
@@ -673,6 +676,14 @@ def _create_stats(s: Any, kv: dict[str, str]) -> list[n.Action]:
 def _create_rule(s: Any, kv: dict[str, str]) -> list[n.Action]:
     return [n.CreateObject("rule", str(s.rulename), or_replace=bool(s.replace),
                            rel=rel_of(s.relation))]
+
+
+def _publication(s: Any, kv: dict[str, str]) -> list[n.Action]:
+    """CREATE/ALTER PUBLICATION: SHARE UPDATE EXCLUSIVE on each table it names (added, set
+    or dropped); FOR ALL TABLES and TABLES IN SCHEMA lock none."""
+    rels = tuple(rel_of(o.pubtable.relation) for o in s.pubobjects or ()
+                 if getattr(o, "pubtable", None) is not None)
+    return [n.TableLocks("publication", rels, "ShareUpdateExclusiveLock")]
 
 
 def _grant_role(s: Any, kv: dict[str, str]) -> list[n.Action]:
@@ -968,6 +979,8 @@ _HANDLERS = {
     "ImportForeignSchemaStmt": _import_foreign_schema,
     "CreateStatsStmt": _create_stats,
     "RuleStmt": _create_rule,
+    "CreatePublicationStmt": _publication,
+    "AlterPublicationStmt": _publication,
     "LockStmt": _lock,
     "DoStmt": _do,
     "CreateFunctionStmt": _create_function,

@@ -164,6 +164,10 @@ CASES: list[tuple[str, str]] = [
     ("alter-sequence", "ALTER SEQUENCE items_seq RESTART WITH 10"),
     ("create-statistics", "CREATE STATISTICS items_stats ON id, qty FROM items"),
     ("create-rule", "CREATE RULE items_ignore AS ON INSERT TO items WHERE false DO INSTEAD NOTHING"),
+    ("create-publication", "CREATE PUBLICATION sqlsafe_pub_items FOR TABLE items"),
+    ("create-table-inherits", "CREATE TABLE items_child () INHERITS (items)"),
+    ("copy-from-program", "COPY items (id) FROM PROGRAM 'true'"),
+    ("copy-to-program", "COPY items TO PROGRAM 'cat > /dev/null'"),
 ]
 
 
