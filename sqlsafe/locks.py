@@ -189,10 +189,20 @@ def predict(action: n.Action, state: SchemaState, pg: int, p: Prediction | None 
                 table = state.index_table(rel)
                 if table:
                     p.lock(table, mode)
+        case n.Drop(objtype="trigger" | "policy" | "rule"):
+            # Dropping one locks its table ACCESS EXCLUSIVE; ``names`` are table.object.
+            for name in action.names:
+                table, _, _obj = name.rpartition(".")
+                if table:
+                    schema, _, short = table.rpartition(".")
+                    p.lock(q(n.Rel(short, schema or None)), ACCESS_EXCLUSIVE)
         case n.Drop(objtype="table" | "view" | "materialized view" | "sequence"):
             # Relations the set never created are assumed to exist (they predate it).
             for rel in action.rels:
                 p.lock(q(rel), ACCESS_EXCLUSIVE)
+                known = state.table(q(rel))
+                if known is not None and known.partition_of:
+                    p.lock(known.partition_of, ACCESS_EXCLUSIVE)  # a partition: its parent too
                 for referencing in state.referenced_by_fks(q(rel)):
                     p.lock(referencing, ACCESS_EXCLUSIVE)
         case n.AddColumn():
@@ -240,7 +250,8 @@ def predict(action: n.Action, state: SchemaState, pg: int, p: Prediction | None 
         case n.Rename():
             if action.rel is not None and action.objtype in ("table", "column", "constraint",
                                                              "view", "materialized view",
-                                                             "sequence", "index"):
+                                                             "sequence", "index", "trigger",
+                                                             "policy", "rule"):
                 # RENAME COLUMN/TABLE take ACCESS EXCLUSIVE; ALTER INDEX RENAME takes
                 # SHARE UPDATE EXCLUSIVE since PG 12.
                 mode = ACCESS_EXCLUSIVE
@@ -338,7 +349,33 @@ def predict(action: n.Action, state: SchemaState, pg: int, p: Prediction | None 
         case n.Select():
             for rel in action.rels:
                 p.lock(q(rel), ACCESS_SHARE)
+    if action.kind in _RECURSE_TO_PARTITIONS:
+        _recurse_to_partitions(action, state, p)
     return p
+
+
+# Actions on a partitioned table that PostgreSQL repeats on each partition, in the same lock
+# mode (checked against the server by tests/dryrun/test_lock_predictions.py).
+_RECURSE_TO_PARTITIONS = frozenset({
+    "AddColumn", "DropColumn", "AlterColumnType", "SetNotNull", "DropNotNull", "SetDefault",
+    "DropDefault", "AddConstraint", "CreateIndex",
+})
+
+
+def _recurse_to_partitions(action: n.Action, state: SchemaState, p: Prediction) -> None:
+    rel = getattr(action, "rel", None)
+    if rel is None or getattr(action, "only", False):  # CREATE INDEX ON ONLY: the parent alone
+        return
+    parent = state.qualify(rel)
+    mode = p.locks.get(parent)
+    table = state.table(parent)
+    if not mode or table is None or not table.partitioned:
+        return
+    rewritten = parent in p.rewrites  # a partitioned table has no storage: its partitions do
+    for child in state.partitions_of(parent):
+        p.lock(child, mode)
+        if rewritten:
+            p.rewrite(child)
 
 
 # ALTER TABLE sub-commands that take less than ACCESS EXCLUSIVE (ALTER TABLE reference page).

@@ -95,6 +95,7 @@ class TableState(MutableRecord):
     policies: dict[str, PolicyState] = field(default_factory=dict)
     kind: str = "table"
     if_not_exists: bool = False  # created by CREATE TABLE IF NOT EXISTS (a re-run skips it)
+    partition_of: str | None = None  # the partitioned parent (PARTITION OF, ATTACH PARTITION)
 
 
 @record
@@ -150,6 +151,19 @@ class SchemaState:
     def table(self, rel: n.Rel | str) -> TableState | None:
         key = rel if isinstance(rel, str) else self.qualify(rel)
         return self.tables.get(key)
+
+    def partitions_of(self, parent: str) -> list[str]:
+        """The partitions the state knows of a partitioned table, and theirs, in turn."""
+        out: list[str] = []
+        todo = [parent]
+        while todo:
+            current = todo.pop()
+            for key, t in self.tables.items():
+                if t.partition_of == current and key not in out:
+                    out.append(key)
+                    if t.partitioned:
+                        todo.append(key)
+        return out
 
     def is_new(self, rel: n.Rel) -> bool:
         """Created in the migration being linted (so it is empty and nobody uses it yet)."""
@@ -306,6 +320,8 @@ class SchemaState:
                                created_in_tx=self.tx.serial if self.tx.open else -1,
                                kind="materialized view" if action.materialized else "table")
                 t.partitioned = action.partitioned
+                if action.partition_of is not None:
+                    t.partition_of = self.qualify(action.partition_of)
                 for col in action.columns:
                     t.columns[col.name] = ColumnState(
                         col.name, col.type, col.not_null or col.primary_key,
@@ -317,6 +333,12 @@ class SchemaState:
                     self._add_constraint(t, c, path)
                 self.tables[key] = t
                 t.if_not_exists = action.if_not_exists
+            case n.AttachPartition():
+                self._ensure_table(action.partition).partition_of = self.qualify(action.rel)
+            case n.DetachPartition():
+                child = self.tables.get(self.qualify(action.partition))
+                if child is not None:
+                    child.partition_of = None
             case n.CreateIndex():
                 t = self._ensure_table(action.rel)
                 if action.name:

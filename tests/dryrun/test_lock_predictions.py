@@ -168,6 +168,18 @@ CASES: list[tuple[str, str]] = [
     ("create-table-inherits", "CREATE TABLE items_child () INHERITS (items)"),
     ("copy-from-program", "COPY items (id) FROM PROGRAM 'true'"),
     ("copy-to-program", "COPY items TO PROGRAM 'cat > /dev/null'"),
+    ("drop-trigger", "DROP TRIGGER items_trg ON items"),
+    ("drop-policy", "DROP POLICY items_owner ON items"),
+    ("rename-trigger", "ALTER TRIGGER items_trg ON items RENAME TO items_trg2"),
+    ("rename-policy", "ALTER POLICY items_owner ON items RENAME TO items_owner2"),
+    # A partitioned table: most ALTER TABLE sub-commands and CREATE INDEX repeat on each
+    # partition in the same mode; the partitions hold the data a type change rewrites.
+    ("partitioned-add-column", "ALTER TABLE events ADD COLUMN note text"),
+    ("partitioned-type-rewrite", "ALTER TABLE events ALTER COLUMN id TYPE numeric"),
+    ("partitioned-set-default", "ALTER TABLE events ALTER COLUMN id SET DEFAULT 1"),
+    ("partitioned-create-index", "CREATE INDEX events_at_idx ON events (at)"),
+    ("partitioned-create-index-only", "CREATE INDEX events_at_idx ON ONLY events (at)"),
+    ("drop-partition", "DROP TABLE events_2023"),
 ]
 
 
