@@ -351,6 +351,10 @@ def predict(action: n.Action, state: SchemaState, pg: int, p: Prediction | None 
                 p.lock(q(rel), ACCESS_SHARE)
     if action.kind in _RECURSE_TO_PARTITIONS:
         _recurse_to_partitions(action, state, p)
+    elif action.kind in _RECURSE_RELS:
+        for rel in getattr(action, "rels", ()):
+            # TRUNCATE gives each partition a new file, as it does its own tables.
+            _recurse_from(state.qualify(rel), state, p, action.kind == "Truncate")
     return p
 
 
@@ -358,20 +362,39 @@ def predict(action: n.Action, state: SchemaState, pg: int, p: Prediction | None 
 # mode (checked against the server by tests/dryrun/test_lock_predictions.py).
 _RECURSE_TO_PARTITIONS = frozenset({
     "AddColumn", "DropColumn", "AlterColumnType", "SetNotNull", "DropNotNull", "SetDefault",
-    "DropDefault", "AddConstraint", "CreateIndex",
+    "DropDefault", "AddConstraint", "CreateIndex", "AlterTableOther", "Rename", "CreateObject",
 })
+# ... and those naming several tables: TRUNCATE, LOCK TABLE, DROP TABLE.
+_RECURSE_RELS = frozenset({"Truncate", "Lock", "Drop"})
 
 
 def _recurse_to_partitions(action: n.Action, state: SchemaState, p: Prediction) -> None:
     rel = getattr(action, "rel", None)
     if rel is None or getattr(action, "only", False):  # CREATE INDEX ON ONLY: the parent alone
         return
-    parent = state.qualify(rel)
+    match action:
+        case n.Rename(objtype="column") | n.CreateObject(objtype="trigger"):
+            pass  # a column renamed everywhere; a row trigger cloned to each partition
+        case n.Rename() | n.CreateObject():
+            return
+        case n.AlterTableOther(subtype="SetStatistics"):
+            pass
+        case n.AlterTableOther():
+            return
+        case n.SetNotNull(column=column):
+            known = state.table(rel)
+            col = known.columns.get(column) if known is not None else None
+            if col is not None and col.not_null:
+                return  # already NOT NULL: PostgreSQL leaves the partitions alone
+    _recurse_from(state.qualify(rel), state, p, True)
+
+
+def _recurse_from(parent: str, state: SchemaState, p: Prediction, rewrites: bool) -> None:
     mode = p.locks.get(parent)
     table = state.table(parent)
     if not mode or table is None or not table.partitioned:
         return
-    rewritten = parent in p.rewrites  # a partitioned table has no storage: its partitions do
+    rewritten = rewrites and parent in p.rewrites  # a partitioned table has no storage
     for child in state.partitions_of(parent):
         p.lock(child, mode)
         if rewritten:

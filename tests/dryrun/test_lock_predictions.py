@@ -180,6 +180,14 @@ CASES: list[tuple[str, str]] = [
     ("partitioned-create-index", "CREATE INDEX events_at_idx ON events (at)"),
     ("partitioned-create-index-only", "CREATE INDEX events_at_idx ON ONLY events (at)"),
     ("drop-partition", "DROP TABLE events_2023"),
+    ("partitioned-row-trigger",
+     "CREATE TRIGGER ev_trg BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION trg_fn()"),
+    ("partitioned-set-statistics", "ALTER TABLE events ALTER COLUMN id SET STATISTICS 100"),
+    ("partitioned-rename-column", "ALTER TABLE events RENAME COLUMN id TO id2"),
+    ("partitioned-truncate", "TRUNCATE events"),
+    ("partitioned-drop", "DROP TABLE events"),
+    ("partitioned-lock", "LOCK TABLE events IN ACCESS EXCLUSIVE MODE"),
+    ("partitioned-set-not-null-already", "ALTER TABLE events ALTER COLUMN at SET NOT NULL"),
 ]
 
 
