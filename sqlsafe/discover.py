@@ -213,9 +213,10 @@ def _natural_key(name: str) -> tuple[object, ...]:
     return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)) + (name,)
 
 
-def _dotted_key(version: str) -> tuple[int, ...]:
-    """Flyway compares versions numerically part by part; trailing zeros do not count (1.0 == 1)."""
-    parts = [int(p) for p in re.split(r"[._]", version)]
+def flyway_version_key(version: str) -> tuple[int, ...]:
+    """Flyway compares versions numerically part by part; trailing zeros do not count (1.0 == 1).
+    Raises ValueError for a part that is not a number."""
+    parts = [int(p) for p in re.split(r"[._]", version) if p != ""]
     while len(parts) > 1 and parts[-1] == 0:
         parts.pop()
     return tuple(parts)
@@ -352,7 +353,7 @@ def _build_flyway(srcs: list[_Source], acc: _Acc) -> None:
     other: list[_Source] = []
     for s in srcs:
         if m := _FLYWAY_VERSIONED.match(s.name):
-            key = _dotted_key(m.group("version"))
+            key = flyway_version_key(m.group("version"))
             is_up = m.group("kind") == "V"
             if key in (ups if is_up else undos):
                 # Flyway refuses to run with two scripts of one version (1.1 and 1_1 included).
@@ -573,7 +574,7 @@ def _build_versioned(members: list[tuple[str, str, list[_Source]]], acc: _Acc) -
 
     def key(member: tuple[str, str, list[_Source]]) -> tuple[int, ...]:
         m = _VERSION_DIR.match(os.path.basename(member[0]))
-        return _dotted_key(m.group("version")) if m else ()
+        return flyway_version_key(m.group("version")) if m else ()
 
     for vdir, display_dir, srcs in sorted(members, key=key):
         m = _VERSION_DIR.match(os.path.basename(vdir))

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .checksum import Problem, edit_kind
+from .discover import flyway_version_key
 from .model import DiscoveryResult
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -38,14 +39,6 @@ def checksum(data: bytes) -> int:
     for line in _LINE_BREAK.split(text):
         value = binascii.crc32(line.encode("utf-8"), value)
     return value - (1 << 32) if value >= (1 << 31) else value
-
-
-def version_key(version: str) -> tuple[int, ...]:
-    """Flyway's version order: numeric parts, trailing zeros not counted (1.0 == 1)."""
-    parts = [int(p) for p in re.split(r"[._]", version) if p != ""]
-    while len(parts) > 1 and parts[-1] == 0:
-        parts.pop()
-    return tuple(parts)
 
 
 class HistoryError(ValueError):
@@ -100,14 +93,14 @@ def verify(discovery: DiscoveryResult, history: list[dict[str, Any]]
     ones above the highest applied version: what a change is expected to add)."""
     problems: list[Problem] = []
     pending: list[str] = []
-    files = {version_key(m.version): m for m in discovery.migrations
+    files = {flyway_version_key(m.version): m for m in discovery.migrations
              if m.layout == "flyway" and m.kind == "versioned" and m.version and m.abspath}
     applied: dict[tuple[int, ...], dict[str, Any]] = {}
     for row in history:
         if row["version"] is None:
             continue  # a repeatable migration: Flyway runs it again when it changes
         try:
-            key = version_key(str(row["version"]))
+            key = flyway_version_key(str(row["version"]))
         except ValueError:
             continue  # the baseline marker row and other non-numeric versions
         if not row["success"]:
