@@ -190,12 +190,8 @@ def predict(action: n.Action, state: SchemaState, pg: int, p: Prediction | None 
                 if table:
                     p.lock(table, mode)
         case n.Drop(objtype="trigger" | "policy" | "rule"):
-            # Dropping one locks its table ACCESS EXCLUSIVE; ``names`` are table.object.
-            for name in action.names:
-                table, _, _obj = name.rpartition(".")
-                if table:
-                    schema, _, short = table.rpartition(".")
-                    p.lock(q(n.Rel(short, schema or None)), ACCESS_EXCLUSIVE)
+            for rel in action.rels:  # the tables: dropping one locks it ACCESS EXCLUSIVE
+                p.lock(q(rel), ACCESS_EXCLUSIVE)
         case n.Drop(objtype="table" | "view" | "materialized view" | "sequence"):
             # Relations the set never created are assumed to exist (they predate it).
             for rel in action.rels:
@@ -351,7 +347,7 @@ def predict(action: n.Action, state: SchemaState, pg: int, p: Prediction | None 
                 p.lock(q(rel), ACCESS_SHARE)
     if action.kind in _RECURSE_TO_PARTITIONS:
         _recurse_to_partitions(action, state, p)
-    elif action.kind in _RECURSE_RELS:
+    elif action.kind in _RECURSE_RELS and getattr(action, "objtype", "table") == "table":
         for rel in getattr(action, "rels", ()):
             # TRUNCATE gives each partition a new file, as it does its own tables.
             _recurse_from(state.qualify(rel), state, p, action.kind == "Truncate")

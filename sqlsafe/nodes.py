@@ -113,6 +113,8 @@ class CreateIndex(Action):
 class Drop(Action):
     objtype: str  # table, index, schema, view, materialized view, sequence, type, domain, function, ...
     names: tuple[str, ...]
+    # The relations dropped; for a trigger, policy or rule (``names`` "table.object"), the
+    # table it belongs to, one per name.
     rels: tuple[Rel, ...] = ()
     if_exists: bool = False
     cascade: bool = False

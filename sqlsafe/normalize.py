@@ -426,14 +426,21 @@ def _index_stmt(s: Any, kv: dict[str, str]) -> list[n.Action]:
                           not s.relation.inh)]
 
 
+# Objects dropped as ``ON table``: DROP TRIGGER / POLICY / RULE name ON table.
+_TABLE_SCOPED = frozenset({"trigger", "policy", "rule"})
+
+
 def _drop_stmt(s: Any, kv: dict[str, str]) -> list[n.Action]:
     objtype = objtype_name(s.removeType)
     names: list[str] = []
     rels: list[n.Rel] = []
+    on_table = objtype in _TABLE_SCOPED
     for obj in s.objects or ():
         if isinstance(obj, tuple):
             parts = _names(obj)
             names.append(".".join(parts))
+            if on_table:  # [schema.]table.object: the table
+                parts = parts[:-1]
             if parts:
                 rels.append(n.Rel(parts[-1], parts[-2] if len(parts) > 1 else None))
         elif isinstance(obj, ast.String):

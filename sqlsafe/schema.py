@@ -461,12 +461,10 @@ class SchemaState:
                 if pol is not None:
                     pol.roles = action.roles
             case n.Drop(objtype="policy"):
-                for name in action.names:
-                    parts = name.split(".")
-                    if len(parts) >= 2:
-                        tbl = self.table(n.Rel(parts[-2], parts[-3] if len(parts) > 2 else None))
-                        if tbl is not None:
-                            tbl.policies.pop(parts[-1], None)
+                for rel, name in zip(action.rels, action.names, strict=False):
+                    tbl = self.table(rel)
+                    if tbl is not None:
+                        tbl.policies.pop(name.split(".")[-1], None)
             case n.Rename(objtype="policy"):
                 tbl = self.table(action.rel) if action.rel is not None else None
                 if tbl is not None and action.old in tbl.policies:

@@ -637,14 +637,6 @@ class _Permissive(MutableRecord):
     order: int  # when its roles were last set: the finding goes to the latest of a group
 
 
-def _policy_drop_target(name: str, ctx: RuleContext) -> tuple[str, str] | None:
-    """(qualified table, policy) of a DROP POLICY name ("table.policy", "schema.table.policy")."""
-    parts = name.split(".")
-    if len(parts) < 2:
-        return None
-    return ctx.q(n.Rel(parts[-2], parts[-3] if len(parts) > 2 else None)), parts[-1]
-
-
 def _applies(roles: tuple[str, ...], role: str) -> bool:
     return "public" in roles or role in roles
 
@@ -684,10 +676,8 @@ def multiple_permissive_policies(a: n.Action | None, ctx: RuleContext) -> Iterat
             if old in tables:
                 tables[ctx.q(n.Rel(a.new, a.rel.schema))] = tables.pop(old)
         case n.Drop(objtype="policy"):
-            for name in a.names:
-                target = _policy_drop_target(name, ctx)
-                if target is not None:
-                    tables.get(target[0], {}).pop(target[1], None)
+            for rel, name in zip(a.rels, a.names, strict=False):
+                tables.get(ctx.q(rel), {}).pop(name.split(".")[-1], None)
         case n.Drop(objtype="table"):
             for rel in a.rels:
                 tables.pop(ctx.q(rel), None)
