@@ -40,18 +40,13 @@ def _bool_option(options: Any, name: str) -> bool | None:
 def _do_ends_transaction(node: Any) -> bool:
     """A PL/pgSQL DO block that runs COMMIT or ROLLBACK: PostgreSQL refuses those inside a
     transaction block ('invalid transaction termination')."""
-    body, language = "", "plpgsql"
-    for opt in getattr(node, "args", None) or ():
-        value = getattr(getattr(opt, "arg", None), "sval", None)
-        if opt.defname == "as" and value is not None:
-            body = value
-        elif opt.defname == "language" and value is not None:
-            language = value.lower()
-    if language != "plpgsql" or not body:
-        return False
+    from .nodes import DoBlock
+    from .normalize import normalize
     from .plpgsql import ends_transaction
 
-    return ends_transaction(body)
+    block = next(iter(normalize(node)), None)  # the DO statement's body and language
+    return isinstance(block, DoBlock) and block.language == "plpgsql" and \
+        bool(block.body) and ends_transaction(block.body)
 
 
 def refuses_transaction_block(node: Any, server_version_num: int) -> str | None:
