@@ -93,11 +93,12 @@ def parse(text: str) -> tuple[str | None, list[tuple[str, str]], list[Problem]]:
     return lines[0][3:], entries, problems
 
 
-def verify(directory: str, text: str) -> list[Problem]:
-    """What differs between ``atlas.sum`` (its ``text``) and the directory's files now."""
+def verify(directory: str, text: str) -> tuple[list[Problem], int]:
+    """What differs between ``atlas.sum`` (its ``text``) and the directory's files now, and
+    how many files atlas.sum would list today (0 when they could not be read)."""
     recorded_sum, recorded, problems = parse(text)
     if recorded_sum is None:
-        return problems
+        return problems, 0
     if recorded_sum != total(recorded):
         problems.append(Problem(FILENAME, "malformed",
                                 "its first line does not match the lines under it: the file "
@@ -105,7 +106,7 @@ def verify(directory: str, text: str) -> list[Problem]:
     try:
         files = sql_files(directory)
     except OSError as exc:
-        return [*problems, Problem(directory, "unreadable", exc.strerror or str(exc))]
+        return [*problems, Problem(directory, "unreadable", exc.strerror or str(exc))], 0
     content = dict(files)
     recorded_hash = dict(recorded)
     removed = sorted(name for name in recorded_hash if name not in content)
@@ -134,9 +135,10 @@ def verify(directory: str, text: str) -> list[Problem]:
             problems.append(Problem(name, "modified", detail))
             break
     recorded_names = sorted(recorded_hash)
-    for name, _ in hashes(files):
+    listed = hashes(files)
+    for name, _ in listed:
         if name in recorded_hash:
             continue
         after = next((r for r in recorded_names if r > name and r in content), None)
         problems.append(new_file(name, after, "sorts"))
-    return problems
+    return problems, len(listed)

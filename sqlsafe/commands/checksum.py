@@ -73,9 +73,7 @@ def command(path: str, verify: bool, flyway_history: str | None, manifest: str |
         except (OSError, UnicodeDecodeError) as exc:
             fail(f"cannot read {t}: {getattr(exc, 'strerror', None) or exc}")
         if os.path.basename(t) == atlassum.FILENAME or text.startswith("h1:"):
-            directory = os.path.dirname(os.path.abspath(t))
-            problems = atlassum.verify(directory, text)
-            count = len(atlassum.hashes(atlassum.sql_files(directory)))
+            problems, count = atlassum.verify(os.path.dirname(os.path.abspath(t)), text)
             refresh = "atlas migrate hash"
         else:
             problems = cs.verify(disc, text)
