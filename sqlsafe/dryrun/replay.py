@@ -1073,13 +1073,13 @@ class _Session:
                           if queue else contextlib.nullcontext(None)) as queued:
                         t0 = time.perf_counter()
                         answers = _Answers(self.conn, text)
-                    if queued is not None and queued.waited and queued.released is not None:
+                    if queue is not None and queued is not None and queued.waited and \
+                            queued.released is not None:
                         # Its own time starts when the stand-in query let go.
                         waited_ms = max((queued.released - t0) * 1000, 0.0)
                         t0 = max(t0, queued.released)
                         read = queued.read
-                        lock_queue = LockQueue(queue[0] if queue else "", waited_ms,
-                                               bool(read and read.blocked),
+                        lock_queue = LockQueue(queue[0], waited_ms, bool(read and read.blocked),
                                                read.waited_ms if read else 0.0)
                     if answers.failed_at is not None:
                         raise answers.error()
@@ -1251,7 +1251,7 @@ class _Session:
         by_name = {rel.name: (oid, rel.relkind) for oid, rel in before.items()}
         for guess in info.locks:
             found = by_name.get(guess.relation)
-            if guess.mode != lk.ACCESS_EXCLUSIVE or found is None or found[1] not in "rpm":
+            if guess.mode != lk.ACCESS_EXCLUSIVE or found is None or found[1] not in _TABLE_KINDS:
                 continue
             if (found[0], lk.ACCESS_EXCLUSIVE) in self.held:
                 return None
