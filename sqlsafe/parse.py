@@ -42,6 +42,18 @@ class ParsedStatement(Record):
     node: Any | None  # the pglast statement node; None when it does not parse
     error: str | None = None
     error_span: Span | None = None
+    # The node's class name ("AlterTableStmt"), "" when it does not parse; and, for an
+    # ALTER TABLE-family statement, the object type it names as pglast spells it without
+    # OBJECT_ ("table", "index", "matview", ...). Rules read these instead of the node, so a
+    # statement parsed in another process (``pipeline``) need not be parsed again here.
+    kind: str = ""
+    objtype: str = ""
+
+
+def statement(path: str, index: int, span: Span, sql: str, kind: str, node: Any) -> ParsedStatement:
+    """A statement that parsed, its ``kind`` and ``objtype`` filled in."""
+    objtype = getattr(node.objtype, "name", "")[7:].lower() if kind == "AlterTableStmt" else ""
+    return ParsedStatement(path, index, span, sql, node, kind=kind, objtype=objtype)
 
 
 @record
@@ -218,10 +230,10 @@ def parse_section(section: Section) -> ParsedSection:
         statements = _parse_each(section, masked, index)
     else:
         statements = []
-        for i, (start, end, node) in enumerate(whole):
+        for i, (start, end, kind, node) in enumerate(whole):
             raw = masked[start:end]
             sql = raw[:-1] if raw.endswith(";") else raw
-            statements.append(ParsedStatement(section.path, i, index.span(start, end), sql, node))
+            statements.append(statement(section.path, i, index.span(start, end), sql, kind, node))
     meta = tuple(MetaCommand(section.path, line + section.line_offset, cmd) for line, cmd in metas)
     return ParsedSection(section, tuple(statements), meta)
 
@@ -262,8 +274,8 @@ def _token_start(text: str, pos: int) -> int:
             pos = edge.end()
 
 
-def _parse_whole(masked: str, nodes: bool = True) -> list[tuple[int, int, Any]] | None:
-    """(start, end, statement node) of every statement, from one parse of the whole text, or
+def _parse_whole(masked: str, nodes: bool = True) -> list[tuple[int, int, str, Any]] | None:
+    """(start, end, node class name, statement node) of every statement, from one parse of the whole text, or
     None when the text does not parse or the parser may cut it where `_boundaries` does not.
     Nodes are None with ``nodes=False``.
 
@@ -289,7 +301,7 @@ def _parse_whole(masked: str, nodes: bool = True) -> list[tuple[int, int, Any]] 
         return None
     atomic = _mentions(masked, ("atomic",), _ATOMIC_RE)
     text_end = len(masked.rstrip())
-    ranges: list[tuple[int, int, Any]] = []
+    ranges: list[tuple[int, int, str, Any]] = []
     for location, length, kind, node in located:
         start = _token_start(masked, location)
         end = location + length + 1 if length else max(text_end, start)
@@ -297,7 +309,7 @@ def _parse_whole(masked: str, nodes: bool = True) -> list[tuple[int, int, Any]] 
             return None
         if kind == "RuleStmt" and ";" in masked[start:end - 1]:
             return None
-        ranges.append((start, end, node))
+        ranges.append((start, end, kind, node))
     return ranges
 
 
@@ -328,14 +340,14 @@ def _parse_each(section: Section, masked: str, index: LineIndex) -> list[ParsedS
         if not parsed:  # only comments
             continue
         if len(parsed) == 1:
-            statements.append(ParsedStatement(section.path, i, span, sql, parsed[0][3]))
+            statements.append(statement(section.path, i, span, sql, parsed[0][2], parsed[0][3]))
             continue
         # The scanner and parser disagree (rare): keep the parser's statements, with their own
         # spans (``parse_script`` gives character offsets).
-        for loc, length, _kind, node in parsed:
+        for loc, length, kind, node in parsed:
             s0 = start + loc
             s1 = start + (loc + length if length else len(sql))
             statements.append(
-                ParsedStatement(section.path, i, index.span(s0, s1), masked[s0:s1], node)
+                statement(section.path, i, index.span(s0, s1), masked[s0:s1], kind, node)
             )
     return statements

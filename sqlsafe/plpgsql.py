@@ -17,7 +17,7 @@ from pglast import parser as _pg
 
 from . import fastparse
 from .model import Span
-from .parse import ParsedStatement
+from .parse import ParsedStatement, statement
 
 
 @dataclass(frozen=True)
@@ -112,5 +112,6 @@ def expand(outer: ParsedStatement, body: str) -> list[ParsedStatement]:
             continue
         span = _place(outer, start, body, inner, body_line + inner.line - 1)
         for raw in parsed:
-            out.append(ParsedStatement(outer.path, outer.index, span, inner.sql, raw.stmt))
+            out.append(statement(outer.path, outer.index, span, inner.sql,
+                                 type(raw.stmt).__name__, raw.stmt))
     return out

@@ -19,6 +19,12 @@ _ALWAYS = {
     "DropSubscriptionStmt": "DROP SUBSCRIPTION",
 }
 
+# Every statement kind (pglast node class) ``refuses_transaction_block`` can refuse: callers
+# that know only a statement's kind ask for its node only for these.
+MAY_REFUSE = frozenset({
+    "IndexStmt", "DropStmt", "ReindexStmt", "VacuumStmt", "ClusterStmt",
+    "CreateSubscriptionStmt", "DoStmt", "AlterEnumStmt", "AlterTableStmt", *_ALWAYS})
+
 _FALSE_WORDS = frozenset({"false", "off", "0"})
 
 

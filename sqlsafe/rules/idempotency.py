@@ -169,7 +169,7 @@ def create_without_if_not_exists(a: n.Action, ctx: RuleContext) -> Iterator[Viol
     if ctx.state.guarded(kind, name):
         return  # DROP ... IF EXISTS earlier in the file: the re-run starts from scratch
     shown = str(a.rel) if isinstance(a, n.CreateTable) else name
-    if type(ctx.stmt.node).__name__ == "SelectStmt":  # SELECT ... INTO has no IF NOT EXISTS
+    if ctx.stmt.kind == "SelectStmt":  # SELECT ... INTO has no IF NOT EXISTS
         yield Violation(
             f"SELECT ... INTO {shown} fails with 'already exists' when the migration runs again "
             "(e.g. a retry after a partial failure)",
@@ -178,7 +178,7 @@ def create_without_if_not_exists(a: n.Action, ctx: RuleContext) -> Iterator[Viol
         return
     fix = ctx.insert_after(_CREATE_KEYWORD[kind], " IF NOT EXISTS", "add IF NOT EXISTS")
     spelled = kind.upper()
-    if type(ctx.stmt.node).__name__ == "CreateForeignTableStmt":
+    if ctx.stmt.kind == "CreateForeignTableStmt":
         spelled = "FOREIGN TABLE"
     yield Violation(
         f"CREATE {spelled} {shown} fails with 'already exists' when the migration runs "

@@ -10,9 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from pglast import ast
-from pglast.enums.parsenodes import ObjectType
-
 from .. import locks as lk
 from .. import nodes as n
 from .._record import MutableRecord, field, record
@@ -665,8 +662,7 @@ class _Runs(MutableRecord):
 
 def _alter_target(ctx: RuleContext) -> n.Rel | None:
     """The table of a plain ALTER TABLE whose sub-commands could join another ALTER TABLE."""
-    node = ctx.stmt.node
-    if type(node) is not ast.AlterTableStmt or node.objtype != ObjectType.OBJECT_TABLE:
+    if ctx.stmt.kind != "AlterTableStmt" or ctx.stmt.objtype != "table":
         return None
     rel = getattr(ctx.actions[0], "rel", None)
     for x in ctx.actions:

@@ -825,7 +825,7 @@ _API_ROLES = ("anon", "authenticated")
 
 
 def _is_foreign_table(ctx: RuleContext) -> bool:
-    return type(ctx.stmt.node).__name__ == "CreateForeignTableStmt"
+    return ctx.stmt.kind == "CreateForeignTableStmt"
 
 
 def _acl_targets(a: n.Grant, ctx: RuleContext) -> tuple[list[str], list[str]]:

@@ -10,6 +10,7 @@ from pglast.enums.parsenodes import SortByDir, SortByNulls
 
 from .. import nodes as n
 from ..normalize import deparse
+from ..parse import ParsedStatement
 from ..registry import SET_END, STATEMENT, Violation, rule
 from ..schema import TableState
 from .context import Noted, RuleContext, added_constraints, per_lint
@@ -388,7 +389,7 @@ def _key_shape(columns: tuple[str, ...]) -> _IndexShape:
 
 
 def _same_columns(ctx: RuleContext, t: TableState, cols: tuple[str, ...],
-                  keys: dict[tuple[str, ...], str], created: dict[str, tuple[object, bool]],
+                  keys: dict[tuple[str, ...], str], created: dict[str, tuple[ParsedStatement, bool]],
                   ) -> Iterator[tuple[str, str, _IndexShape | None, bool]]:
     """(qualified name, what to call it, shape, unique) of the table's indexes on exactly
     these key columns whose shape is known: keys first (the index to keep), then indexes the
@@ -405,9 +406,9 @@ def _same_columns(ctx: RuleContext, t: TableState, cols: tuple[str, ...],
             # (Named by its columns, as a column-level key is, whatever its index is called.)
             yield qi, f"{con.kind} key ({', '.join(cols)})", _key_shape(cols), True
         elif qi in created:
-            node, unique = created[qi]
+            stmt, unique = created[qi]
             later.append((qi, f"{'unique index' if unique else 'index'} {qi}",
-                          _index_shape(node), unique))
+                          _index_shape(stmt.node), unique))
     yield from later
 
 
@@ -419,7 +420,7 @@ def _same_columns(ctx: RuleContext, t: TableState, cols: tuple[str, ...],
 def duplicate_index(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]:
     # The statement and uniqueness of each index this lint has seen created, by qualified
     # name; its shape is worked out only when another index has the same columns.
-    created: dict[str, tuple[object, bool]] = per_lint(ctx, "ST013-created", dict)
+    created: dict[str, tuple[ParsedStatement, bool]] = per_lint(ctx, "ST013-created", dict)
     # (table: the old index, "" for a column key; columns: the new index's name, if any)
     pending: list[Noted] = per_lint(ctx, "ST013", list)
     if a is None:
@@ -452,7 +453,9 @@ def duplicate_index(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]
                 "UPDATE, vacuums both, and the planner uses only one")))
             break
     if new:
-        created[new] = (ctx.stmt.node, a.unique)
+        # The statement, not its node: the shape is needed only for a later duplicate, and
+        # a statement parsed in another process (``pipeline``) makes its node when asked.
+        created[new] = (ctx.stmt, a.unique)
 
 
 @rule("ST014", "table-without-primary-key", "style", wants=("CreateTable", "AddColumn",

@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import nodes as n
 from ..registry import MIGRATION_END, STATEMENT, Violation, rule
-from ..txblock import refuses_transaction_block
+from ..txblock import MAY_REFUSE, refuses_transaction_block
 from .context import RuleContext
 
 # Layouts whose tool sends the whole file as one multi-statement query: PostgreSQL runs it in
@@ -77,7 +77,7 @@ def _no_tx_statement(a: n.Action, ctx: RuleContext) -> str | None:
             if name in ctx.state.committing_procedures:
                 return f"CALL {name}(), a procedure that commits or rolls back,"
             return None
-        case n.Other(node=node) if node == type(ctx.stmt.node).__name__:
+        case n.Other(node=node) if node == ctx.stmt.kind and node in MAY_REFUSE:
             # The whole statement (DROP DATABASE, tablespaces, subscriptions), judged by the
             # list the replay uses too.
             return refuses_transaction_block(ctx.stmt.node, ctx.pg * 10000)

@@ -124,3 +124,19 @@ def test_the_cases_cover_both_answers() -> None:
     # A list where every statement is refused (or none) would prove nothing about the other.
     ids = {c[0] for c in CASES}
     assert {"create-index", "create-index-concurrently", "vacuum", "analyze"} <= ids
+
+
+@pytest.mark.parametrize("version", [110000, 180000])
+def test_every_refused_kind_is_listed(version: int) -> None:
+    """TX002 asks for a statement's node only when its kind is in MAY_REFUSE (a statement a
+    parse worker shipped has no node until asked): a kind that can be refused and is missing
+    there would never be flagged."""
+    from sqlsafe.txblock import MAY_REFUSE, refuses_transaction_block
+
+    refused = set()
+    for _case, template in CASES:
+        node: Any = parse_sql(template.format(db="d"))[0].stmt
+        if refuses_transaction_block(node, version):
+            refused.add(type(node).__name__)
+            assert type(node).__name__ in MAY_REFUSE, template
+    assert len(refused) >= 10
