@@ -383,6 +383,35 @@ def normalize(stmt: Any, known_volatility: dict[str, str] | None = None) -> tupl
     return tuple(handler(stmt, known_volatility or {}))
 
 
+class _Asked(dict[str, str]):
+    """Function volatilities nobody knows yet: notes that one was asked for."""
+
+    asked = False
+
+    def __bool__(self) -> bool:
+        return True  # ``known_volatility or {}`` must keep this one
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked = True
+        return default
+
+
+def normalize_each(statements: Any) -> tuple[tuple[n.Action, ...] | None, ...]:
+    """Each parsed statement's actions, normalized without the schema state, or None where
+    the result may depend on it: a column default calls a function this module does not
+    know, whose volatility a function the migrations create may settle (``normalize`` with
+    the state's ``functions`` then). A statement that does not parse has no actions."""
+    out: list[tuple[n.Action, ...] | None] = []
+    for stmt in statements:
+        if stmt.error is not None:
+            out.append(())
+            continue
+        asked = _Asked()
+        done = normalize(stmt.node, asked)
+        out.append(None if asked.asked else done)
+    return tuple(out)
+
+
 def _create_stmt(s: Any, kv: dict[str, str]) -> list[n.Action]:
     cols: list[n.ColumnDef] = []
     cons: list[n.ConstraintDef] = []

@@ -33,6 +33,9 @@ class RuleContext(MutableRecord):
     prediction: lk.Prediction
     in_tx: bool  # a transaction (explicit or the runner's) is open when the statement runs
     do_block: bool = False  # a statement a DO block runs (plpgsql.expand)
+    # The migration's statements as the lint parsed them, for ``later_actions`` and
+    # ``earlier_actions``; None: parse the migration again (``_section_actions``).
+    siblings: Siblings | None = None
 
     # ------------------------------------------------------------------ schema questions
     def existing(self, rel: n.Rel) -> bool:
@@ -56,13 +59,16 @@ class RuleContext(MutableRecord):
         For checks that a later statement may settle (RLS enabled, search_path set by ALTER
         FUNCTION). Object names are as written, not qualified against a later search_path.
         """
-        return [(line, a) for i, line, a in _section_actions(self.migration.section)
-                if i > self.stmt.index]
+        return [(line, a) for i, line, a in self._section_actions() if i > self.stmt.index]
 
     def earlier_actions(self) -> list[tuple[int, n.Action]]:
         """(line, action) of every statement before this one in the same migration."""
-        return [(line, a) for i, line, a in _section_actions(self.migration.section)
-                if i < self.stmt.index]
+        return [(line, a) for i, line, a in self._section_actions() if i < self.stmt.index]
+
+    def _section_actions(self) -> tuple[tuple[int, int, n.Action], ...]:
+        if self.siblings is not None:
+            return self.siblings.actions()
+        return _section_actions(self.migration.section)
 
     # ------------------------------------------------------------------ messages
     def lock_phrase(self, mode: str, rel: n.Rel | str) -> str:
@@ -89,6 +95,35 @@ class RuleContext(MutableRecord):
     def append_to_statement(self, text: str, description: str) -> Fix:
         at = self.stmt.span.start + len(self.stmt.sql.rstrip())
         return Fix(description, at, at, text)
+
+
+class Siblings:
+    """The statements of the migration being linted, and their actions as
+    ``_section_actions`` gives them (normalized without the schema state), from what the lint
+    already parsed and normalized instead of parsing the migration again. ``given``: the
+    statements' ``normalize_each``; where it says None, the statement is normalized here."""
+
+    __slots__ = ("_actions", "_given", "_statements")
+
+    def __init__(self, statements: tuple[ParsedStatement, ...],
+                 given: tuple[tuple[n.Action, ...] | None, ...] | None = None) -> None:
+        self._statements = statements
+        self._given = given
+        self._actions: tuple[tuple[int, int, n.Action], ...] | None = None
+
+    def actions(self) -> tuple[tuple[int, int, n.Action], ...]:
+        if self._actions is None:
+            from ..normalize import normalize
+
+            out: list[tuple[int, int, n.Action]] = []
+            for position, stmt in enumerate(self._statements):
+                if stmt.error is not None:
+                    continue
+                done = self._given[position] if self._given is not None else None
+                for a in done if done is not None else normalize(stmt.node):
+                    out.append((stmt.index, stmt.span.line, a))
+            self._actions = tuple(out)
+        return self._actions
 
 
 @functools.lru_cache(maxsize=64)

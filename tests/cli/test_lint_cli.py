@@ -242,3 +242,7 @@ def test_lint_path_imports_no_database_or_template_libraries() -> None:
     assert "dataclasses" not in imported
     # Nor hashlib (a few ms): a lint never asks for a file's digest (model.FileBytes).
     assert "hashlib" not in imported
+    # Nor the parse worker and pickle: a small set is parsed in process (lint._worker_for).
+    assert "pickle" not in imported
+    assert not any("pipeline" in line for line in proc.stderr.splitlines()
+                   if line.startswith("import time:"))

@@ -1,0 +1,218 @@
+"""Parse a large migration set in a second process while this one lints it.
+
+The rules fold one schema state across the set, so the lint itself runs in order, in one
+process. Parsing and normalizing a file does not depend on that state (with one exception,
+below), and is about half of the work: on a machine with a second core, a forked worker
+parses and normalizes the files in order and streams them to the linting process, which
+starts on the first file while the worker parses the next ones.
+
+What crosses the pipe is small and cheap to rebuild: each statement's text, span, parse
+error and kind (``ShippedStatement``), and its normalized actions. pglast's nodes are not
+sent (unpickling them costs more than parsing); a rule that reads a statement's node makes
+it on demand from the statement's text, which parses on its own as it did in the file.
+
+The exception: a column default that calls a function the set itself creates is volatile
+or not depending on that function (``normalize.default_of``). The worker notes which
+statements asked about a function it does not know, and those are normalized again here,
+against the schema state.
+
+The worker is used only where it pays and is safe: PostgreSQL, Linux (``fork``), at least
+two CPUs, no other thread running (a fork copies locks held by other threads), and a set
+large enough for the fork to be worth it. Anything that goes wrong in the worker (it dies,
+its stream breaks off) leaves the rest to be parsed here: the result is the same either way
+(``tests/lint/test_pipeline.py`` compares both on the corpus).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import struct
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from . import nodes as n
+from .model import Migration
+from .normalize import normalize_each
+from .parse import MetaCommand, ParsedSection, ParsedStatement, parse_section
+
+_FRAME = struct.Struct("<I")
+_BATCH = 8  # migrations per frame
+
+
+class ShippedStatement(ParsedStatement):
+    """A statement parsed by the worker: everything but the node, which is made from the
+    statement's text the first time something reads it."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name != "node":
+            raise AttributeError(name)
+        node = _reparse(self.sql, self.kind)
+        self.__dict__["node"] = node
+        return node
+
+    def _values(self) -> tuple[Any, ...]:
+        self.node  # noqa: B018  (made, so equality and hashing see it)
+        return super()._values()
+
+    def __repr__(self) -> str:
+        self.node  # noqa: B018
+        return super().__repr__()
+
+
+def _reparse(sql: str, kind: str) -> Any:
+    from . import fastparse
+
+    for _loc, _len, found, node in fastparse.parse_script(sql):
+        if found == kind:
+            return node
+    raise RuntimeError(f"statement no longer parses as {kind}: {sql[:80]!r}")
+
+
+def _ship(stmt: ParsedStatement) -> ShippedStatement:
+    out = ShippedStatement.__new__(ShippedStatement)
+    values = dict(stmt.__dict__)
+    if stmt.error is None:
+        del values["node"]  # made again on demand
+    out.__dict__.update(values)
+    return out
+
+
+# One migration as the worker sends it: its statements, its psql meta-commands, and each
+# statement's actions (None: normalize it here, against the schema state).
+Shipped = tuple[tuple[ShippedStatement, ...], tuple[MetaCommand, ...],
+                tuple[tuple[n.Action, ...] | None, ...]]
+
+
+def _work(migrations: Sequence[Migration]) -> Iterator[Shipped]:
+    for migration in migrations:
+        parsed = parse_section(migration.section)
+        yield (tuple(_ship(s) for s in parsed.statements), parsed.meta_commands,
+               normalize_each(parsed.statements))
+
+
+def can_fork() -> bool:
+    """Linux, and no other thread running: a fork copies the locks other threads hold."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        return False
+    import threading
+
+    return threading.active_count() == 1
+
+
+def worth_it() -> bool:
+    """Whether a worker may help a large set here: it can fork, a second CPU is there to run
+    it, and SQLSAFE_NO_WORKER is not set."""
+    if os.environ.get("SQLSAFE_NO_WORKER") or not can_fork():
+        return False
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return cpus >= 2
+
+
+class Worker:
+    """The forked parser. Iterate ``sections()`` for each migration, in order: the worker's
+    (ParsedSection, actions), or (None, None) once it has stopped early, for the caller to
+    parse that migration itself. ``close()`` always (it reaps the worker)."""
+
+    def __init__(self, migrations: Sequence[Migration]) -> None:
+        self.migrations = list(migrations)
+        self._done = False
+        read_fd, write_fd = os.pipe()
+        # Ctrl-C and SIGTERM wait until each side knows which it is: the worker must never
+        # find itself running the caller's code (a KeyboardInterrupt raised in it before its
+        # own handling starts would unwind into the lint), and the caller must not lose
+        # track of a worker it has started.
+        stop = {signal.SIGINT, signal.SIGTERM}
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+        try:
+            self.pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            os.close(read_fd)
+            os.close(write_fd)
+            raise
+        if self.pid == 0:  # the worker
+            try:
+                # Interrupted, it just ends: no traceback, nothing to clean up.
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+                os.close(read_fd)
+                _run_worker(self.migrations, write_fd)
+            finally:
+                os._exit(1)
+        self._pipe = os.fdopen(read_fd, "rb", buffering=1 << 16)
+        os.close(write_fd)
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a pending Ctrl-C arrives here
+        except BaseException:
+            self.close()
+            raise
+
+    def sections(self) -> Iterator[tuple[ParsedSection | None, tuple[Any, ...] | None]]:
+        queue: list[Shipped] = []
+        for migration in self.migrations:
+            if not queue and not self._done:
+                queue = self._next_frame()
+                queue.reverse()
+            if not queue:
+                yield None, None
+                continue
+            statements, metas, actions = queue.pop()
+            yield ParsedSection(migration.section, statements, metas), actions
+
+    def _next_frame(self) -> list[Shipped]:
+        try:
+            head = self._pipe.read(_FRAME.size)
+            if len(head) == _FRAME.size:
+                (size,) = _FRAME.unpack(head)
+                data = self._pipe.read(size)
+                if len(data) == size:
+                    frame: list[Shipped] = pickle.loads(data)
+                    return frame
+        except Exception:  # a broken stream: the caller parses the rest itself
+            pass
+        self._done = True
+        return []
+
+    def close(self) -> None:
+        """Reap the worker; one still running (the caller stopped early) is killed first."""
+        self._pipe.close()
+        try:
+            pid, _status = os.waitpid(self.pid, os.WNOHANG)
+            if pid == 0:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+        except ChildProcessError:  # already reaped
+            pass
+
+
+def _run_worker(migrations: Sequence[Migration], fd: int) -> None:
+    """The worker's whole life: parse, send, and leave without running the parent's exit
+    handlers or flushing its buffers (``os._exit``). Ctrl-C reaches it too; it just stops."""
+    code = 0
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 16) as out:
+            batch: list[Shipped] = []
+            for item in _work(migrations):
+                batch.append(item)
+                if len(batch) >= _BATCH:
+                    _send(out, batch)
+                    batch = []
+            if batch:
+                _send(out, batch)
+    except BaseException:
+        code = 1
+    os._exit(code)
+
+
+def _send(out: Any, batch: list[Shipped]) -> None:
+    data = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+    out.write(_FRAME.pack(len(data)))
+    out.write(data)
+    out.flush()

@@ -1,0 +1,236 @@
+"""The parse worker (sqlsafe/pipeline.py): the same lint result as parsing in process, and
+no worker left behind whatever happens."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sqlsafe import lint as lint_module
+from sqlsafe import pipeline
+from sqlsafe.config import Config
+from sqlsafe.discover import discover
+from sqlsafe.lint import lint
+from sqlsafe.model import LintResult
+from sqlsafe.normalize import normalize, normalize_each
+from sqlsafe.parse import parse_section
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(not pipeline.can_fork(), reason="the parse worker needs fork (Linux)")
+
+
+def _same(a: LintResult, b: LintResult) -> None:
+    assert a.files == b.files
+    assert a.findings == b.findings
+    assert a.statements == b.statements
+    assert a.problems == b.problems
+
+
+@pytest.fixture
+def workers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pids of the workers started during the test."""
+    pids: list[int] = []
+    start = pipeline.Worker.__init__
+
+    def recording(self: pipeline.Worker, migrations: Any) -> None:
+        start(self, migrations)
+        pids.append(self.pid)
+
+    monkeypatch.setattr(pipeline.Worker, "__init__", recording)
+    return pids
+
+
+def _gone(pid: int) -> bool:
+    """The worker has ended and been reaped: no such child any more."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def test_corpus_lints_the_same_with_a_worker(corpus: Path, workers: list[int]) -> None:
+    projects = [str(p) for p in sorted(corpus.iterdir()) if p.is_dir()]
+    disc = discover(projects)
+    for config in (Config(), Config(extend_select=("ST013", "ST014", "ST016", "ST017", "ST019"),
+                                    profiles=("supabase",))):
+        _same(lint(disc, config, worker=True), lint(disc, config, worker=False))
+    assert len(workers) == 2 and all(_gone(pid) for pid in workers)
+
+
+def test_fixtures_lint_the_same_with_a_worker(workers: list[int]) -> None:
+    sets = sorted({p.parent for p in (REPO / "fixtures").rglob("*.sql")})
+    assert sets
+    for path in sets:
+        disc = discover([str(path)])
+        _same(lint(disc, Config(), worker=True), lint(disc, Config(), worker=False))
+    assert len(workers) == len(sets) and all(_gone(pid) for pid in workers)
+
+
+def _set(tmp_path: Path, files: dict[str, str]) -> Path:
+    for name, sql in files.items():
+        (tmp_path / name).write_text(textwrap.dedent(sql))
+    return tmp_path
+
+
+def test_a_default_that_calls_a_function_the_set_creates(tmp_path: Path) -> None:
+    """The one statement kind a worker cannot normalize alone: whether the default is
+    volatile depends on the function, known from the schema state."""
+    path = _set(tmp_path, {
+        "001.sql": """
+            CREATE TABLE t (id bigint PRIMARY KEY);
+            CREATE FUNCTION pick() RETURNS int LANGUAGE sql VOLATILE AS 'SELECT 4';
+            """,
+        "002.sql": "ALTER TABLE t ADD COLUMN n int DEFAULT pick();\n",
+    })
+    disc = discover([str(path)])
+    with_worker = lint(disc, Config(), worker=True)
+    _same(with_worker, lint(disc, Config(), worker=False))
+    assert "LK011" in {f.code for f in with_worker.findings}  # volatile: the table is rewritten
+
+
+def test_normalize_each_leaves_state_dependent_statements_to_the_lint() -> None:
+    from sqlsafe.model import Section
+
+    section = Section("x.sql", "ALTER TABLE t ADD COLUMN a int DEFAULT pick();\n"
+                               "ALTER TABLE t ADD COLUMN b timestamptz DEFAULT now();\n"
+                               "ALTER TABLE t ADD COLUMN;\n")
+    statements = parse_section(section).statements
+    each = normalize_each(statements)
+    assert each[0] is None  # pick(): a function the schema state may know
+    assert each[1] == normalize(statements[1].node)
+    assert each[2] == ()  # a syntax error has no actions
+
+
+def test_shipped_statements_make_their_node_on_demand() -> None:
+    from sqlsafe.model import Section
+
+    text = "CREATE INDEX i ON t (a);\nALTER INDEX i SET TABLESPACE x;\nSELEC 1;\n"
+    statements = parse_section(Section("x.sql", text)).statements
+    shipped = [pipeline._ship(s) for s in statements]
+    import pickle
+
+    back = pickle.loads(pickle.dumps(shipped))
+    assert "node" not in back[0].__dict__
+    assert [s.kind for s in back] == ["IndexStmt", "AlterTableStmt", ""]
+    assert back[1].objtype == "index"
+    assert normalize(back[0].node) == normalize(statements[0].node)
+    assert back[2].node is None and back[2].error == statements[2].error
+    assert normalize(back[1].node) == normalize(statements[1].node)
+    assert "ShippedStatement(" in repr(pipeline._ship(statements[0]))  # makes the node too
+
+
+def test_a_worker_that_dies_leaves_the_rest_to_the_lint(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        workers: list[int]) -> None:
+    path = _set(tmp_path, {f"{i:03}.sql": f"CREATE TABLE t{i} (id int);\n"
+                           f"CREATE INDEX i{i} ON t{i} (id);\n" for i in range(40)})
+    disc = discover([str(path)])
+    real = pipeline._work
+
+    def dying(migrations: Any) -> Any:  # runs in the worker (fork copies the patch)
+        for n, item in enumerate(real(migrations)):
+            if n == 11:
+                os._exit(3)
+            yield item
+
+    monkeypatch.setattr(pipeline, "_work", dying)
+    _same(lint(disc, Config(), worker=True), lint(disc, Config(), worker=False))
+    assert len(workers) == 1 and _gone(workers[0])
+
+
+def test_an_interrupted_lint_leaves_no_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              workers: list[int]) -> None:
+    path = _set(tmp_path, {f"{i:03}.sql": f"CREATE TABLE t{i} (id int);\n" for i in range(60)})
+    disc = discover([str(path)])
+    real = lint_module.lint_migration
+    seen = []
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        seen.append(1)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lint_module, "lint_migration", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        lint(disc, Config(), worker=True)
+    assert len(workers) == 1 and _gone(workers[0])
+
+
+def test_small_sets_and_the_switch_use_no_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 workers: list[int]) -> None:
+    small = discover([str(_set(tmp_path, {"001.sql": "CREATE TABLE t (id int);\n"}))])
+    lint(small, Config())
+    assert workers == []
+    big_text = "".join(f"CREATE TABLE t{i} (id int, note text DEFAULT 'x');\n" for i in range(2000))
+    assert len(big_text) > lint_module._WORKER_MIN_CHARS
+    (tmp_path / "002.sql").write_text(big_text)
+    big = discover([str(tmp_path)])
+    monkeypatch.setenv("SQLSAFE_NO_WORKER", "1")
+    lint(big, Config())
+    assert workers == []
+    monkeypatch.delenv("SQLSAFE_NO_WORKER")
+    result = lint(big, Config())
+    if pipeline.worth_it():  # two CPUs or more
+        assert len(workers) == 1 and _gone(workers[0])
+    _same(result, lint(big, Config(), worker=False))
+    lint(big, Config(), keep_parsed=True)  # a dry run needs the nodes: parsed in process
+    lint(big, Config(dialect="mysql"))
+    assert len(workers) <= 1
+
+
+def test_ctrl_c_during_a_cli_lint_leaves_no_process(tmp_path: Path) -> None:
+    """SIGINT to the whole process group, as a terminal sends it, while a worker runs."""
+    for i in range(300):
+        (tmp_path / f"{i:04}.sql").write_text(
+            "".join(f"CREATE TABLE t{i}_{k} (id bigint PRIMARY KEY, a text, b int);\n"
+                    f"CREATE INDEX ON t{i}_{k} (a, b);\n" for k in range(20)))
+    proc = subprocess.Popen([sys.executable, "-m", "sqlsafe", "lint", "--format", "json",
+                             str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        children: list[int] = []
+        for _ in range(300):  # up to 15 s for the worker to appear
+            children = _children(proc.pid)
+            if children:
+                break
+            if proc.poll() is not None:
+                pytest.skip("the lint ended before a worker could be seen")
+            time.sleep(0.05)
+        assert children, "no parse worker was started"
+        os.killpg(proc.pid, signal.SIGINT)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+    for pid in children:
+        # Reaped by the lint before it exited: no process, not even a zombie for init.
+        assert _state(pid) in ("",), f"worker {pid} left behind ({_state(pid)})"
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    try:
+        return [int(x) for x in path.read_text().split()]
+    except OSError:
+        return []
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return ""
