@@ -25,6 +25,7 @@ its stream breaks off) leaves the rest to be parsed here: the result is the same
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pickle
 import signal
@@ -40,6 +41,7 @@ from .parse import MetaCommand, ParsedSection, ParsedStatement, parse_section
 
 _FRAME = struct.Struct("<I")
 _BATCH = 8  # migrations per frame
+_PIPE_SIZE = 1 << 20  # Linux's default maximum for an unprivileged process
 
 
 class ShippedStatement(ParsedStatement):
@@ -123,6 +125,12 @@ class Worker:
         self.migrations = list(migrations)
         self._done = False
         read_fd, write_fd = os.pipe()
+        try:
+            # Room for the worker to run ahead of the lint (a pipe holds 64 KiB by default,
+            # less than one frame): the lint then finds the next files parsed already.
+            fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+        except OSError:
+            pass
         # Ctrl-C and SIGTERM wait until each side knows which it is: the worker must never
         # find itself running the caller's code (a KeyboardInterrupt raised in it before its
         # own handling starts would unwind into the lint), and the caller must not lose
