@@ -153,7 +153,10 @@ def _worker_for(todo: list[tuple[int, Migration]], config: Config, keep_parsed: 
     usable = pipeline.can_fork() if wanted else pipeline.worth_it()
     if not usable:
         return None
-    return pipeline.Worker(migrations)
+    try:
+        return pipeline.Worker(migrations)
+    except OSError:  # no fork to be had (a process limit): parse here
+        return None
 
 
 # Below this much SQL (characters) forking a parse worker costs more than it saves.

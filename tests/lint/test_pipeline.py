@@ -234,3 +234,29 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
     except OSError:
         return ""
+
+
+def test_every_corpus_statement_makes_its_node_alone(corpus: Path) -> None:
+    """A shipped statement's node comes from parsing its own text: every statement of the
+    corpus must parse alone as the kind it had in its file, to the same actions."""
+    projects = [str(p) for p in sorted(corpus.iterdir()) if p.is_dir()]
+    count = 0
+    for migration in discover(projects).migrations:
+        for stmt in parse_section(migration.section).statements:
+            if stmt.error is not None:
+                continue
+            alone = pipeline._ship(stmt)
+            assert normalize(alone.node) == normalize(stmt.node), (migration.path, stmt.sql)
+            count += 1
+    assert count > 1000
+
+
+def test_no_fork_to_be_had_parses_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                             ) -> None:
+    def refused() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    path = _set(tmp_path, {f"{i:03}.sql": f"CREATE TABLE t{i} (id int);\n" for i in range(5)})
+    disc = discover([str(path)])
+    monkeypatch.setattr(os, "fork", refused)
+    _same(lint(disc, Config(), worker=True), lint(disc, Config(), worker=False))
