@@ -203,14 +203,16 @@ def _set_end(state: SchemaState, config: Config, sel: Selection,
 
 def lint_migration(migration: Migration, index: int, state: SchemaState, config: Config,
                    sel: Selection, parsed_out: list[ParsedSection] | None = None,
-                   given: tuple[ParsedSection | None, tuple[Any, ...] | None] | None = None,
+                   given: tuple[ParsedSection | None, tuple[Any, ...] | None,
+                                dict[tuple[int, int], Any] | None] | None = None,
                    ) -> tuple[list[tuple[Finding, int]], list[Suppression], list[StatementInfo]]:
     """Lint one migration: its raw findings (with the first line of their statement, for
     the suppressions, which ``lint`` applies after SET_END), its suppressions and statements.
-    ``given``: the section as a ``pipeline.Worker`` parsed it and each statement's actions
-    (None: normalize it here), or (None, None) to parse it here."""
+    ``given``: the section as a ``pipeline.Worker`` parsed it, each statement's actions (None:
+    normalize it here) and its DO blocks' statements by (statement, action) position, or
+    (None, None, None) to parse it here."""
     postgres = config.dialect in ("postgres", "postgresql")
-    worked, pre = given if given is not None else (None, None)
+    worked, pre, blocks = given if given is not None else (None, None, None)
     if worked is not None:
         parsed = worked
     elif postgres:
@@ -256,11 +258,12 @@ def lint_migration(migration: Migration, index: int, state: SchemaState, config:
         # SET SCHEMA) then carries the lock to its new name, as PostgreSQL's lock is on the
         # relation, not the name.
         state.hold_locks(prediction, stmt.span.line)
-        for action in actions:
+        for k, action in enumerate(actions):
             state.apply(action)
             if isinstance(action, n.DoBlock) and action.language == "plpgsql":
+                expanded = blocks.get((position, k)) if blocks is not None else None
                 for f in _lint_do_block(stmt, action, state, pg, config, migration, index,
-                                        sel, prediction):
+                                        sel, prediction, siblings, expanded):
                     raw.append((f, stmt.span.line))
         infos.append(_info(migration, stmt, actions, prediction, in_tx_before))
         state.tx.statements += 1
@@ -283,8 +286,11 @@ _DO_SKIPPED_CATEGORIES = frozenset({"idempotency"})
 
 def _lint_do_block(stmt: ParsedStatement, action: n.DoBlock, state: SchemaState, pg: int,
                    config: Config, migration: Migration, index: int, sel: Selection,
-                   outer: lk.Prediction) -> list[Finding]:
-    """Lint the statements a DO block runs, in order, inside the block's transaction."""
+                   outer: lk.Prediction, siblings: Siblings | None = None,
+                   expanded: tuple[Any, Any] | None = None) -> list[Finding]:
+    """Lint the statements a DO block runs, in order, inside the block's transaction.
+    ``expanded``: those statements and their ``normalize_each``, as a parse worker found
+    them (``pipeline``); None: expand the block here."""
     inner_sel = Selection({c for c in sel.enabled
                            if registry.RULES[c].category not in _DO_SKIPPED_CATEGORIES},
                           sel.severity, sel.unknown)
@@ -294,7 +300,7 @@ def _lint_do_block(stmt: ParsedStatement, action: n.DoBlock, state: SchemaState,
     opened = state.begin_atomic()
     try:
         _lint_block_statements(stmt, action, state, pg, config, migration, index, inner_sel,
-                               outer, found)
+                               outer, found, siblings, expanded)
     finally:
         state.end_atomic(opened)
     return found
@@ -303,17 +309,23 @@ def _lint_do_block(stmt: ParsedStatement, action: n.DoBlock, state: SchemaState,
 def _lint_block_statements(stmt: ParsedStatement, action: n.DoBlock, state: SchemaState,
                            pg: int, config: Config, migration: Migration, index: int,
                            inner_sel: Selection, outer: lk.Prediction,
-                           found: list[Finding]) -> None:
-    from . import plpgsql
+                           found: list[Finding], siblings: Siblings | None,
+                           expanded: tuple[Any, Any] | None) -> None:
+    if expanded is None:
+        from . import plpgsql
 
-    for inner in plpgsql.expand(stmt, action.body):
-        actions = normalize(inner.node, state.functions)
+        inners = plpgsql.expand(stmt, action.body)
+        pre = normalize_each(inners)
+    else:
+        inners, pre = expanded
+    for inner, done in zip(inners, pre, strict=True):
+        actions = done if done is not None else normalize(inner.node, state.functions)
         prediction = lk.Prediction()
         for a in actions:
             lk.predict(a, state, pg, prediction)
         # A DO block runs as one statement: always atomic, even outside BEGIN.
         ctx = RuleContext(state, pg, config, inner, migration, index, actions, prediction,
-                          in_tx=True, do_block=True)
+                          in_tx=True, do_block=True, siblings=siblings)
         for f in _run_rules(actions, ctx, inner_sel):
             # Offsets of an inner statement are not offsets in the file: no mechanical fix.
             found.append(replace(f, fix=None, message=f"{f.message} (inside a DO block)"))

@@ -107,6 +107,13 @@ class CreateIndex(Action):
     columns: tuple[str, ...] = ()
     partial: bool = False
     only: bool = False
+    # The index as PostgreSQL compares two of them, less the name (``normalize.index_shape``):
+    # access method, key elements with opclass, collation and order, INCLUDE columns,
+    # predicate, NULLS NOT DISTINCT. None where unknown (another dialect).
+    shape: IndexShape | None = None
+
+
+IndexShape = tuple[str, tuple[tuple[str, ...], ...], tuple[str, ...], str, bool]
 
 
 @record

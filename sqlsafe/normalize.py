@@ -447,12 +447,30 @@ def _table_from_query(into: Any, if_not_exists: bool, materialized: bool = False
 
 
 def _index_stmt(s: Any, kv: dict[str, str]) -> list[n.Action]:
-    cols = []
-    for p in s.indexParams or ():
-        cols.append(p.name or deparse(p.expr))
+    cols = [p.name or deparse(p.expr) for p in s.indexParams or ()]
     return [n.CreateIndex(rel_of(s.relation), s.idxname, bool(s.concurrent), bool(s.unique),
                           bool(s.if_not_exists), tuple(cols), s.whereClause is not None,
-                          not s.relation.inh)]
+                          not s.relation.inh, index_shape(s, cols))]
+
+
+_NULLS = {pn.SortByNulls.SORTBY_NULLS_FIRST: "first", pn.SortByNulls.SORTBY_NULLS_LAST: "last"}
+
+
+def index_shape(s: Any, keys: list[str]) -> n.IndexShape:
+    """A CREATE INDEX as PostgreSQL compares two indexes, less the name (``keys``: each key
+    element's column or deparsed expression)."""
+    elements: list[tuple[str, ...]] = []
+    for p, key in zip(s.indexParams or (), keys, strict=True):
+        desc = p.ordering == pn.SortByDir.SORTBY_DESC
+        # NULLS LAST is the default ascending, NULLS FIRST descending (CREATE INDEX docs).
+        nulls = _NULLS.get(p.nulls_ordering, "first" if desc else "last")
+        elements.append((key, ".".join(x.sval for x in p.opclass or ()),
+                         ".".join(x.sval for x in p.collation or ()),
+                         "desc" if desc else "asc", nulls))
+    include = tuple(p.name or "" for p in s.indexIncludingParams or ())
+    where = deparse(s.whereClause) if s.whereClause is not None else ""
+    return ((s.accessMethod or "btree").lower(), tuple(elements), include, where,
+            bool(getattr(s, "nulls_not_distinct", False)))
 
 
 # Objects dropped as ``ON table``: DROP TRIGGER / POLICY / RULE name ON table.

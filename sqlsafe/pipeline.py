@@ -82,26 +82,43 @@ def _ship(stmt: ParsedStatement) -> ShippedStatement:
     return out
 
 
-# One migration as the worker sends it: its statements, its psql meta-commands, and each
-# statement's actions (None: normalize it here, against the schema state).
+# A DO block's statements (``plpgsql.expand``) and their ``normalize_each``.
+Block = tuple[tuple[ParsedStatement, ...], tuple[tuple[n.Action, ...] | None, ...]]
+# One migration as the worker sends it: its statements, its psql meta-commands, each
+# statement's actions (None: normalize it here, against the schema state), and the DO blocks
+# it runs by (statement, action) position.
 Shipped = tuple[tuple[ShippedStatement, ...], tuple[MetaCommand, ...],
-                tuple[tuple[n.Action, ...] | None, ...]]
+                tuple[tuple[n.Action, ...] | None, ...], dict[tuple[int, int], Block]]
 
 
 def _work(migrations: Sequence[Migration]) -> Iterator[Shipped]:
     for migration in migrations:
         parsed = parse_section(migration.section)
-        yield (tuple(_ship(s) for s in parsed.statements), parsed.meta_commands,
-               normalize_each(parsed.statements))
+        each = normalize_each(parsed.statements)
+        blocks: dict[tuple[int, int], Block] = {}
+        for position, actions in enumerate(each):
+            for k, action in enumerate(actions or ()):
+                if isinstance(action, n.DoBlock) and action.language == "plpgsql":
+                    blocks[(position, k)] = _block(parsed.statements[position], action)
+        yield (tuple(_ship(s) for s in parsed.statements), parsed.meta_commands, each, blocks)
+
+
+def _block(stmt: ParsedStatement, action: n.DoBlock) -> Block:
+    from . import plpgsql
+
+    inners = plpgsql.expand(stmt, action.body)
+    # A text an EXECUTE runs may hold several statements, all with that text: those keep
+    # their nodes (made again from the text, each would be the first one).
+    shipped = tuple(s if ";" in s.sql.rstrip().rstrip(";") else _ship(s) for s in inners)
+    return shipped, normalize_each(inners)
 
 
 def can_fork() -> bool:
     """Linux, and no other thread running: a fork copies the locks other threads hold."""
     if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
         return False
-    import threading
-
-    return threading.active_count() == 1
+    threading = sys.modules.get("threading")  # not imported: no thread was started with it
+    return threading is None or threading.active_count() == 1
 
 
 def worth_it() -> bool:
@@ -118,8 +135,8 @@ def worth_it() -> bool:
 
 class Worker:
     """The forked parser. Iterate ``sections()`` for each migration, in order: the worker's
-    (ParsedSection, actions), or (None, None) once it has stopped early, for the caller to
-    parse that migration itself. ``close()`` always (it reaps the worker)."""
+    (ParsedSection, actions, DO blocks), or (None, None, None) once it has stopped early, for
+    the caller to parse that migration itself. ``close()`` always (it reaps the worker)."""
 
     def __init__(self, migrations: Sequence[Migration]) -> None:
         self.migrations = list(migrations)
@@ -162,17 +179,18 @@ class Worker:
             self.close()
             raise
 
-    def sections(self) -> Iterator[tuple[ParsedSection | None, tuple[Any, ...] | None]]:
+    def sections(self) -> Iterator[tuple[ParsedSection | None, tuple[Any, ...] | None,
+                                         dict[tuple[int, int], Block] | None]]:
         queue: list[Shipped] = []
         for migration in self.migrations:
             if not queue and not self._done:
                 queue = self._next_frame()
                 queue.reverse()
             if not queue:
-                yield None, None
+                yield None, None, None
                 continue
-            statements, metas, actions = queue.pop()
-            yield ParsedSection(migration.section, statements, metas), actions
+            statements, metas, actions, blocks = queue.pop()
+            yield ParsedSection(migration.section, statements, metas), actions, blocks
 
     def _next_frame(self) -> list[Shipped]:
         try:

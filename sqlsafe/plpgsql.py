@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from pglast import parser as _pg
 
 from . import fastparse
+from ._record import Record, record
 from .model import Span
 from .parse import ParsedStatement, statement
 
 
-@dataclass(frozen=True)
-class InnerStatement:
+@record
+class InnerStatement(Record):
     line: int  # 1-based line within the DO body
     sql: str
 

@@ -48,11 +48,24 @@ def _do_ends_transaction(node: Any) -> bool:
     transaction block ('invalid transaction termination')."""
     from .nodes import DoBlock
     from .normalize import normalize
-    from .plpgsql import ends_transaction
 
     block = next(iter(normalize(node)), None)  # the DO statement's body and language
     return isinstance(block, DoBlock) and block.language == "plpgsql" and \
-        bool(block.body) and ends_transaction(block.body)
+        do_block_ends_transaction(block.body)
+
+
+def do_block_ends_transaction(body: str) -> bool:
+    """Whether a PL/pgSQL DO body runs COMMIT or ROLLBACK (the body is parsed only when it
+    has one of those words)."""
+    lowered = body.lower()
+    if "commit" not in lowered and "rollback" not in lowered:
+        return False
+    from .plpgsql import ends_transaction
+
+    return ends_transaction(body)
+
+
+DO_BLOCK_COMMITS = "a DO block that commits or rolls back"
 
 
 def refuses_transaction_block(node: Any, server_version_num: int) -> str | None:
@@ -94,7 +107,7 @@ def refuses_transaction_block(node: Any, server_version_num: int) -> str | None:
             slot = _bool_option(node.options, "connect") is not False
         return "CREATE SUBSCRIPTION that creates its replication slot" if slot else None
     if name == "DoStmt":
-        return "a DO block that commits or rolls back" if _do_ends_transaction(node) else None
+        return DO_BLOCK_COMMITS if _do_ends_transaction(node) else None
     if name in _ALWAYS:
         return _ALWAYS[name]
     if name == "AlterEnumStmt":

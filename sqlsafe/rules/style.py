@@ -6,11 +6,7 @@ import functools
 import re
 from collections.abc import Iterator
 
-from pglast.enums.parsenodes import SortByDir, SortByNulls
-
 from .. import nodes as n
-from ..normalize import deparse
-from ..parse import ParsedStatement
 from ..registry import SET_END, STATEMENT, Violation, rule
 from ..schema import TableState
 from .context import Noted, RuleContext, added_constraints, per_lint
@@ -359,38 +355,15 @@ def foreign_key_without_index(a: n.Action | None, ctx: RuleContext) -> Iterator[
     pending.clear()
 
 
-# A CREATE INDEX as PostgreSQL compares it, less the name: access method, key elements with
-# their opclass, collation and order, INCLUDE columns, predicate, NULLS NOT DISTINCT.
-_IndexShape = tuple[str, tuple[tuple[str, ...], ...], tuple[str, ...], str, bool]
-
-
-def _index_shape(node: object) -> _IndexShape | None:
-    if type(node).__name__ != "IndexStmt":
-        return None
-    keys: list[tuple[str, ...]] = []
-    for p in node.indexParams or ():  # type: ignore[attr-defined]
-        desc = p.ordering == SortByDir.SORTBY_DESC
-        # NULLS LAST is the default ascending, NULLS FIRST descending (CREATE INDEX docs).
-        nulls = {SortByNulls.SORTBY_NULLS_FIRST: "first", SortByNulls.SORTBY_NULLS_LAST: "last"
-                 }.get(p.nulls_ordering, "first" if desc else "last")
-        keys.append((p.name or deparse(p.expr),
-                     ".".join(s.sval for s in p.opclass or ()),
-                     ".".join(s.sval for s in p.collation or ()),
-                     "desc" if desc else "asc", nulls))
-    include = tuple(p.name or "" for p in node.indexIncludingParams or ())  # type: ignore[attr-defined]
-    where = deparse(node.whereClause) if node.whereClause is not None else ""  # type: ignore[attr-defined]
-    return ((node.accessMethod or "btree").lower(), tuple(keys), include, where,  # type: ignore[attr-defined]
-            bool(getattr(node, "nulls_not_distinct", False)))
-
-
-def _key_shape(columns: tuple[str, ...]) -> _IndexShape:
+def _key_shape(columns: tuple[str, ...]) -> n.IndexShape:
     """The index behind a PRIMARY KEY or UNIQUE constraint: btree, plain ascending keys."""
     return ("btree", tuple((c, "", "", "asc", "last") for c in columns), (), "", False)
 
 
 def _same_columns(ctx: RuleContext, t: TableState, cols: tuple[str, ...],
-                  keys: dict[tuple[str, ...], str], created: dict[str, tuple[ParsedStatement, bool]],
-                  ) -> Iterator[tuple[str, str, _IndexShape | None, bool]]:
+                  keys: dict[tuple[str, ...], str],
+                  created: dict[str, tuple[n.IndexShape | None, bool]],
+                  ) -> Iterator[tuple[str, str, n.IndexShape | None, bool]]:
     """(qualified name, what to call it, shape, unique) of the table's indexes on exactly
     these key columns whose shape is known: keys first (the index to keep), then indexes the
     set created."""
@@ -406,9 +379,8 @@ def _same_columns(ctx: RuleContext, t: TableState, cols: tuple[str, ...],
             # (Named by its columns, as a column-level key is, whatever its index is called.)
             yield qi, f"{con.kind} key ({', '.join(cols)})", _key_shape(cols), True
         elif qi in created:
-            stmt, unique = created[qi]
-            later.append((qi, f"{'unique index' if unique else 'index'} {qi}",
-                          _index_shape(stmt.node), unique))
+            shape, unique = created[qi]
+            later.append((qi, f"{'unique index' if unique else 'index'} {qi}", shape, unique))
     yield from later
 
 
@@ -418,9 +390,8 @@ def _same_columns(ctx: RuleContext, t: TableState, cols: tuple[str, ...],
       summary="CREATE INDEX identical to an index the table already has (a primary key or unique "
               "constraint included): every write maintains both.")
 def duplicate_index(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]:
-    # The statement and uniqueness of each index this lint has seen created, by qualified
-    # name; its shape is worked out only when another index has the same columns.
-    created: dict[str, tuple[ParsedStatement, bool]] = per_lint(ctx, "ST013-created", dict)
+    # The shape and uniqueness of each index this lint has seen created, by qualified name.
+    created: dict[str, tuple[n.IndexShape | None, bool]] = per_lint(ctx, "ST013-created", dict)
     # (table: the old index, "" for a column key; columns: the new index's name, if any)
     pending: list[Noted] = per_lint(ctx, "ST013", list)
     if a is None:
@@ -440,12 +411,10 @@ def duplicate_index(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]
     t = ctx.state.table(a.rel)
     if t is not None and new not in t.indexes:
         # (new in t.indexes: CREATE INDEX IF NOT EXISTS of the same name, a no-op)
-        shape = None
         for old, label, old_shape, old_unique in _same_columns(
                 ctx, t, a.columns, keys.get(t.qualified, {}), created):
-            shape = shape or _index_shape(ctx.stmt.node)
             # A unique index adds a guarantee a plain one lacks; the reverse adds nothing.
-            if shape is None or old_shape != shape or (a.unique and not old_unique):
+            if a.shape is None or old_shape != a.shape or (a.unique and not old_unique):
                 continue
             pending.append(Noted.at(ctx, old, (new,) if new else (), (
                 f"index {a.name or '(unnamed)'} on {ctx.q(a.rel)} ({', '.join(a.columns)}) "
@@ -453,9 +422,7 @@ def duplicate_index(a: n.Action | None, ctx: RuleContext) -> Iterator[Violation]
                 "UPDATE, vacuums both, and the planner uses only one")))
             break
     if new:
-        # The statement, not its node: the shape is needed only for a later duplicate, and
-        # a statement parsed in another process (``pipeline``) makes its node when asked.
-        created[new] = (ctx.stmt, a.unique)
+        created[new] = (a.shape, a.unique)
 
 
 @rule("ST014", "table-without-primary-key", "style", wants=("CreateTable", "AddColumn",

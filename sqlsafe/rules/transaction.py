@@ -8,7 +8,12 @@ from typing import Any
 
 from .. import nodes as n
 from ..registry import MIGRATION_END, STATEMENT, Violation, rule
-from ..txblock import MAY_REFUSE, refuses_transaction_block
+from ..txblock import (
+    DO_BLOCK_COMMITS,
+    MAY_REFUSE,
+    do_block_ends_transaction,
+    refuses_transaction_block,
+)
 from .context import RuleContext
 
 # Layouts whose tool sends the whole file as one multi-statement query: PostgreSQL runs it in
@@ -70,8 +75,10 @@ def _no_tx_statement(a: n.Action, ctx: RuleContext) -> str | None:
             return "ALTER SYSTEM"
         case n.CreateDatabase():
             return "CREATE DATABASE"
-        case n.Cluster(rel=None) | n.DoBlock(language="plpgsql"):
-            return refuses_transaction_block(ctx.stmt.node, ctx.pg * 10000)
+        case n.Cluster(rel=None):
+            return "CLUSTER without a table"
+        case n.DoBlock(language="plpgsql"):
+            return DO_BLOCK_COMMITS if do_block_ends_transaction(a.body) else None
         case n.Other(node="CallStmt"):
             name = _called(ctx.stmt.node)
             if name in ctx.state.committing_procedures:
