@@ -7,7 +7,7 @@ import json.encoder
 from collections.abc import Callable
 from typing import Any
 
-from ..model import LintResult
+from ..model import Finding, LintResult, StatementInfo
 
 
 def lint_payload(result: LintResult) -> dict[str, Any]:
@@ -26,7 +26,113 @@ def lint_payload(result: LintResult) -> dict[str, Any]:
 
 
 def render(result: LintResult) -> str:
-    return dumps_by_line(lint_payload(result))
+    """``dumps_by_line(lint_payload(result))``, with each finding and statement line spelled
+    here from the record's fields instead of a dict through the encoder: the same text
+    (tests/lint/test_json_render.py compares both on the corpus), in a third of the time (the
+    encoder took 8 microseconds a line, a tenth of a corpus lint)."""
+    string = getattr(json.encoder, "c_encode_basestring", None)
+    if string is None:  # a Python without the C accelerator
+        return dumps_by_line(lint_payload(result))
+    one = _encoder()
+    summary = {
+        "files": len(result.files),
+        "statements": len(result.statements),
+        "errors": result.errors,
+        "warnings": result.warnings,
+    }
+    findings = _FindingLines(string, one)
+    return _by_line((
+        ("version", one(1)),
+        ("files", [one(f) for f in result.files]),
+        ("findings", [findings.line(f) for f in result.findings]),
+        ("statements", _statement_lines(result.statements, string, one)),
+        ("summary", one(summary)),
+    ), one)
+
+
+def _by_line(parts: tuple[tuple[str, str | list[str]], ...], one: Callable[[Any], str]) -> str:
+    """``dumps_by_line`` over values already encoded: a list holds one encoded item each."""
+    out = []
+    for key, value in parts:
+        if isinstance(value, list):
+            if value:
+                items = ",\n    ".join(value)
+                out.append(f"  {one(key)}: [\n    {items}\n  ]")
+            else:
+                out.append(f"  {one(key)}: []")
+        else:
+            out.append(f"  {one(key)}: {value}")
+    return "{\n" + ",\n".join(out) + "\n}\n"
+
+
+class _FindingLines:
+    """One finding as ``one(finding.to_json())`` spells it. The part that depends on the
+    rule and severity only, and the encoded paths and statements, are kept for the next
+    finding that has them."""
+
+    def __init__(self, string: Callable[[str], str], one: Callable[[Any], str]) -> None:
+        self.string = string
+        self.one = one
+        self.heads: dict[tuple[str, str, str, str], str] = {}
+        self.paths: dict[str, str] = {}
+        self.docs: dict[str, str] = {}
+        self.statement: tuple[object, str] = (None, "")
+
+    def line(self, f: Finding) -> str:
+        if type(f.message) is not str or type(f.help) is not str or \
+                type(f.statement) is not str or type(f.doc) is not str or \
+                type(f.recipe) is not str or type(f.path) is not str:
+            return self.one(f.to_json())  # not what the model promises: the encoder decides
+        e = self.string
+        key = (f.code, f.rule, f.category, f.severity)
+        head = self.heads.get(key)
+        if head is None:
+            head = self.heads[key] = (
+                f'{{"code": {self.one(f.code)}, "rule": {self.one(f.rule)}, '
+                f'"category": {self.one(f.category)}, "severity": {self.one(f.severity)}, '
+                '"path": ')
+        path = self.paths.get(f.path)
+        if path is None:
+            path = self.paths[f.path] = e(f.path)
+        seen, statement = self.statement
+        if seen is not f.statement:  # findings of one statement share its text
+            statement = e(f.statement)
+            self.statement = (f.statement, statement)
+        doc = self.docs.get(f.doc)
+        if doc is None:
+            doc = self.docs[f.doc] = e(f.doc)
+        span = f.span
+        text = (f'{head}{path}, "line": {span.line!r}, "column": {span.column!r}, '
+                f'"end_line": {span.end_line!r}, "end_column": {span.end_column!r}, '
+                f'"message": {e(f.message)}, "help": {e(f.help)}, "statement": {statement}, '
+                f'"doc": {doc}')
+        if f.fix is not None:
+            text += ', "fix": ' + self.one({"description": f.fix.description,
+                                           "replacement": f.fix.replacement,
+                                           "safe": f.fix.safe})
+        if f.recipe:
+            text += f', "recipe": {e(f.recipe)}'
+        return text + "}"
+
+
+def _statement_lines(statements: tuple[StatementInfo, ...], string: Callable[[str], str],
+                     one: Callable[[Any], str]) -> list[str]:
+    """Each statement as ``one(statement.to_json())`` spells it."""
+    out = []
+    paths: dict[str, str] = {}
+    for s in statements:
+        if type(s.path) is not str or type(s.kind) is not str:
+            out.append(one(s.to_json()))
+            continue
+        path = paths.get(s.path)
+        if path is None:
+            path = paths[s.path] = string(s.path)
+        locks = ", ".join(f'{{"relation": {string(lk.relation)}, "mode": {string(lk.mode)}}}'
+                          for lk in s.locks)
+        rewrites = ", ".join(string(r) for r in s.rewrites)
+        out.append(f'{{"path": {path}, "line": {s.span.line!r}, "kind": {string(s.kind)}, '
+                   f'"locks": [{locks}], "rewrites": [{rewrites}]}}')
+    return out
 
 
 def dumps_by_line(payload: dict[str, Any]) -> str:

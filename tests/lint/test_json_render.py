@@ -53,3 +53,42 @@ def test_without_the_c_encoder_ok(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_nan_is_written_as_json_dumps_writes_it_ok() -> None:
     payload = {"findings": [{"x": float("nan"), "y": float("inf")}]}
     assert json_.dumps_by_line(payload) == _reference(payload)
+
+
+def _lint_results() -> list[Any]:
+    from pathlib import Path
+
+    from sqlsafe.config import Config
+    from sqlsafe.discover import discover
+    from sqlsafe.lint import lint
+
+    repo = Path(__file__).resolve().parents[2]
+    out = [lint(discover([str(p)]), Config(extend_select=("ALL",)))
+           for p in sorted({f.parent for f in (repo / "fixtures").rglob("*.sql")})]
+    corpus = repo.parent / "shared" / "corpus"
+    if corpus.is_dir():
+        out.append(lint(discover([str(p) for p in sorted(corpus.iterdir()) if p.is_dir()]),
+                        Config(extend_select=("ALL",))))
+    return out
+
+
+def test_render_spells_lines_as_the_encoder_does() -> None:
+    """``render`` writes finding and statement lines itself: the same text as the encoder
+    over ``lint_payload`` (fixtures, and the corpus when it is there)."""
+    from sqlsafe._record import replace
+    from sqlsafe.model import Finding, Fix, LockPrediction, Span, StatementInfo
+
+    results = _lint_results()
+    assert sum(len(r.findings) for r in results) > 50
+    odd = Finding("XX001", "odd", "style", "warning", 'dir/日本"\\.sql', Span(1, 2, 3, 4),
+                  "tab\there \x00 \u2028 \U0001f600", "</script>", "S\nQ\rL", "",
+                  Fix("d\u00e9", 1, 2, "x", False), "recipe \\ here")
+    odd_stmt = StatementInfo("p.sql", Span(7, 1, 7, 2), "x", "Kind\u00fc",
+                             (LockPrediction('a."b"', "AccessExclusiveLock"),
+                              LockPrediction("c", "ShareLock")), ("a.\"b\"", "é"), True)
+    results.append(replace(results[0], findings=results[0].findings + (odd, odd),
+                           statements=results[0].statements + (odd_stmt,), files=()))
+    for result in results:
+        text = json_.render(result)
+        assert text == json_.dumps_by_line(json_.lint_payload(result))
+        assert json.loads(text)["summary"]["statements"] == len(result.statements)
