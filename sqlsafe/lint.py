@@ -96,7 +96,7 @@ def lint(discovery: DiscoveryResult, config: Config, *,
     into the schema state (``--changed-since``). ``keep_parsed``: keep each migration's
     parsed statements in the result (``LintResult.parsed``) for a dry run that follows.
     ``worker``: parse in a second process (``pipeline``); None decides by the set's size and
-    the machine, False never, True wherever it can (tests).
+    the machine, False never, True wherever it can, waiting for every file it parses (tests).
     """
     sel = selection(config)
     state = SchemaState()
@@ -154,7 +154,7 @@ def _worker_for(todo: list[tuple[int, Migration]], config: Config, keep_parsed: 
     if not usable:
         return None
     try:
-        return pipeline.Worker(migrations)
+        return pipeline.Worker(migrations, wait=bool(wanted))
     except OSError:  # no fork to be had (a process limit): parse here
         return None
 

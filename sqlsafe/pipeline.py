@@ -28,6 +28,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pickle
+import select
 import signal
 import struct
 import sys
@@ -39,7 +40,7 @@ from .model import Migration
 from .normalize import normalize_each
 from .parse import MetaCommand, ParsedSection, ParsedStatement, parse_section
 
-_FRAME = struct.Struct("<I")
+_FRAME = struct.Struct("<III")  # size of the pickle, first migration's index, migrations
 _BATCH = 8  # migrations per frame
 _PIPE_SIZE = 1 << 20  # Linux's default maximum for an unprivileged process
 
@@ -135,12 +136,19 @@ def worth_it() -> bool:
 
 class Worker:
     """The forked parser. Iterate ``sections()`` for each migration, in order: the worker's
-    (ParsedSection, actions, DO blocks), or (None, None, None) once it has stopped early, for
-    the caller to parse that migration itself. ``close()`` always (it reaps the worker)."""
+    (ParsedSection, actions, DO blocks), or (None, None, None) for the caller to parse that
+    migration itself: when the worker has not got that far yet (the caller would otherwise
+    sit idle; the worker's copy is skipped when it comes), or has stopped. ``close()``
+    always (it reaps the worker)."""
 
-    def __init__(self, migrations: Sequence[Migration]) -> None:
+    def __init__(self, migrations: Sequence[Migration], *, wait: bool = False) -> None:
+        """``wait``: take every migration the worker parses, waiting for it as needed,
+        instead of parsing here whatever it has not sent yet (tests)."""
         self.migrations = list(migrations)
+        self.wait = wait
         self._done = False
+        self._buffer = bytearray()
+        self.taken = 0  # migrations the worker's parse was used for (tests, benchmarks)
         read_fd, write_fd = os.pipe()
         try:
             # Room for the worker to run ahead of the lint (a pipe holds 64 KiB by default,
@@ -171,7 +179,8 @@ class Worker:
                 _run_worker(self.migrations, write_fd)
             finally:
                 os._exit(1)
-        self._pipe = os.fdopen(read_fd, "rb", buffering=1 << 16)
+        self._fd = read_fd
+        os.set_blocking(read_fd, False)
         os.close(write_fd)
         try:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a pending Ctrl-C arrives here
@@ -181,34 +190,81 @@ class Worker:
 
     def sections(self) -> Iterator[tuple[ParsedSection | None, tuple[Any, ...] | None,
                                          dict[tuple[int, int], Block] | None]]:
-        queue: list[Shipped] = []
-        for migration in self.migrations:
-            if not queue and not self._done:
-                queue = self._next_frame()
-                queue.reverse()
+        queue: list[Shipped] = []  # reversed: queue[-1] is migration ``first``
+        first = 0
+        for index, migration in enumerate(self.migrations):
             if not queue:
+                frame = self._frame_for(index)
+                if frame is not None:
+                    first, items = frame
+                    queue = items[::-1]
+            while queue and first < index:  # parsed here meanwhile
+                queue.pop()
+                first += 1
+            if not queue or first != index:
                 yield None, None, None
                 continue
             statements, metas, actions, blocks = queue.pop()
+            first += 1
+            self.taken += 1
             yield ParsedSection(migration.section, statements, metas), actions, blocks
 
-    def _next_frame(self) -> list[Shipped]:
-        try:
-            head = self._pipe.read(_FRAME.size)
-            if len(head) == _FRAME.size:
-                (size,) = _FRAME.unpack(head)
-                data = self._pipe.read(size)
-                if len(data) == size:
-                    frame: list[Shipped] = pickle.loads(data)
-                    return frame
-        except Exception:  # a broken stream: the caller parses the rest itself
-            pass
-        self._done = True
-        return []
+    def _frame_for(self, index: int) -> tuple[int, list[Shipped]] | None:
+        """The next frame that holds migration ``index``, if the worker has sent it already
+        (frames wholly before it are skipped unread); None if not yet, or never."""
+        while not self._done:
+            self._fill()
+            if len(self._buffer) < _FRAME.size:
+                if self._idle():
+                    continue
+                return None
+            size, first, count = _FRAME.unpack_from(self._buffer)
+            end = _FRAME.size + size
+            if len(self._buffer) < end:
+                if self._idle():
+                    continue
+                return None
+            data = bytes(self._buffer[_FRAME.size:end])
+            del self._buffer[:end]
+            if first + count <= index:
+                continue
+            try:
+                items: list[Shipped] = pickle.loads(data)
+            except Exception:  # a broken stream: the caller parses the rest itself
+                self._done = True
+                return None
+            return first, items
+        return None
+
+    def _idle(self) -> bool:
+        """With ``wait``, or for the first frame, wait until the worker writes (or ends) and
+        say so. (Parsing the first files here would cost this process the worker's start-up:
+        the parser's first-use set-up and imports the lint does not need otherwise.)"""
+        if self._done or not (self.wait or self.taken == 0):
+            return False
+        select.select([self._fd], [], [])
+        return True
+
+    def _fill(self) -> None:
+        """Read what the worker has written so far, without waiting."""
+        while True:
+            try:
+                chunk = os.read(self._fd, 1 << 20)
+            except BlockingIOError:
+                return
+            except OSError:
+                self._done = True
+                return
+            if not chunk:  # the worker has ended
+                if len(self._buffer) < _FRAME.size or \
+                        len(self._buffer) < _FRAME.size + _FRAME.unpack_from(self._buffer)[0]:
+                    self._done = True
+                return
+            self._buffer += chunk
 
     def close(self) -> None:
         """Reap the worker; one still running (the caller stopped early) is killed first."""
-        self._pipe.close()
+        os.close(self._fd)
         try:
             pid, _status = os.waitpid(self.pid, os.WNOHANG)
             if pid == 0:
@@ -225,20 +281,22 @@ def _run_worker(migrations: Sequence[Migration], fd: int) -> None:
     try:
         with os.fdopen(fd, "wb", buffering=1 << 16) as out:
             batch: list[Shipped] = []
+            first = 0
             for item in _work(migrations):
                 batch.append(item)
                 if len(batch) >= _BATCH:
-                    _send(out, batch)
+                    _send(out, first, batch)
+                    first += len(batch)
                     batch = []
             if batch:
-                _send(out, batch)
+                _send(out, first, batch)
     except BaseException:
         code = 1
     os._exit(code)
 
 
-def _send(out: Any, batch: list[Shipped]) -> None:
+def _send(out: Any, first: int, batch: list[Shipped]) -> None:
     data = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
-    out.write(_FRAME.pack(len(data)))
+    out.write(_FRAME.pack(len(data), first, len(batch)))
     out.write(data)
     out.flush()

@@ -35,15 +35,20 @@ def _same(a: LintResult, b: LintResult) -> None:
     assert a.problems == b.problems
 
 
+STARTED: list[pipeline.Worker] = []
+
+
 @pytest.fixture
 def workers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The pids of the workers started during the test."""
+    """The pids of the workers started during the test (the workers: ``STARTED``)."""
     pids: list[int] = []
+    STARTED.clear()
     start = pipeline.Worker.__init__
 
-    def recording(self: pipeline.Worker, migrations: Any) -> None:
-        start(self, migrations)
+    def recording(self: pipeline.Worker, migrations: Any, **kwargs: Any) -> None:
+        start(self, migrations, **kwargs)
         pids.append(self.pid)
+        STARTED.append(self)
 
     monkeypatch.setattr(pipeline.Worker, "__init__", recording)
     return pids
@@ -64,7 +69,12 @@ def test_corpus_lints_the_same_with_a_worker(corpus: Path, workers: list[int]) -
     for config in (Config(), Config(extend_select=("ST013", "ST014", "ST016", "ST017", "ST019"),
                                     profiles=("supabase",))):
         _same(lint(disc, config, worker=True), lint(disc, config, worker=False))
-    assert len(workers) == 2 and all(_gone(pid) for pid in workers)
+    # worker=True waits for the worker: every file is its parse
+    assert [w.taken for w in STARTED] == [len(disc.migrations)] * 2
+    # The default takes what the worker has sent and parses the rest here: the same result
+    # however the files were shared out.
+    _same(lint(disc, Config()), lint(disc, Config(), worker=False))
+    assert len(workers) == 3 and all(_gone(pid) for pid in workers)
 
 
 def test_fixtures_lint_the_same_with_a_worker(workers: list[int]) -> None:
@@ -74,6 +84,7 @@ def test_fixtures_lint_the_same_with_a_worker(workers: list[int]) -> None:
         disc = discover([str(path)])
         _same(lint(disc, Config(), worker=True), lint(disc, Config(), worker=False))
     assert len(workers) == len(sets) and all(_gone(pid) for pid in workers)
+    assert [w.taken for w in STARTED] == [len(discover([str(p)]).migrations) for p in sets]
 
 
 def _set(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -146,6 +157,7 @@ def test_a_worker_that_dies_leaves_the_rest_to_the_lint(tmp_path: Path,
     monkeypatch.setattr(pipeline, "_work", dying)
     _same(lint(disc, Config(), worker=True), lint(disc, Config(), worker=False))
     assert len(workers) == 1 and _gone(workers[0])
+    assert STARTED[0].taken == 8  # the one frame it sent before it died
 
 
 def test_an_interrupted_lint_leaves_no_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
