@@ -26,11 +26,12 @@ large, missing) or a note (skipped files, empty files), and discovery goes on.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
 import stat
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 
 from sqlsafe._record import MutableRecord, Record, field, record, replace
@@ -873,6 +874,11 @@ def _root(paths: Sequence[str]) -> str:
             return os.path.normpath(paths[0])
         return os.path.dirname(os.path.normpath(paths[0])) or "."
     return "."
+
+
+def excluded(path: str, patterns: Iterable[str]) -> bool:
+    """Whether the config's ``exclude`` patterns leave a migration's display path out."""
+    return any(fnmatch.fnmatch(path, p) or fnmatch.fnmatch(path, f"*/{p}") for p in patterns)
 
 
 def discover(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -11,6 +10,7 @@ from . import nodes as n
 from . import registry
 from ._record import MutableRecord, field, record, replace
 from .config import Config
+from .discover import excluded
 from .model import (
     DiscoveryResult,
     Finding,
@@ -114,7 +114,7 @@ def lint(discovery: DiscoveryResult, config: Config, *,
     # of the set (SET_END) may still add a finding to an earlier migration.
     linted: list[tuple[Migration, list[tuple[Finding, int]], list[Suppression]]] = []
     todo = [(index, migration) for index, migration in enumerate(discovery.migrations)
-            if not _excluded(migration.path, config.exclude)]
+            if not excluded(migration.path, config.exclude)]
     shipped = _worker_for(todo, config, keep_parsed, worker)
     try:
         sections = shipped.sections() if shipped is not None else iter(())
@@ -162,10 +162,6 @@ def _worker_for(todo: list[tuple[int, Migration]], config: Config, keep_parsed: 
 # Below this much SQL (characters) forking a parse worker costs more than it saves.
 # (Measured on corpus subsets: about even at 40,000 characters, 20% faster from 100,000.)
 _WORKER_MIN_CHARS = 64_000
-
-
-def _excluded(path: str, patterns: Iterable[str]) -> bool:
-    return any(fnmatch.fnmatch(path, p) or fnmatch.fnmatch(path, f"*/{p}") for p in patterns)
 
 
 def _for_dialect(sel: Selection, config: Config) -> Selection:

@@ -56,6 +56,44 @@ def statement(path: str, index: int, span: Span, sql: str, kind: str, node: Any)
     return ParsedStatement(path, index, span, sql, node, kind=kind, objtype=objtype)
 
 
+class ShippedStatement(ParsedStatement):
+    """A statement parsed by a parse worker (``pipeline``): everything but the node, which
+    is made from the statement's text the first time something reads it."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name != "node":
+            raise AttributeError(name)
+        node = _reparse(self.sql, self.kind)
+        self.__dict__["node"] = node
+        return node
+
+    def _values(self) -> tuple[Any, ...]:
+        self.node  # noqa: B018  (made, so equality and hashing see it)
+        return super()._values()
+
+    def __repr__(self) -> str:
+        self.node  # noqa: B018
+        return super().__repr__()
+
+
+def _reparse(sql: str, kind: str) -> Any:
+    for _loc, _len, found, node in fastparse.parse_script(sql):
+        if found == kind:
+            return node
+    raise RuntimeError(f"statement no longer parses as {kind}: {sql[:80]!r}")
+
+
+def ship(stmt: ParsedStatement) -> ShippedStatement:
+    """The statement as a parse worker sends it (``pipeline``): its node left out."""
+    out = ShippedStatement.__new__(ShippedStatement)
+    values = dict(stmt.__dict__)
+    if stmt.error is None:
+        del values["node"]  # made again on demand
+    out.__dict__.update(values)
+    return out
+
+
+
 @record
 class ParsedSection(Record):
     section: Section

@@ -33,66 +33,32 @@ import signal
 import struct
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import nodes as n
-from .model import Migration
-from .normalize import normalize_each
-from .parse import MetaCommand, ParsedSection, ParsedStatement, parse_section
+# The parser's modules are imported where they are used: only the worker uses most of them.
+if TYPE_CHECKING:
+    from . import nodes as n
+    from .model import Migration
+    from .parse import MetaCommand, ParsedSection, ParsedStatement, ShippedStatement
+
+    # A DO block's statements (``plpgsql.expand``) and their ``normalize_each``.
+    Block = tuple[tuple[ParsedStatement, ...], tuple[tuple[n.Action, ...] | None, ...]]
+    # One migration as the worker sends it: its statements, its psql meta-commands, each
+    # statement's actions (None: normalize it here, against the schema state), and the DO blocks
+    # it runs by (statement, action) position.
+    Shipped = tuple[tuple[ShippedStatement, ...], tuple[MetaCommand, ...],
+                    tuple[tuple[n.Action, ...] | None, ...], dict[tuple[int, int], Block]]
 
 _FRAME = struct.Struct("<III")  # size of the pickle, first migration's index, migrations
 _BATCH = 8  # migrations per frame
 _PIPE_SIZE = 1 << 20  # Linux's default maximum for an unprivileged process
 
 
-class ShippedStatement(ParsedStatement):
-    """A statement parsed by the worker: everything but the node, which is made from the
-    statement's text the first time something reads it."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name != "node":
-            raise AttributeError(name)
-        node = _reparse(self.sql, self.kind)
-        self.__dict__["node"] = node
-        return node
-
-    def _values(self) -> tuple[Any, ...]:
-        self.node  # noqa: B018  (made, so equality and hashing see it)
-        return super()._values()
-
-    def __repr__(self) -> str:
-        self.node  # noqa: B018
-        return super().__repr__()
-
-
-def _reparse(sql: str, kind: str) -> Any:
-    from . import fastparse
-
-    for _loc, _len, found, node in fastparse.parse_script(sql):
-        if found == kind:
-            return node
-    raise RuntimeError(f"statement no longer parses as {kind}: {sql[:80]!r}")
-
-
-def _ship(stmt: ParsedStatement) -> ShippedStatement:
-    out = ShippedStatement.__new__(ShippedStatement)
-    values = dict(stmt.__dict__)
-    if stmt.error is None:
-        del values["node"]  # made again on demand
-    out.__dict__.update(values)
-    return out
-
-
-# A DO block's statements (``plpgsql.expand``) and their ``normalize_each``.
-Block = tuple[tuple[ParsedStatement, ...], tuple[tuple[n.Action, ...] | None, ...]]
-# One migration as the worker sends it: its statements, its psql meta-commands, each
-# statement's actions (None: normalize it here, against the schema state), and the DO blocks
-# it runs by (statement, action) position.
-Shipped = tuple[tuple[ShippedStatement, ...], tuple[MetaCommand, ...],
-                tuple[tuple[n.Action, ...] | None, ...], dict[tuple[int, int], Block]]
-
-
 def _work(migrations: Sequence[Migration]) -> Iterator[Shipped]:
+    from . import nodes as n
+    from .normalize import normalize_each
+    from .parse import parse_section, ship
+
     for migration in migrations:
         parsed = parse_section(migration.section)
         each = normalize_each(parsed.statements)
@@ -101,16 +67,18 @@ def _work(migrations: Sequence[Migration]) -> Iterator[Shipped]:
             for k, action in enumerate(actions or ()):
                 if isinstance(action, n.DoBlock) and action.language == "plpgsql":
                     blocks[(position, k)] = _block(parsed.statements[position], action)
-        yield (tuple(_ship(s) for s in parsed.statements), parsed.meta_commands, each, blocks)
+        yield (tuple(ship(s) for s in parsed.statements), parsed.meta_commands, each, blocks)
 
 
 def _block(stmt: ParsedStatement, action: n.DoBlock) -> Block:
     from . import plpgsql
+    from .normalize import normalize_each
+    from .parse import ship
 
     inners = plpgsql.expand(stmt, action.body)
     # A text an EXECUTE runs may hold several statements, all with that text: those keep
     # their nodes (made again from the text, each would be the first one).
-    shipped = tuple(s if ";" in s.sql.rstrip().rstrip(";") else _ship(s) for s in inners)
+    shipped = tuple(s if ";" in s.sql.rstrip().rstrip(";") else ship(s) for s in inners)
     return shipped, normalize_each(inners)
 
 
@@ -146,6 +114,7 @@ class Worker:
         instead of parsing here whatever it has not sent yet (tests)."""
         self.migrations = list(migrations)
         self.wait = wait
+        self.closed = False
         self._done = False
         self._buffer = bytearray()
         self.taken = 0  # migrations the worker's parse was used for (tests, benchmarks)
@@ -190,6 +159,8 @@ class Worker:
 
     def sections(self) -> Iterator[tuple[ParsedSection | None, tuple[Any, ...] | None,
                                          dict[tuple[int, int], Block] | None]]:
+        from .parse import ParsedSection
+
         queue: list[Shipped] = []  # reversed: queue[-1] is migration ``first``
         first = 0
         for index, migration in enumerate(self.migrations):
@@ -264,6 +235,9 @@ class Worker:
 
     def close(self) -> None:
         """Reap the worker; one still running (the caller stopped early) is killed first."""
+        if self.closed:
+            return
+        self.closed = True
         os.close(self._fd)
         try:
             pid, _status = os.waitpid(self.pid, os.WNOHANG)

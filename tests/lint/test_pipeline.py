@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from sqlsafe import lint as lint_module
+from sqlsafe import parse as parse_module
 from sqlsafe import pipeline
 from sqlsafe.config import Config
 from sqlsafe.discover import discover
@@ -127,7 +128,7 @@ def test_shipped_statements_make_their_node_on_demand() -> None:
 
     text = "CREATE INDEX i ON t (a);\nALTER INDEX i SET TABLESPACE x;\nSELEC 1;\n"
     statements = parse_section(Section("x.sql", text)).statements
-    shipped = [pipeline._ship(s) for s in statements]
+    shipped = [parse_module.ship(s) for s in statements]
     import pickle
 
     back = pickle.loads(pickle.dumps(shipped))
@@ -137,7 +138,7 @@ def test_shipped_statements_make_their_node_on_demand() -> None:
     assert normalize(back[0].node) == normalize(statements[0].node)
     assert back[2].node is None and back[2].error == statements[2].error
     assert normalize(back[1].node) == normalize(statements[1].node)
-    assert "ShippedStatement(" in repr(pipeline._ship(statements[0]))  # makes the node too
+    assert "ShippedStatement(" in repr(parse_module.ship(statements[0]))  # makes the node too
 
 
 def test_a_worker_that_dies_leaves_the_rest_to_the_lint(tmp_path: Path,
@@ -257,7 +258,7 @@ def test_every_corpus_statement_makes_its_node_alone(corpus: Path) -> None:
         for stmt in parse_section(migration.section).statements:
             if stmt.error is not None:
                 continue
-            alone = pipeline._ship(stmt)
+            alone = parse_module.ship(stmt)
             assert normalize(alone.node) == normalize(stmt.node), (migration.path, stmt.sql)
             count += 1
     assert count > 1000
