@@ -52,6 +52,7 @@ _ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def wall(cmd: list[str], repeat: int = 3) -> float:
+    """The fastest of ``repeat`` runs, after a warm-up run."""
     subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
                    env=_ENV)  # warm-up: writes the bytecode caches as an install would have
     times = []
@@ -100,13 +101,20 @@ def main() -> int:
     # The same files for both tools: the up migrations discovery finds (downs and files of
     # other dialects are not linted by sqlsafe, so squawk does not get them either).
     file_list = [m.abspath for p in projects for m in discover([str(p)]).migrations if m.abspath]
-    ours = wall([*_sqlsafe_cmd(), "lint", "--format", "json", *[str(p) for p in projects]])
-    print(f"sqlsafe lint, whole corpus via CLI ({len(file_list)} files): {ours:.2f} s")
+    ours_cmd = [*_sqlsafe_cmd(), "lint", "--format", "json", *[str(p) for p in projects]]
     if squawk:
-        theirs = wall([squawk, *file_list])
-        print(f"squawk on the same {len(file_list)} files: {theirs:.2f} s; "
-              f"ratio sqlsafe/squawk = {ours / theirs:.2f} (target <= 1.5)")
+        # Alternating, so that both see the same phases of a machine whose speed drifts.
+        pairs = [(wall(ours_cmd, repeat=1), wall([squawk, *file_list], repeat=1))
+                 for _ in range(9)]
+        ours = statistics.median(p[0] for p in pairs)
+        theirs = statistics.median(p[1] for p in pairs)
+        print(f"sqlsafe lint, whole corpus via CLI ({len(file_list)} files): median {ours:.2f} s")
+        print(f"squawk on the same {len(file_list)} files: median {theirs:.2f} s; "
+              f"ratio sqlsafe/squawk = {ours / theirs:.2f} (median of the pairs' ratios "
+              f"{statistics.median(a / b for a, b in pairs):.2f}; target <= 1.5)")
     else:
+        ours = wall(ours_cmd)
+        print(f"sqlsafe lint, whole corpus via CLI ({len(file_list)} files): {ours:.2f} s")
         print("squawk not installed (pip install squawk-cli): ratio not measured")
 
     if args.rules:
