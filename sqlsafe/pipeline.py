@@ -7,9 +7,11 @@ parses and normalizes the files in order and streams them to the linting process
 starts on the first file while the worker parses the next ones.
 
 What crosses the pipe is small and cheap to rebuild: each statement's text, span, parse
-error and kind (``ShippedStatement``), and its normalized actions. pglast's nodes are not
-sent (unpickling them costs more than parsing); a rule that reads a statement's node makes
-it on demand from the statement's text, which parses on its own as it did in the file.
+error and kind (``parse.ShippedStatement``), its normalized actions, and the statements
+each PL/pgSQL DO block runs. pglast's nodes are not sent (unpickling them costs more than
+parsing); a rule that reads a statement's node makes it on demand from the statement's text,
+which parses on its own as it did in the file. When the worker has not sent a file yet, the
+lint parses that file itself rather than wait (``Worker.sections``).
 
 The exception: a column default that calls a function the set itself creates is volatile
 or not depending on that function (``normalize.default_of``). The worker notes which
