@@ -77,6 +77,18 @@ def main() -> int:
     print(f"corpus: {files} files, {stmts} statements in {elapsed:.2f} s "
           f"({files / elapsed:.0f} files/s, {stmts / elapsed:.0f} statements/s)")
     print(f"peak memory (RSS): {peak_mb:.0f} MB")
+    from sqlsafe.config import Config
+    from sqlsafe.discover import discover
+    from sqlsafe.lint import lint
+
+    whole = discover([str(p) for p in projects])
+    for worker, label in ((False, "in this process"), (True, "with the parse worker")):
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            lint(whole, Config(), worker=worker)
+            times.append(time.perf_counter() - t0)
+        print(f"the corpus as one set, parsed {label}: median {statistics.median(times):.2f} s")
 
     one = CORPUS / "documenso" / "packages" / "prisma" / "migrations"
     single = next(iter(sorted(one.rglob("migration.sql"))), None) if one.is_dir() else None
