@@ -98,10 +98,37 @@ def worth_it() -> bool:
     if os.environ.get("SQLSAFE_NO_WORKER") or not can_fork():
         return False
     try:
-        cpus = len(os.sched_getaffinity(0))
+        cpus: float = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
+    quota = cpu_quota()
+    if quota is not None:
+        cpus = min(cpus, quota)
     return cpus >= 2
+
+
+# A container limited to one CPU (docker --cpus=1, a CI job's quota) still shows the host's
+# CPUs to sched_getaffinity: the limit is the cgroup's CPU quota.
+_CGROUP_V2 = "/sys/fs/cgroup/cpu.max"
+_CGROUP_V1 = ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+
+
+def cpu_quota() -> float | None:
+    """The CPUs this process's cgroup may use (quota / period), or None without a limit."""
+    try:
+        with open(_CGROUP_V2, encoding="ascii") as f:
+            quota, period = f.read().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(_CGROUP_V1[0], encoding="ascii") as f:
+            quota_us = int(f.read())
+        with open(_CGROUP_V1[1], encoding="ascii") as f:
+            period_us = int(f.read())
+    except (OSError, ValueError):
+        return None
+    return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
 
 
 class Worker:

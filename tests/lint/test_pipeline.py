@@ -273,3 +273,33 @@ def test_no_fork_to_be_had_parses_in_process(tmp_path: Path, monkeypatch: pytest
     disc = discover([str(path)])
     monkeypatch.setattr(os, "fork", refused)
     _same(lint(disc, Config(), worker=True), lint(disc, Config(), worker=False))
+
+
+@pytest.mark.parametrize(("v2", "v1", "expected"), [
+    ("max 100000\n", None, None),
+    ("100000 100000\n", None, 1.0),
+    ("250000 100000\n", None, 2.5),
+    (None, ("-1\n", "100000\n"), None),
+    (None, ("50000\n", "100000\n"), 0.5),
+    (None, ("300000\n", "100000\n"), 3.0),
+    (None, None, None),
+    ("garbage\n", None, None),
+])
+def test_a_cpu_quota_limits_the_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       v2: str | None, v1: tuple[str, str] | None,
+                                       expected: float | None) -> None:
+    """A container limited to one CPU shows the host's CPUs to sched_getaffinity; the
+    cgroup's quota (v2 cpu.max, or v1 cfs_quota_us / cfs_period_us) is the real budget."""
+    v2_path = tmp_path / "cpu.max"
+    v1_paths = (tmp_path / "quota", tmp_path / "period")
+    if v2 is not None:
+        v2_path.write_text(v2)
+    if v1 is not None:
+        for path, text in zip(v1_paths, v1, strict=True):
+            path.write_text(text)
+    monkeypatch.setattr(pipeline, "_CGROUP_V2", str(v2_path))
+    monkeypatch.setattr(pipeline, "_CGROUP_V1", tuple(str(p) for p in v1_paths))
+    assert pipeline.cpu_quota() == expected
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3})
+    monkeypatch.delenv("SQLSAFE_NO_WORKER", raising=False)
+    assert pipeline.worth_it() == (expected is None or expected >= 2)
