@@ -11,6 +11,7 @@ from __future__ import annotations
 from . import locks as lk
 from . import nodes as n
 from ._record import MutableRecord, field, record
+from .plpgsql import ends_transaction
 
 # The suffix PostgreSQL gives a constraint it names itself (ChooseConstraintName's label).
 _CONSTRAINT_LABELS = {"primary": "pkey", "unique": "key", "foreign": "fkey", "check": "check",
@@ -109,12 +110,6 @@ class TxState(MutableRecord):
     statements: int = 0
     updated_tables: set[str] = field(default_factory=set)
     ddl_tables: set[str] = field(default_factory=set)
-
-
-def _ends_transaction(body: str) -> bool:
-    from .plpgsql import ends_transaction
-
-    return ends_transaction(body)
 
 
 class SchemaState:
@@ -439,7 +434,7 @@ class SchemaState:
                 short = action.name.split(".")[-1].lower()
                 self.functions[short] = action.volatility
                 if action.is_procedure and action.language == "plpgsql" and \
-                        _ends_transaction(action.body):
+                        ends_transaction(action.body):
                     self.committing_procedures.add(short)
                 else:
                     self.committing_procedures.discard(short)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .plpgsql import ends_transaction
+
 _ALWAYS = {
     "CreatedbStmt": "CREATE DATABASE", "DropdbStmt": "DROP DATABASE",
     "AlterSystemStmt": "ALTER SYSTEM", "CreateTableSpaceStmt": "CREATE TABLESPACE",
@@ -51,18 +53,7 @@ def _do_ends_transaction(node: Any) -> bool:
 
     block = next(iter(normalize(node)), None)  # the DO statement's body and language
     return isinstance(block, DoBlock) and block.language == "plpgsql" and \
-        do_block_ends_transaction(block.body)
-
-
-def do_block_ends_transaction(body: str) -> bool:
-    """Whether a PL/pgSQL DO body runs COMMIT or ROLLBACK (the body is parsed only when it
-    has one of those words)."""
-    lowered = body.lower()
-    if "commit" not in lowered and "rollback" not in lowered:
-        return False
-    from .plpgsql import ends_transaction
-
-    return ends_transaction(body)
+        ends_transaction(block.body)
 
 
 DO_BLOCK_COMMITS = "a DO block that commits or rolls back"

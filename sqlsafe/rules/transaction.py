@@ -7,13 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import nodes as n
+from ..plpgsql import ends_transaction
 from ..registry import MIGRATION_END, STATEMENT, Violation, rule
-from ..txblock import (
-    DO_BLOCK_COMMITS,
-    MAY_REFUSE,
-    do_block_ends_transaction,
-    refuses_transaction_block,
-)
+from ..txblock import DO_BLOCK_COMMITS, MAY_REFUSE, refuses_transaction_block
 from .context import RuleContext
 
 # Layouts whose tool sends the whole file as one multi-statement query: PostgreSQL runs it in
@@ -78,7 +74,7 @@ def _no_tx_statement(a: n.Action, ctx: RuleContext) -> str | None:
         case n.Cluster(rel=None):
             return "CLUSTER without a table"
         case n.DoBlock(language="plpgsql"):
-            return DO_BLOCK_COMMITS if do_block_ends_transaction(a.body) else None
+            return DO_BLOCK_COMMITS if ends_transaction(a.body) else None
         case n.Other(node="CallStmt"):
             name = _called(ctx.stmt.node)
             if name in ctx.state.committing_procedures:
