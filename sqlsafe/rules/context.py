@@ -128,14 +128,10 @@ class Siblings:
 
 @functools.lru_cache(maxsize=64)
 def _section_actions(section: Section) -> tuple[tuple[int, int, n.Action], ...]:
-    from ..normalize import normalize
+    """``Siblings.actions`` of a migration the caller did not parse (the set's end)."""
     from ..parse import parse_section
 
-    out: list[tuple[int, int, n.Action]] = []
-    for stmt in parse_section(section).statements:
-        if stmt.node is not None:
-            out.extend((stmt.index, stmt.span.line, a) for a in normalize(stmt.node))
-    return tuple(out)
+    return Siblings(parse_section(section).statements).actions()
 
 
 _DUR_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h|d|us)?\s*$", re.I)
