@@ -16,12 +16,16 @@ def lint_payload(result: LintResult) -> dict[str, Any]:
         "files": list(result.files),
         "findings": [f.to_json() for f in result.findings],
         "statements": [s.to_json() for s in result.statements],
-        "summary": {
-            "files": len(result.files),
-            "statements": len(result.statements),
-            "errors": result.errors,
-            "warnings": result.warnings,
-        },
+        "summary": _summary(result),
+    }
+
+
+def _summary(result: LintResult) -> dict[str, int]:
+    return {
+        "files": len(result.files),
+        "statements": len(result.statements),
+        "errors": result.errors,
+        "warnings": result.warnings,
     }
 
 
@@ -34,19 +38,13 @@ def render(result: LintResult) -> str:
     if string is None:  # a Python without the C accelerator
         return dumps_by_line(lint_payload(result))
     one = _encoder()
-    summary = {
-        "files": len(result.files),
-        "statements": len(result.statements),
-        "errors": result.errors,
-        "warnings": result.warnings,
-    }
     findings = _FindingLines(string, one)
     return _by_line((
         ("version", one(1)),
         ("files", [one(f) for f in result.files]),
         ("findings", [findings.line(f) for f in result.findings]),
         ("statements", _statement_lines(result.statements, string, one)),
-        ("summary", one(summary)),
+        ("summary", one(_summary(result))),
     ), one)
 
 
@@ -141,14 +139,8 @@ def dumps_by_line(payload: dict[str, Any]) -> str:
     from the C encoder; ``indent=2`` makes the json module fall back to its Python encoder,
     which took a fifth of a corpus lint."""
     one = _encoder()
-    parts = []
-    for key, value in payload.items():
-        if isinstance(value, list) and value:
-            items = ",\n    ".join(map(one, value))
-            parts.append(f"  {one(key)}: [\n    {items}\n  ]")
-        else:
-            parts.append(f"  {one(key)}: {one(value)}")
-    return "{\n" + ",\n".join(parts) + "\n}\n"
+    return _by_line(tuple((key, [one(item) for item in value] if isinstance(value, list)
+                           else one(value)) for key, value in payload.items()), one)
 
 
 def _encoder() -> Callable[[Any], str]:
