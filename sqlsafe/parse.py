@@ -52,7 +52,8 @@ class ParsedStatement(Record):
 
 def statement(path: str, index: int, span: Span, sql: str, kind: str, node: Any) -> ParsedStatement:
     """A statement that parsed, its ``kind`` and ``objtype`` filled in."""
-    objtype = getattr(node.objtype, "name", "")[7:].lower() if kind == "AlterTableStmt" else ""
+    objtype = getattr(node.objtype, "name", "").removeprefix("OBJECT_").lower() \
+        if kind == "AlterTableStmt" else ""
     return ParsedStatement(path, index, span, sql, node, kind=kind, objtype=objtype)
 
 
@@ -91,7 +92,6 @@ def ship(stmt: ParsedStatement) -> ShippedStatement:
         del values["node"]  # made again on demand
     out.__dict__.update(values)
     return out
-
 
 
 @record
@@ -313,9 +313,9 @@ def _token_start(text: str, pos: int) -> int:
 
 
 def _parse_whole(masked: str, nodes: bool = True) -> list[tuple[int, int, str, Any]] | None:
-    """(start, end, node class name, statement node) of every statement, from one parse of the whole text, or
-    None when the text does not parse or the parser may cut it where `_boundaries` does not.
-    Nodes are None with ``nodes=False``.
+    """(start, end, node class name, statement node) of every statement, from one parse of
+    the whole text, or None when the text does not parse or the parser may cut it where
+    `_boundaries` does not. Nodes are None with ``nodes=False``.
 
     One libpg_query call per section instead of a scan plus one call per statement: most
     migration files parse, and only then do the parser's statements stand in for the
