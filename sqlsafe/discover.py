@@ -30,7 +30,6 @@ import fnmatch
 import json
 import os
 import re
-import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 
@@ -102,6 +101,8 @@ class _Acc(MutableRecord):
     notes: list[str] = field(default_factory=list)
     # abspath -> text read instead of the file's (an editor's unsaved buffer, ``sqlsafe lsp``)
     overlay: Mapping[str, str] = field(default_factory=dict)
+    # Absolute paths of files the directory listing showed not to be symlinks (``_walk``).
+    not_links: set[str] = field(default_factory=set)
 
     def note(self, msg: str) -> None:
         self.notes.append(msg)
@@ -117,22 +118,31 @@ def _position(data: bytes, offset: int) -> tuple[int, int]:
     return data.count(b"\n", 0, offset) + 1, column
 
 
-def _read(path: str, abspath: str, acc: _Acc, size: int | None = None) -> _Source | None:
-    """Read one file, or record why it cannot be a migration and return None. ``size`` is the
-    file's size when the caller has just stat'ed it."""
+def _read(path: str, abspath: str, acc: _Acc) -> _Source | None:
+    """Read one file, or record why it cannot be a migration and return None."""
     if abspath in acc.overlay:
         text = acc.overlay[abspath]
         return _Source(path, abspath, os.path.basename(abspath), text, FileBytes(text))
     try:
-        if size is None:
-            size = os.stat(abspath).st_size
-        if size > MAX_FILE_BYTES:
-            acc.problem(
-                path, f"file is {size} bytes, over the {MAX_FILE_BYTES}-byte limit; not read"
-            )
-            return None
-        with open(abspath, "rb") as f:
-            data = f.read()
+        # The descriptor itself, read at once: a buffered file object costs more than the
+        # read (with scandir in ``_walk``, discovery of the corpus went from 75–110 ms to
+        # 50–80 ms).
+        fd = os.open(abspath, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            if size > MAX_FILE_BYTES:
+                acc.problem(
+                    path, f"file is {size} bytes, over the {MAX_FILE_BYTES}-byte limit; not read"
+                )
+                return None
+            data = os.read(fd, size + 1)
+            if len(data) != size:  # a short read, or it grew since (or /proc): read to the end
+                chunks = [data]
+                while chunk := os.read(fd, 1 << 16):
+                    chunks.append(chunk)
+                data = b"".join(chunks)
+        finally:
+            os.close(fd)
     except OSError as e:
         acc.problem(path, f"cannot read: {e.strerror or e}")
         return None
@@ -650,37 +660,56 @@ def _build_dir_set(layout: str, srcs: list[_Source], acc: _Acc, why: str = "") -
 
 
 def _walk(root: str, display_root: str, acc: _Acc) -> dict[str, tuple[str, list[_Source]]]:
-    """Readable ``.sql`` files per directory: {abs dir: (display dir, sources)}."""
+    """Readable ``.sql`` files per directory: {abs dir: (display dir, sources)}.
+
+    As ``os.walk`` (top-down, symlinked directories listed but not entered), on ``scandir``
+    entries: the directory listing says whether an entry is a file and whether it is a
+    symlink, so a regular file costs no stat of its own (the size limit is checked on the
+    read) and ``_dedupe`` needs no lstat to know it is not a link (``acc.not_links``)."""
     found: dict[str, tuple[str, list[_Source]]] = {}
-
-    def onerror(e: OSError) -> None:
-        acc.problem(e.filename or display_root, f"cannot read directory: {e.strerror or e}")
-
-    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
-        # Hidden directories (.git, .venv) and node_modules never hold the project's migrations.
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in _SKIP_DIRS)
-        rel = os.path.relpath(dirpath, root)
-        display_dir = os.path.normpath(os.path.join(display_root, rel))
-        # A file name is one plain component: joining it to the normalized directory paths
-        # gives what normpath/abspath of the joined path would, without redoing them per file.
-        abs_dir = os.path.abspath(dirpath)
+    pending = [(os.path.abspath(root), display_root)]
+    while pending:
+        abs_dir, display_dir = pending.pop()
+        try:
+            with os.scandir(abs_dir) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as e:
+            acc.problem(display_dir, f"cannot read directory: {e.strerror or e}")
+            continue
         srcs = []
-        for fn in sorted(filenames):
-            if fn.startswith(".") or not fn.lower().endswith(".sql"):
+        subdirs = []
+        for entry in entries:
+            name = entry.name
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                # Hidden directories (.git, .venv) and node_modules never hold the project's
+                # migrations; a symlinked directory is not entered (os.walk's default).
+                if not name.startswith(".") and name not in _SKIP_DIRS and \
+                        not entry.is_symlink():
+                    subdirs.append(name)
                 continue
-            abspath = os.path.join(abs_dir, fn)
-            try:  # one stat for "is it a regular file" (isfile) and the size limit (_read)
-                st = os.stat(abspath)
-            except OSError:  # e.g. a dangling symlink: isfile() is False, skipped silently
+            if name.startswith(".") or not name.lower().endswith(".sql"):
                 continue
-            if not stat.S_ISREG(st.st_mode):
+            try:  # "is it a regular file", following a symlink (a dangling one: skipped)
+                if not entry.is_file():
+                    continue
+            except OSError:
                 continue
-            display = fn if display_dir == "." else os.path.join(display_dir, fn)
-            src = _read(display, abspath, acc, st.st_size)
+            if not entry.is_symlink():
+                acc.not_links.add(entry.path)
+            display = name if display_dir == "." else os.path.join(display_dir, name)
+            src = _read(display, entry.path, acc)
             if src is not None:
                 srcs.append(src)
         if srcs:
             found[abs_dir] = (display_dir, srcs)
+        # Depth first in name order, as os.walk with sorted directory names.
+        for name in reversed(subdirs):
+            pending.append((os.path.join(abs_dir, name),
+                            name if display_dir == "." else os.path.join(display_dir, name)))
     return found
 
 
@@ -836,7 +865,7 @@ def _down_key(d: Down) -> tuple[str, str] | None:
     return None
 
 
-def _realpath(path: str, cache: dict[str, str]) -> str:
+def _realpath(path: str, cache: dict[str, str], not_links: set[str]) -> str:
     """``os.path.realpath`` of a normalized path, resolving each directory once.
 
     realpath lstat's every component of every path it is given; migration files share their
@@ -846,10 +875,10 @@ def _realpath(path: str, cache: dict[str, str]) -> str:
     real = cache.get(path)
     if real is None:
         head, tail = os.path.split(path)
-        if not tail or head == path or os.path.islink(path):
+        if not tail or head == path or (path not in not_links and os.path.islink(path)):
             real = os.path.realpath(path)
         else:
-            real = os.path.join(_realpath(head, cache), tail)
+            real = os.path.join(_realpath(head, cache, not_links), tail)
         cache[path] = real
     return real
 
@@ -859,7 +888,7 @@ def _dedupe(migrations: list[Migration], acc: _Acc) -> list[Migration]:
     real: dict[str, str] = {}
     out = []
     for m in migrations:
-        key = _realpath(m.abspath, real) if m.abspath else f"{m.path}#{id(m)}"
+        key = _realpath(m.abspath, real, acc.not_links) if m.abspath else f"{m.path}#{id(m)}"
         if key in seen:
             acc.note(f"{m.path}: given more than once; listed once")
             continue
