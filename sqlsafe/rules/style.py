@@ -7,12 +7,10 @@ import re
 from collections.abc import Iterator
 
 from .. import nodes as n
+from ..identifiers import MAX_IDENTIFIER_BYTES
 from ..registry import SET_END, STATEMENT, Violation, rule
 from ..schema import TableState
 from .context import Noted, RuleContext, added_constraints, per_lint
-
-# PostgreSQL's NAMEDATALEN is 64: identifiers keep at most 63 bytes (all versions).
-MAX_IDENTIFIER_BYTES = 63
 
 
 def _new_columns(a: n.Action) -> list[tuple[str, n.TypeRef | None]]:
@@ -185,34 +183,12 @@ def unnamed_constraint(a: n.AddConstraint, ctx: RuleContext) -> Iterator[Violati
     )
 
 
-# A run of characters that can belong to one identifier (unquoted, or quoted), 16 characters
-# or more: at 4 UTF-8 bytes a character at most, no shorter run can exceed 63 bytes.
-_IDENT_CHAR = r'[^\s.,;()\[\]\'"=<>+*/-]'
-_LONG_RUN = re.compile(_IDENT_CHAR + r'{16,}|"[^"]{16,}"')
-# Tried only where a run starts (the lookbehind): without it a run of n < 64 characters is
-# scanned again from each of its n positions, which made this pre-check cost more than the
-# whole rule on statements full of long names.
-_LONG_ASCII_RUN = re.compile(r'(?<!' + _IDENT_CHAR + ')' + _IDENT_CHAR + r'{64}|"[^"]{64,}"')
-
-
-def _may_have_long_identifier(sql: str) -> bool:
-    """Whether some run of identifier characters is over 63 bytes (every identifier lies
-    within one run, so none is longer than its run). A doubled quote inside a quoted name
-    splits the runs: then the scanner decides."""
-    if '""' in sql:
-        return True
-    if sql.isascii():  # one byte a character: only a run of 64 or more can hold one
-        return _LONG_ASCII_RUN.search(sql) is not None
-    return any(len(m.group().encode("utf-8")) > MAX_IDENTIFIER_BYTES
-               for m in _LONG_RUN.finditer(sql))
-
-
 @rule("ST009", "identifier-too-long", "style", wants=(STATEMENT,),
       summary="An identifier longer than 63 bytes is silently truncated by PostgreSQL.")
 def identifier_too_long(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
     # Cheap pre-check: most statements have no run of identifier characters that long, and
-    # scanning them costs more than linting them.
-    if not _may_have_long_identifier(ctx.sql):
+    # scanning them costs more than linting them. (A parse worker has worked it out already.)
+    if not ctx.stmt.may_have_long_identifier():
         return
     from pglast import parser  # the scanner keeps identifiers as written (the parser truncates)
 

@@ -143,6 +143,29 @@ def test_shipped_statements_make_their_node_on_demand() -> None:
     assert "ShippedStatement(" in repr(parse_module.ship(statements[0]))  # makes the node too
 
 
+def test_shipped_statements_carry_the_long_identifier_check(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker answers ST009's text pre-check before shipping; the lint reads the answer."""
+    import pickle
+
+    from sqlsafe import identifiers
+    from sqlsafe.model import Section
+
+    long_name = "n" * 70
+    text = f"CREATE TABLE {long_name} (id int);\nCREATE TABLE short (id int);\n"
+    statements = parse_section(Section("x.sql", text)).statements
+    back = pickle.loads(pickle.dumps([parse_module.ship(s) for s in statements]))
+
+    def no_second_look(sql: str) -> bool:
+        raise AssertionError("worked out again in the linting process")
+
+    monkeypatch.setattr(identifiers, "may_have_long_identifier", no_second_look)
+    assert [s.may_have_long_identifier() for s in back] == [True, False]
+    monkeypatch.undo()
+    folder = _set(tmp_path, {"001.sql": text})
+    assert [f.code for f in lint(discover([str(folder)]), Config()).findings].count("ST009") == 1
+
+
 def test_a_worker_that_dies_leaves_the_rest_to_the_lint(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch,
                                                         workers: list[int]) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from sqlsafe.discover import discover
+from sqlsafe.identifiers import may_have_long_identifier
 from sqlsafe.parse import parse_section
-from sqlsafe.rules import style
 
 _IDENT_CHAR = r'[^\s.,;()\[\]\'"=<>+*/-]'
 # ST009's pre-check for ASCII text as first written: a run of 64 identifier characters, or a
@@ -21,9 +21,9 @@ _REFERENCE = re.compile(_IDENT_CHAR + r'{64}|"[^"]{64,}"')
 def _same(sql: str) -> None:
     assert sql.isascii()
     if '""' in sql:  # a doubled quote: the scanner decides, before any regex
-        assert style._may_have_long_identifier(sql)
+        assert may_have_long_identifier(sql)
         return
-    assert style._may_have_long_identifier(sql) == (_REFERENCE.search(sql) is not None), sql
+    assert may_have_long_identifier(sql) == (_REFERENCE.search(sql) is not None), sql
 
 
 @pytest.mark.parametrize("size", [0, 1, 15, 16, 62, 63, 64, 65, 200])
@@ -52,5 +52,5 @@ def test_st009_corpus_ok(corpus: Path) -> None:
             for stmt in parse_section(m.section).statements:
                 if stmt.sql.isascii():
                     _same(stmt.sql)
-                    found += style._may_have_long_identifier(stmt.sql)
+                    found += may_have_long_identifier(stmt.sql)
     assert found > 10
