@@ -106,6 +106,19 @@ def slow_work(action: n.Action, ctx: RuleContext) -> str | None:
     return None
 
 
+_UNKNOWN = object()
+
+
+def statement_slow_work(ctx: RuleContext) -> str | None:
+    """``slow_work`` of the first of the statement's actions that has one, or None: worked
+    out once per statement for the rules that ask (LK021, TO002)."""
+    slow = ctx.__dict__.get("_slow_work", _UNKNOWN)
+    if slow is _UNKNOWN:
+        slow = next((s for s in (slow_work(x, ctx) for x in ctx.actions) if s), None)
+        ctx.__dict__["_slow_work"] = slow
+    return slow
+
+
 # ---------------------------------------------------------------------------- indexes
 
 
@@ -585,7 +598,7 @@ def slow_statement_under_held_lock(a: n.Action, ctx: RuleContext) -> Iterator[Vi
     held = _held_dangerous(ctx)
     if not held:
         return
-    slow = next((s for s in (slow_work(x, ctx) for x in ctx.actions) if s), None)
+    slow = statement_slow_work(ctx)
     if slow is None:
         return
     # Only the blocking the statement would not cause on its own: a SET NOT NULL after ADD
@@ -619,10 +632,12 @@ def several_tables_locked(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
                 if m == _AE and r not in indexes and not r.endswith("_seq")
                 and not is_new_q(ctx, r)}
 
-    before = tables(ctx.state.tx.locks)
-    after = before | tables(ctx.prediction.locks)
     # Report once per transaction: when the second table joins.
-    if len(before) != 1 or len(after) < 2:
+    before = tables(ctx.state.tx.locks)
+    if len(before) != 1:
+        return
+    after = before | tables(ctx.prediction.locks)
+    if len(after) < 2:
         return
     yield Violation(
         f"the transaction now holds ACCESS EXCLUSIVE on {', '.join(sorted(after))}: each one "

@@ -10,7 +10,7 @@ from .. import nodes as n
 from ..model import Fix
 from ..registry import STATEMENT, Violation, rule
 from .context import RuleContext, parse_duration_ms
-from .locking import is_new_q, slow_work
+from .locking import is_new_q, statement_slow_work
 
 
 def _queues(mode: str) -> str:
@@ -53,7 +53,7 @@ def lock_without_timeout(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
 def slow_without_statement_timeout(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
     if ctx.timeout_set("statement_timeout"):
         return
-    slow = next((s for s in (slow_work(x, ctx) for x in ctx.actions) if s), None)
+    slow = statement_slow_work(ctx)
     if slow is None:
         return
     dangerous = [m for r, m in ctx.prediction.locks.items() if lk.is_dangerous(m)]
