@@ -664,8 +664,8 @@ def _walk(root: str, display_root: str, acc: _Acc) -> dict[str, tuple[str, list[
 
     As ``os.walk`` (top-down, symlinked directories listed but not entered), on ``scandir``
     entries: the directory listing says whether an entry is a file and whether it is a
-    symlink, so a regular file costs no stat of its own (the size limit is checked on the
-    read) and ``_dedupe`` needs no lstat to know it is not a link (``acc.not_links``)."""
+    symlink, so a regular file costs no stat by path (``_read`` checks the size limit on the
+    open descriptor) and ``_dedupe`` no lstat to know it is not a link (``acc.not_links``)."""
     found: dict[str, tuple[str, list[_Source]]] = {}
     pending = [(os.path.abspath(root), display_root)]
     while pending:
