@@ -29,6 +29,8 @@ from .schema import SchemaState
 from .suppress import Suppression, bind, is_expired, parse_suppressions
 
 RuleFunc = Callable[..., Iterable[registry.Violation]]
+# What the statements a DO block runs are not judged by (``Selection.in_do_blocks``).
+_DO_SKIPPED_CATEGORIES = frozenset({"idempotency"})
 
 
 @record
@@ -38,6 +40,8 @@ class Selection(MutableRecord):
     unknown: list[str] = field(default_factory=list)
     # Each kind's (rule, function) pairs, worked out on first use (``rules_for``).
     _by_kind: dict[str, list[tuple[registry.RuleMeta, RuleFunc]]] = field(default_factory=dict)
+    # ``in_do_blocks``, made on first use and kept with its own ``_by_kind``.
+    _in_do_blocks: Selection | None = None
 
     def rules_for(self, kind: str) -> list[tuple[registry.RuleMeta, RuleFunc]]:
         """(rule, its function) for the enabled rules that want ``kind``, in registry order.
@@ -49,6 +53,17 @@ class Selection(MutableRecord):
                      if m.code in self.enabled and m.func is not None]
             self._by_kind[kind] = rules
         return rules
+
+    def in_do_blocks(self) -> Selection:
+        """The rules for the statements a DO block runs: all but the idempotency ones (a DO
+        block is itself a hand-written guard more often than not, and a retry of it is the
+        author's design: they judge the DO statement, not what it runs)."""
+        if self._in_do_blocks is None:
+            self._in_do_blocks = Selection(
+                {c for c in self.enabled
+                 if registry.RULES[c].category not in _DO_SKIPPED_CATEGORIES},
+                self.severity, self.unknown)
+        return self._in_do_blocks
 
 
 def selection(config: Config) -> Selection:
@@ -240,7 +255,7 @@ def lint_migration(migration: Migration, index: int, state: SchemaState, config:
         prediction = lk.Prediction()
         if postgres:
             done = pre[position] if pre is not None else None
-            actions = done if done is not None else normalize(stmt.node, state.functions)
+            actions = _actions(stmt, done, state)
             for action in actions:
                 lk.predict(action, state, pg, prediction)
         else:
@@ -275,9 +290,6 @@ def lint_migration(migration: Migration, index: int, state: SchemaState, config:
     return raw, suppressions, infos
 
 
-# A DO block is itself a hand-written guard more often than not, and a retry of it is the
-# author's design: idempotency rules judge the DO statement, not what it runs.
-_DO_SKIPPED_CATEGORIES = frozenset({"idempotency"})
 
 
 def _lint_do_block(stmt: ParsedStatement, action: n.DoBlock, state: SchemaState, pg: int,
@@ -287,9 +299,7 @@ def _lint_do_block(stmt: ParsedStatement, action: n.DoBlock, state: SchemaState,
     """Lint the statements a DO block runs, in order, inside the block's transaction.
     ``expanded``: those statements and their ``normalize_each``, as a parse worker found
     them (``pipeline``); None: expand the block here."""
-    inner_sel = Selection({c for c in sel.enabled
-                           if registry.RULES[c].category not in _DO_SKIPPED_CATEGORIES},
-                          sel.severity, sel.unknown)
+    inner_sel = sel.in_do_blocks()
     found: list[Finding] = []
     # The block is one transaction even outside BEGIN: a lock one of its statements takes is
     # held while the next ones run.
@@ -315,7 +325,7 @@ def _lint_block_statements(stmt: ParsedStatement, action: n.DoBlock, state: Sche
     else:
         inners, pre = expanded
     for inner, done in zip(inners, pre, strict=True):
-        actions = done if done is not None else normalize(inner.node, state.functions)
+        actions = _actions(inner, done, state)
         prediction = lk.Prediction()
         for a in actions:
             lk.predict(a, state, pg, prediction)
@@ -334,6 +344,13 @@ def _lint_block_statements(stmt: ParsedStatement, action: n.DoBlock, state: Sche
             state.apply(a)
         if not state.tx.open:
             state.begin_atomic()  # after a COMMIT or ROLLBACK the block goes on in a new one
+
+
+def _actions(stmt: ParsedStatement, done: tuple[n.Action, ...] | None,
+             state: SchemaState) -> tuple[n.Action, ...]:
+    """The statement's actions: ``normalize_each``'s, or where it left the statement to the
+    schema state (None), normalized against the state's functions."""
+    return done if done is not None else normalize(stmt.node, state.functions)
 
 
 def _end_statement(migration: Migration) -> ParsedStatement:
