@@ -11,6 +11,10 @@ scratch database's set-up (created from the template, connected, its catalog rea
 result's ``setup_ms``); the replay is the migrations themselves (``replay_ms``), as the floor
 is the files themselves (its database is created before the clock starts). The dry run gets the lint result, as the
 CLI passes it (the per-statement predictions decide which observations can be skipped).
+
+``--split`` then also replays with the observation queries swapped for ones that return
+nothing (an experiment, not a mode: the results are wrong), to show what each costs: the
+catalog snapshot after each migration, the lock query after each statement, and both.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from sqlsafe.config import Config
 from sqlsafe.discover import discover
@@ -37,6 +42,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("target", nargs="?", default=str(DEFAULT))
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--split", action="store_true",
+                        help="also time the replay without each kind of observation query")
     args = parser.parse_args()
     target = Path(args.target)
     if not target.exists():
@@ -108,7 +115,57 @@ def main() -> int:
           f"{med('dry_run'):.2f} s = {med('dry_run') / med('floor'):.2f}x the floor "
           f"{spread('dry_run')}")
     print(f"dry run with idempotency + down checks: {med('checks'):.2f} s {spread('checks')}")
+    if args.split:
+        _split(disc, config, lint_result, files, psql, args.runs)
     return 0
+
+
+# Stand-ins for the prepared observation queries: the same columns, no rows (the lock query),
+# or only the two fingerprint rows the snapshot's caller reads last (the snapshot query).
+_NO_LOCKS = 'SELECT NULL::oid, NULL::oid, NULL::"char", NULL::text, NULL::text WHERE false'
+_NO_SNAPSHOT = ("SELECT 'typefp'::text, ''::text, 'x'::text, NULL::oid, NULL::oid, "
+                'NULL::"char", NULL::text WHERE $1 IS NOT NULL OR $2 IS NULL OR $3 IS NULL '
+                "UNION ALL SELECT 'globalfp', '', 'y', NULL, NULL, NULL, NULL")
+
+
+def _split(disc: Any, config: Config, lint_result: Any, files: list[str], psql: Path,
+           runs: int) -> None:
+    from sqlsafe.dryrun import replay
+
+    queries = replay._Session._PREPARE
+    variants = {"as is": {}, "no snapshot query": {"sqlsafe_schema_locked": _NO_SNAPSHOT},
+                "no lock query": {"sqlsafe_locks": _NO_LOCKS},
+                "neither": {"sqlsafe_schema_locked": _NO_SNAPSHOT, "sqlsafe_locks": _NO_LOCKS}}
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
+        for f in files:
+            script.write(f"BEGIN;\n\\i '{f}'\nCOMMIT;\n")
+    times: dict[str, list[float]] = {}
+    try:
+        for _ in range(runs):  # alternating, each on a fresh sandbox
+            with open_sandbox("embedded") as sb:
+                dsn = sb.create_database("floor")
+                t = time.perf_counter()
+                subprocess.run([str(psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f",
+                                script.name], capture_output=True, check=False)
+                times.setdefault("psql floor", []).append(time.perf_counter() - t)
+            for name, swapped in variants.items():
+                replay._Session._PREPARE = tuple((q, params, swapped.get(q, sql))
+                                                 for q, params, sql in queries)
+                try:
+                    with open_sandbox("embedded") as sb:
+                        result = dry_run(disc, config, sandbox=sb, lint_result=lint_result,
+                                         check_idempotency=False, check_down=False)
+                finally:
+                    replay._Session._PREPARE = queries
+                times.setdefault(name, []).append(result.replay_ms / 1000)
+    finally:
+        Path(script.name).unlink()
+    floor = statistics.median(times["psql floor"])
+    print(f"the replay without observation queries (median of {runs} alternating runs):")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"  {name}: {median:.2f} s = {median / floor:.2f}x the floor "
+              f"(runs {', '.join(f'{v:.2f}' for v in values)})")
 
 
 if __name__ == "__main__":
