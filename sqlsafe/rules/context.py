@@ -138,6 +138,7 @@ _DUR_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h|d|us)?\s*$", re.I)
 _UNIT_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
+@functools.lru_cache(maxsize=256)  # asked for every statement while a timeout is set
 def parse_duration_ms(value: str) -> float | None:
     m = _DUR_RE.match(value.strip().strip("'\""))
     if not m:

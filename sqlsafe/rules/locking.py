@@ -595,11 +595,13 @@ def _held_dangerous(ctx: RuleContext) -> list[tuple[str, str]]:
       summary="A slow statement (scan, build, rewrite, backfill) runs in a transaction that "
               "already holds a lock blocking reads or writes on an existing table.", dry_run=True)
 def slow_statement_under_held_lock(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
-    held = _held_dangerous(ctx)
-    if not held:
-        return
+    # The statement first (shared with TO002, and mostly not slow): the held locks are every
+    # lock of the transaction so far, hundreds in a long one.
     slow = statement_slow_work(ctx)
     if slow is None:
+        return
+    held = _held_dangerous(ctx)
+    if not held:
         return
     # Only the blocking the statement would not cause on its own: a SET NOT NULL after ADD
     # COLUMN on the same table blocks the same traffic either way (LK009 says so already).
@@ -632,11 +634,16 @@ def several_tables_locked(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
                 if m == _AE and r not in indexes and not r.endswith("_seq")
                 and not is_new_q(ctx, r)}
 
-    # Report once per transaction: when the second table joins.
+    # Report once per transaction: when the second table joins. A statement that takes
+    # ACCESS EXCLUSIVE on no existing table adds none, and the transaction's locks so far
+    # (hundreds in a long one) need no count.
+    own = tables(ctx.prediction.locks)
+    if not own:
+        return
     before = tables(ctx.state.tx.locks)
     if len(before) != 1:
         return
-    after = before | tables(ctx.prediction.locks)
+    after = before | own
     if len(after) < 2:
         return
     yield Violation(
