@@ -68,12 +68,8 @@ def main() -> int:
                 figures.setdefault("start", []).append(time.perf_counter() - t0)
                 for phase, seconds in sb.startup_phases.items():
                     phases.setdefault(phase, []).append(seconds)
-                floor_dsn = sb.create_database("floor")
-                t = time.perf_counter()
-                proc = subprocess.run([str(psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d",
-                                       floor_dsn, "-f", script.name],
-                                      capture_output=True, text=True, check=False)
-                figures.setdefault("floor", []).append(time.perf_counter() - t)
+                seconds, proc = _floor(sb, psql, script.name)
+                figures.setdefault("floor", []).append(seconds)
                 if proc.returncode and run == 0:
                     print(f"psql stopped: {proc.stderr.strip().splitlines()[0][:200]}")
                 t = time.perf_counter()
@@ -91,6 +87,8 @@ def main() -> int:
                 dry_run(disc, config, sandbox=sb, lint_result=lint_result,
                         check_idempotency=True, check_down=True)
                 figures.setdefault("checks", []).append(time.perf_counter() - t)
+        if args.split:
+            split = _split(disc, config, lint_result, psql, script.name, args.runs)
     finally:
         Path(script.name).unlink()
 
@@ -116,8 +114,23 @@ def main() -> int:
           f"{spread('dry_run')}")
     print(f"dry run with idempotency + down checks: {med('checks'):.2f} s {spread('checks')}")
     if args.split:
-        _split(disc, config, lint_result, files, psql, args.runs)
+        floor = statistics.median(split["psql floor"])
+        print(f"the replay without observation queries (median of {args.runs} alternating "
+              "runs):")
+        for name, values in split.items():
+            median = statistics.median(values)
+            print(f"  {name}: {median:.2f} s = {median / floor:.2f}x the floor "
+                  f"(runs {', '.join(f'{v:.2f}' for v in values)})")
     return 0
+
+
+def _floor(sb: Any, psql: Path, script: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """The psql floor on a database of its own: (seconds, the finished psql)."""
+    dsn = sb.create_database("floor")
+    t = time.perf_counter()
+    proc = subprocess.run([str(psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f",
+                           script], capture_output=True, text=True, check=False)
+    return time.perf_counter() - t, proc
 
 
 # Stand-ins for the prepared observation queries: the same columns, no rows (the lock query),
@@ -128,44 +141,31 @@ _NO_SNAPSHOT = ("SELECT 'typefp'::text, ''::text, 'x'::text, NULL::oid, NULL::oi
                 "UNION ALL SELECT 'globalfp', '', 'y', NULL, NULL, NULL, NULL")
 
 
-def _split(disc: Any, config: Config, lint_result: Any, files: list[str], psql: Path,
-           runs: int) -> None:
+def _split(disc: Any, config: Config, lint_result: Any, psql: Path, script: str,
+           runs: int) -> dict[str, list[float]]:
+    """Seconds of the psql floor and of the replay with each variant of the observation
+    queries, ``runs`` times each, alternating, each on a fresh sandbox."""
     from sqlsafe.dryrun import replay
 
     queries = replay._Session._PREPARE
     variants = {"as is": {}, "no snapshot query": {"sqlsafe_schema_locked": _NO_SNAPSHOT},
                 "no lock query": {"sqlsafe_locks": _NO_LOCKS},
                 "neither": {"sqlsafe_schema_locked": _NO_SNAPSHOT, "sqlsafe_locks": _NO_LOCKS}}
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
-        for f in files:
-            script.write(f"BEGIN;\n\\i '{f}'\nCOMMIT;\n")
     times: dict[str, list[float]] = {}
-    try:
-        for _ in range(runs):  # alternating, each on a fresh sandbox
-            with open_sandbox("embedded") as sb:
-                dsn = sb.create_database("floor")
-                t = time.perf_counter()
-                subprocess.run([str(psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f",
-                                script.name], capture_output=True, check=False)
-                times.setdefault("psql floor", []).append(time.perf_counter() - t)
-            for name, swapped in variants.items():
-                replay._Session._PREPARE = tuple((q, params, swapped.get(q, sql))
-                                                 for q, params, sql in queries)
-                try:
-                    with open_sandbox("embedded") as sb:
-                        result = dry_run(disc, config, sandbox=sb, lint_result=lint_result,
-                                         check_idempotency=False, check_down=False)
-                finally:
-                    replay._Session._PREPARE = queries
-                times.setdefault(name, []).append(result.replay_ms / 1000)
-    finally:
-        Path(script.name).unlink()
-    floor = statistics.median(times["psql floor"])
-    print(f"the replay without observation queries (median of {runs} alternating runs):")
-    for name, values in times.items():
-        median = statistics.median(values)
-        print(f"  {name}: {median:.2f} s = {median / floor:.2f}x the floor "
-              f"(runs {', '.join(f'{v:.2f}' for v in values)})")
+    for _ in range(runs):
+        with open_sandbox("embedded") as sb:
+            times.setdefault("psql floor", []).append(_floor(sb, psql, script)[0])
+        for name, swapped in variants.items():
+            replay._Session._PREPARE = tuple((q, params, swapped.get(q, sql))
+                                             for q, params, sql in queries)
+            try:
+                with open_sandbox("embedded") as sb:
+                    result = dry_run(disc, config, sandbox=sb, lint_result=lint_result,
+                                     check_idempotency=False, check_down=False)
+            finally:
+                replay._Session._PREPARE = queries
+            times.setdefault(name, []).append(result.replay_ms / 1000)
+    return times
 
 
 if __name__ == "__main__":
