@@ -659,6 +659,11 @@ def _build_dir_set(layout: str, srcs: list[_Source], acc: _Acc, why: str = "") -
         builders[layout](srcs, acc)
 
 
+def _under(display_dir: str, name: str) -> str:
+    """The display path of ``name`` in a directory shown as ``display_dir``."""
+    return name if display_dir == "." else os.path.join(display_dir, name)
+
+
 def _walk(root: str, display_root: str, acc: _Acc) -> dict[str, tuple[str, list[_Source]]]:
     """Readable ``.sql`` files per directory: {abs dir: (display dir, sources)}.
 
@@ -700,16 +705,14 @@ def _walk(root: str, display_root: str, acc: _Acc) -> dict[str, tuple[str, list[
                 continue
             if not entry.is_symlink():
                 acc.not_links.add(entry.path)
-            display = name if display_dir == "." else os.path.join(display_dir, name)
-            src = _read(display, entry.path, acc)
+            src = _read(_under(display_dir, name), entry.path, acc)
             if src is not None:
                 srcs.append(src)
         if srcs:
             found[abs_dir] = (display_dir, srcs)
         # Depth first in name order, as os.walk with sorted directory names.
         for name in reversed(subdirs):
-            pending.append((os.path.join(abs_dir, name),
-                            name if display_dir == "." else os.path.join(display_dir, name)))
+            pending.append((os.path.join(abs_dir, name), _under(display_dir, name)))
     return found
 
 

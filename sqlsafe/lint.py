@@ -290,8 +290,6 @@ def lint_migration(migration: Migration, index: int, state: SchemaState, config:
     return raw, suppressions, infos
 
 
-
-
 def _lint_do_block(stmt: ParsedStatement, action: n.DoBlock, state: SchemaState, pg: int,
                    config: Config, migration: Migration, index: int, sel: Selection,
                    outer: lk.Prediction, siblings: Siblings | None = None,
