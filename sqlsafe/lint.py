@@ -21,7 +21,6 @@ from .model import (
     StatementInfo,
     severity_rank,
 )
-from .normalize import normalize, normalize_each
 from .parse import ParsedSection, ParsedStatement, parse_section
 from .rules.context import RuleContext, Siblings
 from .rules.meta import EXPIRED, INPUT, META_RULES, NO_REASON, SYNTAX, UNKNOWN, UNUSED
@@ -239,6 +238,8 @@ def lint_migration(migration: Migration, index: int, state: SchemaState, config:
     state.begin_migration(migration.path, index, migration.in_transaction)
     non_pg = _for_dialect(sel, config)
     if postgres and pre is None:
+        from .normalize import normalize_each
+
         pre = normalize_each(parsed.statements)
     siblings = Siblings(parsed.statements, pre) if postgres else None
     raw: list[tuple[Finding, int]] = []
@@ -317,6 +318,7 @@ def _lint_block_statements(stmt: ParsedStatement, action: n.DoBlock, state: Sche
                            expanded: tuple[Any, Any] | None) -> None:
     if expanded is None:
         from . import plpgsql
+        from .normalize import normalize_each
 
         inners = plpgsql.expand(stmt, action.body)
         pre = normalize_each(inners)
@@ -348,7 +350,11 @@ def _actions(stmt: ParsedStatement, done: tuple[n.Action, ...] | None,
              state: SchemaState) -> tuple[n.Action, ...]:
     """The statement's actions: ``normalize_each``'s, or where it left the statement to the
     schema state (None), normalized against the state's functions."""
-    return done if done is not None else normalize(stmt.node, state.functions)
+    if done is not None:
+        return done
+    from .normalize import normalize
+
+    return normalize(stmt.node, state.functions)
 
 
 def _end_statement(migration: Migration) -> ParsedStatement:

@@ -14,9 +14,6 @@ import bisect
 import re
 from typing import Any
 
-from pglast import parser as _pg
-
-from . import fastparse
 from ._record import Record, record
 from .model import Section, Span
 
@@ -88,6 +85,8 @@ class ShippedStatement(ParsedStatement):
 
 
 def _reparse(sql: str, kind: str) -> Any:
+    from . import fastparse
+
     for _loc, _len, found, node in fastparse.parse_script(sql):
         if found == kind:
             return node
@@ -157,6 +156,8 @@ def _mask_meta_commands(text: str) -> tuple[str, list[tuple[int, str]]]:
 
 def _boundaries(text: str) -> list[tuple[int, int]]:
     """(start, end) character ranges of statements; end is one past the semicolon if any."""
+    from pglast import parser as _pg
+
     try:
         tokens = _pg.scan(text)
     except _pg.ParseError:
@@ -240,10 +241,15 @@ def count_statements(text: str) -> int:
     """How many statements the text holds (comments and empty statements do not count)."""
     masked, _ = _mask_meta_commands(text)
     if not _mentions(masked, ("atomic", "rule"), _WHOLE_MAY_REFUSE_RE):
-        # Discovery counts every Prisma and golang-migrate file. libpg_query's split runs the
-        # same parser as the JSON parse `_parse_whole` reads, so it finds the same statements,
-        # without building and decoding the JSON tree (a quarter of the cost). It only counts:
-        # texts `_parse_whole` may refuse (an `atomic` or a `rule` in them) take it.
+        # Discovery counts every Prisma and golang-migrate file, before anything is parsed:
+        # counted here, the linting process need not load pglast at all when a parse worker
+        # parses the set (``pipeline``). Elsewhere the parser's split runs the same grammar
+        # as the JSON parse `_parse_whole` reads, without building the JSON tree.
+        pieces = _count_pieces(masked)
+        if pieces is not None:
+            return pieces
+        from pglast import parser as _pg
+
         try:
             return len(_pg.split(masked))
         except Exception:  # a parse error: `_parse_whole` says None and the scanner counts
@@ -252,10 +258,110 @@ def count_statements(text: str) -> int:
     return len(whole) if whole is not None else len(_boundaries(masked))
 
 
+# `_count_pieces`'s tokens: a whole quoted name or string, a lone quote (one that does not
+# close), a semicolon, a dollar sign, the start of a comment.
+_PIECE_TOKEN_RE = re.compile(r"\"[^\"]*\"|'[^']*'|[;'\"$]|--|/\*")
+# Characters that can start a name, and that can go on with one, as PostgreSQL's scanner
+# has them (ident_start, ident_cont): ASCII letters, _, then digits and $, and every non-ASCII
+# character; a dollar quote's tag goes on without the $. Spelled as the ASCII characters they
+# leave out: a class with the range up to U+10FFFF takes the regex compiler 10 ms.
+_NAME_START = r"[^\x00-\x40\x5b-\x5e\x60\x7b-\x7f]"
+_NAME_CHAR = r"[^\x00-\x23\x25-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]"
+_TAG_CHAR = r"[^\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]"
+_DOLLAR_TAG_RE = re.compile(rf"\$(?:{_NAME_START}{_TAG_CHAR}*)?\$")
+_IDENT_CHAR_RE = re.compile(_NAME_CHAR)
+_LINE_END_RE = re.compile(r"[\n\r]")
+_NOT_BLANK_RE = re.compile(r"[^ \t\n\r\f\v]")
+# A number run into a name (``1e`` or ``0x1F`` too, to be safe): PostgreSQL's scanner
+# refuses "trailing junk after numeric literal", and where it refuses the count is its own.
+_NUMBER_JUNK_RE = re.compile(
+    rf"(?<!{_NAME_CHAR})(?>\.?\d[0-9_.]*(?:[eE][+-]?[0-9_]+)?){_NAME_START}")
+_UNICODE_QUOTE_RE = re.compile(r"[uU]&[\"']")
+
+
+def _count_pieces(text: str) -> int | None:
+    """The statements of ``text`` as PostgreSQL's scanner cuts it: the pieces between
+    semicolons outside quotes, dollar quotes and comments that hold anything but blanks and
+    comments. None where the scanner's own word is needed: a quote, comment or dollar quote
+    that never closes, an escape string (E''), a Unicode quote (U&''), a zero-length quoted
+    name, a number with trailing junk. tests/model/test_count_statements.py holds it to the
+    parser."""
+    if "&" in text and _UNICODE_QUOTE_RE.search(text):
+        return None
+    count = 0
+    content = False
+    pos = 0
+    end = len(text)
+    name_end = -1  # where the last quoted name ended
+    search = _PIECE_TOKEN_RE.search
+    while True:
+        m = search(text, pos)
+        stop = m.start() if m else end
+        if pos < stop:
+            if not content and _NOT_BLANK_RE.search(text, pos, stop):
+                content = True
+            if _NUMBER_JUNK_RE.search(text, pos, stop):
+                return None
+        if m is None:
+            break
+        token = m.group()
+        pos = m.end()
+        first = token[0]
+        if first == ";":
+            if content:
+                count += 1
+                content = False
+        elif first == "-":
+            line_end = _LINE_END_RE.search(text, pos)
+            pos = line_end.start() if line_end else end
+        elif first == "/":
+            depth = 1  # C-style comments nest
+            while depth:
+                edge = _C_COMMENT_EDGE_RE.search(text, pos)
+                if edge is None:
+                    return None
+                depth += 1 if edge.group() == "/*" else -1
+                pos = edge.end()
+        elif first == "$":
+            content = True
+            tag = _DOLLAR_TAG_RE.match(text, stop)
+            if tag is None:
+                continue  # a parameter ($1)
+            if stop and _IDENT_CHAR_RE.match(text, stop - 1):
+                i = stop - 1
+                while i and _IDENT_CHAR_RE.match(text, i - 1):
+                    i -= 1
+                if not text[i].isdigit():
+                    pos = stop + 1  # inside a name (a$b$): the scanner reads the name on
+                    continue
+            close = text.find(tag.group(), tag.end())
+            if close < 0:
+                return None
+            pos = close + len(tag.group())
+        else:
+            content = True
+            if len(token) == 1:
+                return None  # a quote that never closes
+            if first == '"':
+                # "" right after a quoted name is a quote inside it ("a""b"); alone, a
+                # zero-length name
+                if token == '""' and stop != name_end:
+                    return None
+                name_end = pos
+            if first == "'" and stop and text[stop - 1] in "eE" and \
+                    (stop == 1 or not _IDENT_CHAR_RE.match(text, stop - 2)):
+                return None  # an escape string
+    if content:
+        count += 1
+    return count
+
+
 def leading_words(text: str, count: int = 6) -> list[str]:
     """Each statement's first ``count`` words, upper-cased and joined by single spaces,
     comments left out: how migration tools that sort statements by their leading keywords
     (Flyway's ``detectCanExecuteInTransaction``) see them."""
+    from pglast import parser as _pg
+
     masked, _ = _mask_meta_commands(text)
     out = []
     for start, end in _boundaries(masked):
@@ -344,6 +450,8 @@ def _parse_whole(masked: str, nodes: bool = True) -> list[tuple[int, int, str, A
     The nodes' own ``location`` fields then count from the start of the section, not of the
     statement, and in UTF-8 bytes; nothing reads them (positions come from the spans).
     """
+    from . import fastparse
+
     try:
         located = fastparse.parse_script(masked, nodes)
     except Exception:  # ParseError, or the odd other type pglast raises; the slow path reports it
@@ -365,6 +473,10 @@ def _parse_whole(masked: str, nodes: bool = True) -> list[tuple[int, int, str, A
 def _parse_each(section: Section, masked: str, index: LineIndex) -> list[ParsedStatement]:
     """Split with the scanner and parse statement by statement, for texts that do not parse
     as a whole: each broken statement becomes its own finding at its own position."""
+    from pglast import parser as _pg
+
+    from . import fastparse
+
     statements: list[ParsedStatement] = []
     for i, (start, end) in enumerate(_boundaries(masked)):
         raw = masked[start:end]

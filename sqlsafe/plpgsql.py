@@ -12,9 +12,6 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from pglast import parser as _pg
-
-from . import fastparse
 from ._record import Record, record
 from .model import Span
 from .parse import ParsedStatement, statement
@@ -30,6 +27,8 @@ _TRANSACTION_CONTROL = {"PLpgSQL_stmt_commit": "COMMIT", "PLpgSQL_stmt_rollback"
 
 
 def inner_statements(body: str) -> list[InnerStatement]:
+    from pglast import parser as _pg
+
     wrapped = ("CREATE FUNCTION sqlsafe_do_block() RETURNS void LANGUAGE plpgsql AS "
                f"$sqlsafe_body${body}$sqlsafe_body$")
     try:
@@ -102,6 +101,10 @@ def _string_literal(expr: str) -> str | None:
 
 def expand(outer: ParsedStatement, body: str) -> list[ParsedStatement]:
     """The statements of a DO block, placed on the DO block's lines."""
+    from pglast import parser as _pg
+
+    from . import fastparse
+
     start = outer.sql.find(body) if body else -1
     body_line = outer.span.line + (outer.sql.count("\n", 0, start) if start >= 0 else 0)
     out: list[ParsedStatement] = []

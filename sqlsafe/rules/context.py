@@ -113,14 +113,16 @@ class Siblings:
 
     def actions(self) -> tuple[tuple[int, int, n.Action], ...]:
         if self._actions is None:
-            from ..normalize import normalize
-
             out: list[tuple[int, int, n.Action]] = []
             for position, stmt in enumerate(self._statements):
                 if stmt.error is not None:
                     continue
                 done = self._given[position] if self._given is not None else None
-                for a in done if done is not None else normalize(stmt.node):
+                if done is None:
+                    from ..normalize import normalize
+
+                    done = normalize(stmt.node)
+                for a in done:
                     out.append((stmt.index, stmt.span.line, a))
             self._actions = tuple(out)
         return self._actions

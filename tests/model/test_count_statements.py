@@ -1,6 +1,7 @@
 """count_statements (discovery's "more than one statement, so an implicit transaction") counts
-with libpg_query's split where it can: the count must be the one of the whole-text parse that
-the lint's statements come from, or of the scanner where that parse refuses the text."""
+without the parser where it can (``parse._count_pieces``), else with libpg_query's split: the
+count must be the one of the whole-text parse that the lint's statements come from, or of the
+scanner where that parse refuses the text."""
 
 from __future__ import annotations
 
@@ -42,6 +43,18 @@ EDGE = [
     "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN true THEN 1 END; END;",
     "SELECT atomic FROM t; SELECT 2;", "CREATE TABLE rules (id int); CREATE TABLE ruler (x int);",
     "SELECT 1 AS \"atomıc\"; SELECT 2;", "SELECT 1 AS \"ATOMİC\"", "SELECT 'é'; SELECT 2",
+    # what hides a semicolon from the pieces count, and what does not
+    "SELECT 'it''s; fine'; SELECT 2", "SELECT \"a;\"\"b\" FROM t; SELECT 2",
+    "SELECT $tag$ ; $other$ ; $tag$; SELECT 2", "SELECT $_x1$;$_x1$; SELECT $é$;$é$",
+    "SELECT a$b$c FROM t; SELECT 2", "SELECT x$$ FROM t; SELECT 2;", "PREPARE p AS SELECT $1; SELECT 2",
+    "SELECT 1 /* a /* nested; */ comment; */; SELECT 2", "SELECT 1 /* never closes; SELECT 2",
+    "SELECT 1 -- a comment; SELECT 2\n; SELECT 3", "SELECT 1 --\r; SELECT 2", "SELECT 1\v; \f;",
+    "SELECT E'a\\'; b'; SELECT 2", "SELECT e'x''y;'; SELECT 2", "SELECTE'x'; SELECT 2",
+    "SELECT U&'d\\0061t;a'; SELECT 2", "SELECT U&\"a;\" FROM t; SELECT 2", "SELECT \"\" FROM t; SELECT 2",
+    "SELECT 1e5; SELECT 2.5e-3; SELECT .5; SELECT 1_000", "SELECT 0x1F; SELECT 2",
+    "SELECT 123abc; SELECT 2", "SELECT 1e; SELECT 2", "SELECT t1.c2 FROM t1; SELECT 2",
+    "SELECT '2024-01-01T00:00:00Z'; SELECT 2", "SELECT 'a' 'b'; SELECT 2", "SELECT \"unterminated; x",
+    "SELECT $$never closes; SELECT 2", "SELECT 1 `; SELECT 2", "SELECT 'é;日本'; SELECT \"名;前\"",
 ]
 
 
@@ -73,8 +86,29 @@ def test_corpus_ok(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(parse, "_parse_whole", counting)
     for (name, text), count in zip(texts, expected):
         assert parse.count_statements(text) == count, name
-    # The split does the counting for nearly every file.
+    # The pieces count, or else the split, does the counting for nearly every file.
     assert whole_parses < len(texts) / 10
+    pieces = sum(parse._count_pieces(parse._mask_meta_commands(text)[0]) is not None
+                 for _, text in texts)
+    assert pieces > len(texts) * 0.9
+
+
+@pytest.mark.parametrize(("text", "count"), [
+    ("SELECT 1; SELECT 2", 2), ("-- c\n;;SELECT 1;\n/* c */", 1), ("SELECT ';'", 1),
+    ("SELECT $a$;$a$; SELECT a$b$; SELECT 3", 3), ("SELECT 1 /* /* ; */ ; */", 1),
+    ("SELECT \"x;\"\"\"; SELECT 1e5;", 2), ("SELECT 'x' -- ;\n; SELECT 2", 2),
+])
+def test_pieces_count_answers_alone(text: str, count: int) -> None:
+    assert parse._count_pieces(text) == count
+
+
+@pytest.mark.parametrize("text", [
+    "SELECT 'never", "SELECT \"never", "SELECT $x$ never", "/* never", "SELECT E'\\'';",
+    "SELECT U&'x'", "SELECT u&\"x\"", "SELECT \"\"", "SELECT 1x", "SELECT 0x1F", "SELECT 1e",
+])
+def test_pieces_count_leaves_the_scanners_cases_to_it(text: str) -> None:
+    """Where PostgreSQL's scanner fails or reads escapes, its own count is taken."""
+    assert parse._count_pieces(text) is None
 
 
 MENTIONS = [
