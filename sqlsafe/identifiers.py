@@ -1,7 +1,8 @@
 """Identifier length: PostgreSQL keeps at most 63 bytes of a name (NAMEDATALEN 64, all
-versions) and cuts the rest without an error. ``may_have_long_identifier`` is the cheap text
-pre-check in front of ST009's scanner; ``parse.ParsedStatement`` keeps its answer, and a parse
-worker (``pipeline``) works it out before it ships a statement."""
+versions) and cuts the rest without an error. ``long_identifiers`` finds them for ST009: a
+cheap text pre-check (``may_have_long_identifier``), then the scanner where that says maybe.
+``parse.ParsedStatement`` keeps the answer, and a parse worker (``pipeline``) works it out
+before it ships a statement, so the linting process never loads the scanner for it."""
 
 from __future__ import annotations
 
@@ -29,3 +30,25 @@ def may_have_long_identifier(sql: str) -> bool:
         return _LONG_ASCII_RUN.search(sql) is not None
     return any(len(m.group().encode("utf-8")) > MAX_IDENTIFIER_BYTES
                for m in _LONG_RUN.finditer(sql))
+
+
+def long_identifiers(sql: str) -> tuple[str, ...]:
+    """The names in ``sql`` longer than 63 bytes, as PostgreSQL spells them before it cuts
+    them (an unquoted name lower-cased), each once, in order."""
+    if not may_have_long_identifier(sql):
+        return ()
+    from pglast import parser  # the scanner keeps identifiers as written (the parser truncates)
+
+    try:
+        tokens = parser.scan(sql)
+    except Exception:
+        return ()
+    found: list[str] = []
+    for tok in tokens:
+        if tok.name != "IDENT":
+            continue
+        text = sql[tok.start:tok.end + 1]
+        name = text[1:-1].replace('""', '"') if text.startswith('"') else text.lower()
+        if len(name.encode("utf-8")) > MAX_IDENTIFIER_BYTES and name not in found:
+            found.append(name)
+    return tuple(found)

@@ -46,14 +46,14 @@ class ParsedStatement(Record):
     kind: str = ""
     objtype: str = ""
 
-    def may_have_long_identifier(self) -> bool:
-        """``identifiers.may_have_long_identifier`` of the text, worked out once (kept in the
+    def long_identifiers(self) -> tuple[str, ...]:
+        """``identifiers.long_identifiers`` of the text, worked out once (kept in the
         instance's dict beside the fields, so a parse worker's answer travels with it)."""
-        known: bool | None = self.__dict__.get("long_identifier")
+        known: tuple[str, ...] | None = self.__dict__.get("long_names")
         if known is None:
-            from .identifiers import may_have_long_identifier
+            from .identifiers import long_identifiers
 
-            known = self.__dict__["long_identifier"] = may_have_long_identifier(self.sql)
+            known = self.__dict__["long_names"] = long_identifiers(self.sql)
         return known
 
 
@@ -96,7 +96,7 @@ def _reparse(sql: str, kind: str) -> Any:
 def ship(stmt: ParsedStatement) -> ShippedStatement:
     """The statement as a parse worker sends it (``pipeline``): its node left out."""
     out = ShippedStatement.__new__(ShippedStatement)
-    stmt.may_have_long_identifier()  # here, off the linting process's path
+    stmt.long_identifiers()  # here, off the linting process's path
     values = dict(stmt.__dict__)
     if stmt.error is None:
         del values["node"]  # made again on demand

@@ -186,26 +186,9 @@ def unnamed_constraint(a: n.AddConstraint, ctx: RuleContext) -> Iterator[Violati
 @rule("ST009", "identifier-too-long", "style", wants=(STATEMENT,),
       summary="An identifier longer than 63 bytes is silently truncated by PostgreSQL.")
 def identifier_too_long(a: n.Action, ctx: RuleContext) -> Iterator[Violation]:
-    # Cheap pre-check: most statements have no run of identifier characters that long, and
-    # scanning them costs more than linting them. (A parse worker has worked it out already.)
-    if not ctx.stmt.may_have_long_identifier():
-        return
-    from pglast import parser  # the scanner keeps identifiers as written (the parser truncates)
-
-    try:
-        tokens = parser.scan(ctx.sql)
-    except Exception:
-        return
-    seen: set[str] = set()
-    for tok in tokens:
-        if tok.name != "IDENT":
-            continue
-        text = ctx.sql[tok.start:tok.end + 1]
-        name = text[1:-1].replace('""', '"') if text.startswith('"') else text.lower()
+    # (A parse worker has found them already: ``ParsedStatement.long_identifiers``.)
+    for name in ctx.stmt.long_identifiers():
         size = len(name.encode("utf-8"))
-        if size <= MAX_IDENTIFIER_BYTES or name in seen:
-            continue
-        seen.add(name)
         cut = name.encode("utf-8")[:MAX_IDENTIFIER_BYTES].decode("utf-8", "ignore")
         yield Violation(
             f"identifier {name} is {size} bytes: PostgreSQL truncates it to {cut} without an "

@@ -143,9 +143,9 @@ def test_shipped_statements_make_their_node_on_demand() -> None:
     assert "ShippedStatement(" in repr(parse_module.ship(statements[0]))  # makes the node too
 
 
-def test_shipped_statements_carry_the_long_identifier_check(
+def test_shipped_statements_carry_their_long_identifiers(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The worker answers ST009's text pre-check before shipping; the lint reads the answer."""
+    """The worker finds ST009's long names before shipping; the lint reads the answer."""
     import pickle
 
     from sqlsafe import identifiers
@@ -156,11 +156,11 @@ def test_shipped_statements_carry_the_long_identifier_check(
     statements = parse_section(Section("x.sql", text)).statements
     back = pickle.loads(pickle.dumps([parse_module.ship(s) for s in statements]))
 
-    def no_second_look(sql: str) -> bool:
+    def no_second_look(sql: str) -> tuple[str, ...]:
         raise AssertionError("worked out again in the linting process")
 
-    monkeypatch.setattr(identifiers, "may_have_long_identifier", no_second_look)
-    assert [s.may_have_long_identifier() for s in back] == [True, False]
+    monkeypatch.setattr(identifiers, "long_identifiers", no_second_look)
+    assert [s.long_identifiers() for s in back] == [(long_name,), ()]
     monkeypatch.undo()
     folder = _set(tmp_path, {"001.sql": text})
     assert [f.code for f in lint(discover([str(folder)]), Config()).findings].count("ST009") == 1
