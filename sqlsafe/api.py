@@ -76,15 +76,20 @@ def run_lint(run: LintRun) -> LintOutcome:
     unknown = selection(run.config).unknown
     if unknown:
         raise UsageError(f"unknown rule(s): {', '.join(unknown)} (see `sqlsafe rules`)")
-    disc = discover_paths(run.paths, run.config, run.stdin_text)
-    report_only = None
-    changes = None
-    if run.changed_since:
-        from .gitdiff import changes as git_changes
+    early = _early_worker(run)
+    try:
+        disc = discover_paths(run.paths, run.config, run.stdin_text)
+        report_only = None
+        changes = None
+        if run.changed_since:
+            from .gitdiff import changes as git_changes
 
-        changes = git_changes(disc, run.changed_since)
-        report_only = set(changes.paths)
-    result = lint(disc, run.config, report_only=report_only)
+            changes = git_changes(disc, run.changed_since)
+            report_only = set(changes.paths)
+        result = lint(disc, run.config, report_only=report_only, early=early)
+    finally:
+        if early is not None:
+            early.close()  # (lint has closed it already, unless something raised first)
     fixed = 0
     if run.fix:
         fixed = apply_fixes(result)
@@ -113,6 +118,24 @@ def run_lint(run: LintRun) -> LintOutcome:
         code = 2
         return LintOutcome(result, rendered, code, ["no migration files found"], fixed)
     return LintOutcome(result, rendered, code, problem_lines(disc), fixed)
+
+
+def _early_worker(run: LintRun) -> Any:
+    """A parse worker started before discovery (``pipeline.Worker.early``) when the paths
+    look like a set large enough to use one: a folder, or many files. It loads the parser
+    while this process discovers, so this one never needs to. None otherwise: one file from
+    a pre-commit hook is parsed here, as quickly as the worker could start."""
+    if run.config.dialect not in ("postgres", "postgresql") or "-" in run.paths:
+        return None
+    if len(run.paths) < _EARLY_MIN_PATHS and not any(os.path.isdir(p) for p in run.paths):
+        return None
+    from .pipeline import Worker
+
+    return Worker.early()
+
+
+# Paths (files) from which a worker is started before discovery even without a folder.
+_EARLY_MIN_PATHS = 8
 
 
 def sources_of(result: LintResult) -> dict[str, str]:

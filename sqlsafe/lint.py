@@ -103,7 +103,7 @@ def _finding(meta: registry.RuleMeta, sel: Selection, path: str, span: Span, mes
 
 def lint(discovery: DiscoveryResult, config: Config, *,
          report_only: set[str] | None = None, keep_parsed: bool = False,
-         worker: bool | None = None) -> LintResult:
+         worker: bool | None = None, early: Any = None) -> LintResult:
     """Lint every migration in order, folding one schema state across the whole set.
 
     ``report_only``: display paths whose findings are reported; the others are still folded
@@ -111,6 +111,8 @@ def lint(discovery: DiscoveryResult, config: Config, *,
     parsed statements in the result (``LintResult.parsed``) for a dry run that follows.
     ``worker``: parse in a second process (``pipeline``); None decides by the set's size and
     the machine, False never, True wherever it can, waiting for every file it parses (tests).
+    ``early``: a ``pipeline.Worker.early()`` started before discovery, used for any set it
+    can parse (it has loaded the parser already); this call always closes it.
     """
     sel = selection(config)
     state = SchemaState()
@@ -129,7 +131,7 @@ def lint(discovery: DiscoveryResult, config: Config, *,
     linted: list[tuple[Migration, list[tuple[Finding, int]], list[Suppression]]] = []
     todo = [(index, migration) for index, migration in enumerate(discovery.migrations)
             if not excluded(migration.path, config.exclude)]
-    shipped = _worker_for(todo, config, keep_parsed, worker)
+    shipped = _worker_for(todo, config, keep_parsed, worker, early)
     try:
         sections = shipped.sections() if shipped is not None else iter(())
         for index, migration in todo:
@@ -154,11 +156,17 @@ def lint(discovery: DiscoveryResult, config: Config, *,
 
 
 def _worker_for(todo: list[tuple[int, Migration]], config: Config, keep_parsed: bool,
-                wanted: bool | None) -> Any:
+                wanted: bool | None, early: Any = None) -> Any:
     """A ``pipeline.Worker`` parsing ``todo``'s migrations, or None to parse them here."""
     if wanted is False or keep_parsed or config.dialect not in ("postgres", "postgresql"):
+        if early is not None:
+            early.close()
         return None
     migrations = [m for _i, m in todo]
+    if early is not None:
+        # Whatever the set's size: the worker has loaded the parser, this process has not.
+        early.start(migrations)
+        return early
     # (The size first: a small set does not even import the pipeline and pickle.)
     if wanted is None and sum(len(m.section.text) for m in migrations) < _WORKER_MIN_CHARS:
         return None

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 # The parser's modules are imported where they are used: only the worker uses most of them.
 if TYPE_CHECKING:
     from . import nodes as n
-    from .model import Migration
+    from .model import Migration, Section
     from .parse import MetaCommand, ParsedSection, ParsedStatement, ShippedStatement
 
     # A DO block's statements (``plpgsql.expand``) and their ``normalize_each``.
@@ -56,13 +56,13 @@ _BATCH = 8  # migrations per frame
 _PIPE_SIZE = 1 << 20  # Linux's default maximum for an unprivileged process
 
 
-def _work(migrations: Sequence[Migration]) -> Iterator[Shipped]:
+def _work(sections: Sequence[Section]) -> Iterator[Shipped]:
     from . import nodes as n
     from .normalize import normalize_each
     from .parse import parse_section, ship
 
-    for migration in migrations:
-        parsed = parse_section(migration.section)
+    for section in sections:
+        parsed = parse_section(section)
         each = normalize_each(parsed.statements)
         blocks: dict[tuple[int, int], Block] = {}
         for position, actions in enumerate(each):
@@ -138,22 +138,24 @@ class Worker:
     sit idle; the worker's copy is skipped when it comes), or has stopped. ``close()``
     always (it reaps the worker)."""
 
-    def __init__(self, migrations: Sequence[Migration], *, wait: bool = False) -> None:
+    def __init__(self, migrations: Sequence[Migration] | None, *, wait: bool = False) -> None:
         """``wait``: take every migration the worker parses, waiting for it as needed,
-        instead of parsing here whatever it has not sent yet (tests)."""
-        self.migrations = list(migrations)
+        instead of parsing here whatever it has not sent yet (tests).
+
+        ``migrations`` None: start before the set is known (``early``); the worker loads the
+        parser meanwhile, and ``start`` gives it the set (or ``close`` sends it away)."""
+        self.migrations = list(migrations) if migrations is not None else []
         self.wait = wait
         self.closed = False
         self._done = False
         self._buffer = bytearray()
         self.taken = 0  # migrations the worker's parse was used for (tests, benchmarks)
+        self._to_worker: int | None = None
         read_fd, write_fd = os.pipe()
-        try:
-            # Room for the worker to run ahead of the lint (a pipe holds 64 KiB by default,
-            # less than one frame): the lint then finds the next files parsed already.
-            fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
-        except OSError:
-            pass
+        _widen(write_fd)
+        if migrations is None:
+            set_read, set_write = os.pipe()
+            _widen(set_write)
         # Ctrl-C and SIGTERM wait until each side knows which it is: the worker must never
         # find itself running the caller's code (a KeyboardInterrupt raised in it before its
         # own handling starts would unwind into the lint), and the caller must not lose
@@ -164,8 +166,8 @@ class Worker:
             self.pid = os.fork()
         except BaseException:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-            os.close(read_fd)
-            os.close(write_fd)
+            for fd in (read_fd, write_fd, *((set_read, set_write) if migrations is None else ())):
+                os.close(fd)
             raise
         if self.pid == 0:  # the worker
             try:
@@ -174,17 +176,55 @@ class Worker:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
                 os.close(read_fd)
-                _run_worker(self.migrations, write_fd)
+                if migrations is None:
+                    os.close(set_write)
+                    sections = _receive(set_read)
+                else:
+                    sections = [m.section for m in self.migrations]
+                if sections is not None:
+                    _run_worker(sections, write_fd)
+                os._exit(0)
             finally:
                 os._exit(1)
         self._fd = read_fd
         os.set_blocking(read_fd, False)
         os.close(write_fd)
+        if migrations is None:
+            os.close(set_read)
+            self._to_worker = set_write
         try:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a pending Ctrl-C arrives here
         except BaseException:
             self.close()
             raise
+
+    @classmethod
+    def early(cls) -> Worker | None:
+        """A worker started before discovery, where one may help (``worth_it``), or None.
+        The linting process then need not load the parser at all: the worker loads it while
+        discovery runs here, and parses every file (``_idle``)."""
+        if not worth_it():
+            return None
+        try:
+            return cls(None)
+        except OSError:  # no fork to be had (a process limit)
+            return None
+
+    def start(self, migrations: Sequence[Migration]) -> None:
+        """Give an ``early`` worker the set to parse. A worker that is gone leaves every file
+        to the caller."""
+        assert self._to_worker is not None, "start() is for a worker made by early()"
+        self.migrations = list(migrations)
+        fd, self._to_worker = self._to_worker, None
+        # Only the sections cross, as plain tuples: the worker needs nothing else.
+        data = pickle.dumps([(m.section.path, m.section.text, m.section.line_offset,
+                              m.section.char_offset) for m in self.migrations],
+                            protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+        except OSError:  # the worker has ended (BrokenPipeError): parse here
+            self._done = True
 
     def sections(self) -> Iterator[tuple[ParsedSection | None, tuple[Any, ...] | None,
                                          dict[tuple[int, int], Block] | None]]:
@@ -237,10 +277,11 @@ class Worker:
         return None
 
     def _idle(self) -> bool:
-        """With ``wait``, or for the first frame, wait until the worker writes (or ends) and
-        say so. (Parsing the first files here would cost this process the worker's start-up:
-        the parser's first-use set-up and imports the lint does not need otherwise.)"""
-        if self._done or not (self.wait or self.taken == 0):
+        """With ``wait``, for the first frame, or while this process has not loaded the
+        parser, wait until the worker writes (or ends) and say so. (Parsing a file here would
+        cost this process the worker's start-up: the parser's first-use set-up and its
+        imports, a tenth of a corpus lint, which the lint does not need otherwise.)"""
+        if self._done or not (self.wait or self.taken == 0 or "pglast" not in sys.modules):
             return False
         select.select([self._fd], [], [])
         return True
@@ -268,6 +309,9 @@ class Worker:
             return
         self.closed = True
         os.close(self._fd)
+        if self._to_worker is not None:  # never started: it sees the end and leaves
+            os.close(self._to_worker)
+            self._to_worker = None
         try:
             pid, _status = os.waitpid(self.pid, os.WNOHANG)
             if pid == 0:
@@ -277,7 +321,30 @@ class Worker:
             pass
 
 
-def _run_worker(migrations: Sequence[Migration], fd: int) -> None:
+def _widen(fd: int) -> None:
+    """Room in a pipe for a frame or a whole set (64 KiB by default): the writer goes on
+    without waiting for the reader (the worker runs ahead of the lint; the set is written
+    while the worker is still loading the parser)."""
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+    except OSError:
+        pass
+
+
+def _receive(fd: int) -> list[Section] | None:
+    """An ``early`` worker's start: load the parser, then read the set (None: not wanted)."""
+    from . import fastparse, normalize, plpgsql  # noqa: F401  (loaded while the caller discovers)
+    from .model import Section
+
+    fastparse.parse_script("SELECT 1")  # the parser's first-use set-up, here too
+    with os.fdopen(fd, "rb") as given:
+        data = given.read()
+    if not data:
+        return None
+    return [Section(*fields) for fields in pickle.loads(data)]
+
+
+def _run_worker(sections: Sequence[Section], fd: int) -> None:
     """The worker's whole life: parse, send, and leave without running the parent's exit
     handlers or flushing its buffers (``os._exit``). Ctrl-C reaches it too; it just stops."""
     code = 0
@@ -285,7 +352,7 @@ def _run_worker(migrations: Sequence[Migration], fd: int) -> None:
         with os.fdopen(fd, "wb", buffering=1 << 16) as out:
             batch: list[Shipped] = []
             first = 0
-            for item in _work(migrations):
+            for item in _work(sections):
                 batch.append(item)
                 if len(batch) >= _BATCH:
                     _send(out, first, batch)

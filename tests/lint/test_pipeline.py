@@ -166,6 +166,88 @@ def test_shipped_statements_carry_their_long_identifiers(
     assert [f.code for f in lint(discover([str(folder)]), Config()).findings].count("ST009") == 1
 
 
+def _forty(tmp_path: Path) -> Path:
+    return _set(tmp_path, {f"{i:03}.sql": f"CREATE TABLE t{i} (id int);\n"
+                           f"CREATE INDEX i{i} ON t{i} (id);\n" for i in range(40)})
+
+
+def test_an_early_worker_parses_the_set_it_is_given_later(tmp_path: Path,
+                                                          workers: list[int]) -> None:
+    """Started before discovery (``Worker.early``), it gets the set once discovery has it:
+    the same result, every file its parse, whatever the set's size."""
+    early = pipeline.Worker(None, wait=True)
+    disc = discover([str(_forty(tmp_path))])
+    _same(lint(disc, Config(), early=early), lint(disc, Config(), worker=False))
+    assert early.taken == len(disc.migrations) == 40
+    (tmp_path / "tiny").mkdir()
+    tiny = discover([str(_set(tmp_path / "tiny", {"001.sql": "CREATE TABLE t (id int);"}))])
+    early = pipeline.Worker(None, wait=True)
+    _same(lint(tiny, Config(), early=early), lint(tiny, Config(), worker=False))
+    assert early.taken == 1
+    assert len(workers) == 2 and all(_gone(pid) for pid in workers)
+
+
+def test_an_early_worker_the_lint_cannot_use_is_sent_away(tmp_path: Path,
+                                                          workers: list[int]) -> None:
+    disc = discover([str(_forty(tmp_path))])
+    for options in ({"keep_parsed": True}, {"worker": False}):
+        _same(lint(disc, Config(), early=pipeline.Worker(None), **options),
+              lint(disc, Config(), worker=False))
+    lint(disc, Config(dialect="mysql"), early=pipeline.Worker(None))
+    assert len(workers) == 3 and all(_gone(pid) for pid in workers)
+    assert all(w.taken == 0 for w in STARTED)
+
+
+def test_an_early_worker_gone_before_the_set_came(tmp_path: Path, workers: list[int]) -> None:
+    """Writing the set to a worker that has ended fails (EPIPE): every file is parsed here."""
+    early = pipeline.Worker(None)
+    os.kill(early.pid, signal.SIGKILL)
+    for _ in range(200):  # until it is a zombie: its end of the pipe is closed then
+        with open(f"/proc/{early.pid}/stat", encoding="ascii") as stat:
+            if stat.read().rpartition(")")[2].split()[0] == "Z":
+                break
+        time.sleep(0.01)
+    disc = discover([str(_forty(tmp_path))])
+    _same(lint(disc, Config(), early=early), lint(disc, Config(), worker=False))
+    assert early.taken == 0 and _gone(early.pid)
+
+
+def test_the_linting_process_never_loads_the_parser(tmp_path: Path) -> None:
+    """With a worker started before discovery, this process discovers a Prisma set (which
+    counts each file's statements), lints it and renders it without importing pglast: the
+    worker parses every file (a tenth of a corpus lint is loading the parser)."""
+    if not pipeline.worth_it():
+        pytest.skip("one CPU (or a CPU quota of one): the lint starts no worker here")
+    for i in range(30):
+        folder = tmp_path / "migrations" / f"2024010{i:02}_m{i}"
+        folder.mkdir(parents=True)
+        (folder / "migration.sql").write_text(
+            f'CREATE TABLE "T{i}" ("id" TEXT NOT NULL, CONSTRAINT "T{i}_pkey" PRIMARY KEY ("id"));\n'
+            f'CREATE INDEX "T{i}_idx" ON "T{i}"("id");\n'
+            f'ALTER TABLE "T{i}" ADD COLUMN "{"n" * 70}" INTEGER NOT NULL;\n'
+            "DO $$ BEGIN PERFORM 1; END $$;\n")
+    code = textwrap.dedent(f"""
+        import json, sys
+        from sqlsafe import api
+        from sqlsafe.config import Config
+        out = api.run_lint(api.LintRun(paths=({str(tmp_path / "migrations")!r},),
+                                       config=Config(), fmt="json"))
+        print(json.dumps({{"pglast": "pglast" in sys.modules, "json": out.rendered}}))
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    import json
+
+    answer = json.loads(run.stdout)
+    assert answer["pglast"] is False
+    disc = discover([str(tmp_path / "migrations")])
+    assert disc.migrations[0].layout == "prisma" and disc.migrations[0].in_transaction
+    from sqlsafe.api import render_lint
+
+    assert answer["json"] == render_lint(lint(disc, Config(), worker=False), "json")
+    assert '"code": "ST009"' in answer["json"]
+
+
 def test_a_worker_that_dies_leaves_the_rest_to_the_lint(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch,
                                                         workers: list[int]) -> None:
