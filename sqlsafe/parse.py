@@ -68,6 +68,11 @@ class ShippedStatement(ParsedStatement):
     """A statement parsed by a parse worker (``pipeline``): everything but the node, which
     is made from the statement's text the first time something reads it."""
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # What unpickling does anyway, said here: without it pickle asks for __setstate__,
+        # and __getattr__ answers each statement with an AttributeError.
+        self.__dict__.update(state)
+
     def __getattr__(self, name: str) -> Any:
         if name != "node":
             raise AttributeError(name)
