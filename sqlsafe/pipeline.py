@@ -337,6 +337,11 @@ def _receive(fd: int) -> list[Section] | None:
     from .model import Section
 
     fastparse.parse_script("SELECT 1")  # the parser's first-use set-up, here too
+    # The printer (normalize prints the expressions it cannot spell itself: most sets have
+    # one), if the set has not come yet: otherwise it is loaded where it is first needed.
+    if not select.select([fd], [], [], 0)[0]:
+        import pglast.stream
+        import pglast.visitors  # noqa: F401
     with os.fdopen(fd, "rb") as given:
         data = given.read()
     if not data:
