@@ -98,9 +98,13 @@ def _reparse(sql: str, kind: str) -> Any:
     raise RuntimeError(f"statement no longer parses as {kind}: {sql[:80]!r}")
 
 
-def ship(stmt: ParsedStatement) -> ShippedStatement:
-    """The statement as a parse worker sends it (``pipeline``): its node left out."""
+def ship(stmt: ParsedStatement, short_names: bool = False) -> ShippedStatement:
+    """The statement as a parse worker sends it (``pipeline``): its node left out.
+    ``short_names``: the caller knows it has no name over 63 bytes (its whole file has no
+    run of characters that could hold one)."""
     out = ShippedStatement.__new__(ShippedStatement)
+    if short_names:
+        stmt.__dict__["long_names"] = ()
     stmt.long_identifiers()  # here, off the linting process's path
     values = dict(stmt.__dict__)
     if stmt.error is None:

@@ -58,18 +58,23 @@ _PIPE_SIZE = 1 << 20  # Linux's default maximum for an unprivileged process
 
 def _work(sections: Sequence[Section]) -> Iterator[Shipped]:
     from . import nodes as n
+    from .identifiers import may_have_long_identifier
     from .normalize import normalize_each
     from .parse import parse_section, ship
 
     for section in sections:
         parsed = parse_section(section)
+        # ST009's pre-check once for the file: a statement's runs of name characters lie
+        # within the file's, so a file without a long run has no statement with one.
+        short = not may_have_long_identifier(section.text)
         each = normalize_each(parsed.statements)
         blocks: dict[tuple[int, int], Block] = {}
         for position, actions in enumerate(each):
             for k, action in enumerate(actions or ()):
                 if isinstance(action, n.DoBlock) and action.language == "plpgsql":
                     blocks[(position, k)] = _block(parsed.statements[position], action)
-        yield (tuple(ship(s) for s in parsed.statements), parsed.meta_commands, each, blocks)
+        yield (tuple(ship(s, short) for s in parsed.statements), parsed.meta_commands, each,
+               blocks)
 
 
 def _block(stmt: ParsedStatement, action: n.DoBlock) -> Block:
@@ -359,7 +364,9 @@ def _run_worker(sections: Sequence[Section], fd: int) -> None:
             first = 0
             for item in _work(sections):
                 batch.append(item)
-                if len(batch) >= _BATCH:
+                # The first frame holds one file: the lint starts on it while the worker
+                # parses the next ones.
+                if len(batch) >= (_BATCH if first else 1):
                     _send(out, first, batch)
                     first += len(batch)
                     batch = []

@@ -265,7 +265,7 @@ def test_a_worker_that_dies_leaves_the_rest_to_the_lint(tmp_path: Path,
     monkeypatch.setattr(pipeline, "_work", dying)
     _same(lint(disc, Config(), worker=True), lint(disc, Config(), worker=False))
     assert len(workers) == 1 and _gone(workers[0])
-    assert STARTED[0].taken == 8  # the one frame it sent before it died
+    assert STARTED[0].taken == 9  # the two frames it sent before it died (1 + 8 files)
 
 
 def test_an_interrupted_lint_leaves_no_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
