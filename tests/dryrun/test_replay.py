@@ -157,6 +157,45 @@ def test_search_path_set_by_a_migration_changes_no_definition(fresh: Sandbox,
             conn.execute("DROP SCHEMA IF EXISTS app CASCADE")
 
 
+def test_catalog_reads_leave_the_sessions_plan_cache_mode(fresh: Sandbox,
+                                                         tmp_path: Path) -> None:
+    # The replay reads the catalog with plan_cache_mode forced to generic plans, as a local
+    # setting of its own messages: each migration, its re-run and its down check (which reads
+    # the catalog inside the down's transaction) must see the session's value, its own SET
+    # included.
+    def expect(mode: str) -> str:
+        return ("DO $$ BEGIN IF current_setting('plan_cache_mode') <> '" + mode + "' THEN "
+                "RAISE EXCEPTION 'plan_cache_mode is %', current_setting('plan_cache_mode'); "
+                "END IF; END $$;\n")
+
+    root = write_tree(tmp_path, {
+        "db/migrations/001_init.sql":
+            "-- migrate:up\nCREATE TABLE IF NOT EXISTS t (id int);\n" + expect("auto")
+            + "CREATE INDEX IF NOT EXISTS t_id ON t (id);\n" + expect("auto")
+            + "-- migrate:down\n" + expect("auto") + "DROP TABLE t;\n" + expect("auto"),
+        "db/migrations/002_mode.sql":
+            "-- migrate:up\nSET plan_cache_mode = force_custom_plan;\n"
+            "ALTER TABLE t ADD COLUMN IF NOT EXISTS v int;\n" + expect("force_custom_plan")
+            + "-- migrate:down\nALTER TABLE t DROP COLUMN v;\n" + expect("force_custom_plan"),
+        "db/migrations/003_after.sql":
+            "-- migrate:up\n" + expect("force_custom_plan")
+            + "ALTER TABLE t ADD COLUMN IF NOT EXISTS w int;\n" + expect("force_custom_plan")
+            + "-- migrate:down\nALTER TABLE t DROP COLUMN w;\n" + expect("force_custom_plan"),
+    })
+    try:
+        result = replay(fresh, root / "db" / "migrations")
+        assert [m.status for m in result.migrations] == ["applied"] * 3, \
+            [m.error for m in result.migrations]
+        assert [m.idempotent for m in result.migrations] == [True] * 3, \
+            [m.idempotency_error for m in result.migrations]
+        downs = [m.down for m in result.migrations]
+        assert all(d is not None and d.status == "applied" and d.restores_schema
+                   for d in downs), downs
+    finally:
+        with fresh.connect() as conn:
+            conn.execute("DROP TABLE IF EXISTS t")
+
+
 def test_idempotency_true_and_false(fresh: Sandbox, tmp_path: Path) -> None:
     root = write_tree(tmp_path, {
         "001_a.sql": "CREATE TABLE IF NOT EXISTS a (id int);\n",
