@@ -13,6 +13,7 @@ each instance its own fresh default, as dataclasses' does.
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any, TypeVar, dataclass_transform
 
 _MISSING: Any = object()
@@ -38,9 +39,21 @@ def field(*, default_factory: Callable[[], T]) -> T:
     return _Factory(default_factory)  # type: ignore[return-value]
 
 
+def _getter(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """The field values, in order, from an instance's dict, as one C call for two fields or
+    more (``itemgetter`` gives a bare value for one name, and takes no call for none)."""
+    if len(names) >= 2:
+        return itemgetter(*names)
+    if names:
+        one = itemgetter(names[0])
+        return lambda values: (one(values),)
+    return lambda _values: ()
+
+
 class _Base:
     __record_fields__: tuple[str, ...] = ()
     __record_defaults__: dict[str, Any] = {}
+    __record_values__ = staticmethod(_getter(()))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         names = self.__record_fields__
@@ -65,13 +78,15 @@ class _Base:
                     values[name] = default.make() if type(default) is _Factory else default
 
     def _values(self) -> tuple[Any, ...]:
-        return tuple(self.__dict__[name] for name in self.__record_fields__)
+        return self.__record_values__(self.__dict__)
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{name}={self.__dict__[name]!r}" for name in self.__record_fields__)
         return f"{type(self).__name__}({inner})"
 
     def __eq__(self, other: object) -> bool:
+        if other is self:  # as a tuple compares its items: identity first
+            return True
         if other.__class__ is not self.__class__:
             return NotImplemented
         assert isinstance(other, _Base)
@@ -113,6 +128,7 @@ def record(cls: type[R]) -> type[R]:
                 defaults[name] = klass.__dict__[name]
     cls.__record_fields__ = tuple(names)
     cls.__record_defaults__ = defaults
+    cls.__record_values__ = staticmethod(_getter(cls.__record_fields__))
     # Each record gets its own __match_args__ here; mypy sees it neither declared on Record
     # nor assignable (it models the attribute @dataclass_transform synthesizes as read-only).
     cls.__match_args__ = tuple(names)  # type: ignore[attr-defined,misc]

@@ -107,3 +107,25 @@ class Late(MutableRecord):
 def test_factory_between_plain_defaults_and_repr() -> None:
     assert Late(1).second == [] and Late(1, [2], 3).third == 3
     assert repr(Late()) == "Late(first=0, second=[], third=0)"
+
+
+def test_equality_and_hash_read_every_field_in_order() -> None:
+    @record
+    class One(Record):
+        only: int
+
+    @record
+    class Two(Record):
+        a: int
+        b: str = "x"
+
+    assert One(1) == One(1) and One(1) != One(2) and hash(One(1)) == hash(One(1))
+    assert One(1)._values() == (1,) and Empty()._values() == ()
+    assert Two(1)._values() == (1, "x") and Two(1, "y") != Two(1, "x")
+    assert Two(1) != One(1) and hash(Two(1)) == hash(Two(1, "x"))
+    nan = float("nan")
+    same = Two(1, nan)  # type: ignore[arg-type]
+    # As tuples compare: an object equals itself, a NaN field another record's NaN only
+    # when it is the same object.
+    assert same == same and same == Two(1, nan)  # type: ignore[arg-type]
+    assert same != Two(1, float("nan"))  # type: ignore[arg-type]
