@@ -324,13 +324,10 @@ def _count_pieces(text: str) -> int | None:
             line_end = _LINE_END_RE.search(text, pos)
             pos = line_end.start() if line_end else end
         elif first == "/":
-            depth = 1  # C-style comments nest
-            while depth:
-                edge = _C_COMMENT_EDGE_RE.search(text, pos)
-                if edge is None:
-                    return None
-                depth += 1 if edge.group() == "/*" else -1
-                pos = edge.end()
+            comment_end = _comment_end(text, pos)
+            if comment_end is None:
+                return None
+            pos = comment_end
         elif first == "$":
             content = True
             tag = _DOLLAR_TAG_RE.match(text, stop)
@@ -429,13 +426,23 @@ def _token_start(text: str, pos: int) -> int:
         pos = _BLANK_RE.match(text, pos).end()  # type: ignore[union-attr]  # matches empty
         if not text.startswith("/*", pos):
             return pos
-        depth, pos = 1, pos + 2
-        while depth:
-            edge = _C_COMMENT_EDGE_RE.search(text, pos)
-            if edge is None:
-                return len(text)
-            depth += 1 if edge.group() == "/*" else -1
-            pos = edge.end()
+        end = _comment_end(text, pos + 2)
+        if end is None:
+            return len(text)
+        pos = end
+
+
+def _comment_end(text: str, pos: int) -> int | None:
+    """Where the C-style comment whose ``/*`` ends at ``pos`` ends (they nest in
+    PostgreSQL), or None if it never does."""
+    depth = 1
+    while depth:
+        edge = _C_COMMENT_EDGE_RE.search(text, pos)
+        if edge is None:
+            return None
+        depth += 1 if edge.group() == "/*" else -1
+        pos = edge.end()
+    return pos
 
 
 def _parse_whole(masked: str, nodes: bool = True) -> list[tuple[int, int, str, Any]] | None:
