@@ -221,9 +221,9 @@ class Worker:
         assert self._to_worker is not None, "start() is for a worker made by early()"
         self.migrations = list(migrations)
         fd, self._to_worker = self._to_worker, None
-        # Only the sections cross, as plain tuples: the worker needs nothing else.
-        data = pickle.dumps([(m.section.path, m.section.text, m.section.line_offset,
-                              m.section.char_offset) for m in self.migrations],
+        # Only the sections cross, as plain tuples of their fields: the worker needs nothing
+        # else.
+        data = pickle.dumps([m.section._values() for m in self.migrations],
                             protocol=pickle.HIGHEST_PROTOCOL)
         try:
             with os.fdopen(fd, "wb") as out:
