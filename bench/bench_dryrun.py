@@ -137,7 +137,7 @@ def _floor(sb: Any, psql: Path, script: str) -> tuple[float, subprocess.Complete
 # or only the two fingerprint rows the snapshot's caller reads last (the snapshot query).
 _NO_LOCKS = 'SELECT NULL::oid, NULL::oid, NULL::"char", NULL::text, NULL::text WHERE false'
 _NO_SNAPSHOT = ("SELECT 'typefp'::text, ''::text, 'x'::text, NULL::oid, NULL::oid, "
-                'NULL::"char", NULL::text WHERE $1 IS NOT NULL OR $2 IS NULL OR $3 IS NULL '
+                'NULL::"char", NULL::text WHERE $1 IS NULL OR $2 IS NULL OR TRUE '
                 "UNION ALL SELECT 'globalfp', '', 'y', NULL, NULL, NULL, NULL")
 
 
@@ -148,9 +148,10 @@ def _split(disc: Any, config: Config, lint_result: Any, psql: Path, script: str,
     from sqlsafe.dryrun import replay
 
     queries = replay._Session._PREPARE
-    variants = {"as is": {}, "no snapshot query": {"sqlsafe_schema_locked": _NO_SNAPSHOT},
+    no_snapshot = {"sqlsafe_schema_locked": _NO_SNAPSHOT, "sqlsafe_schema_held": _NO_SNAPSHOT}
+    variants = {"as is": {}, "no snapshot query": no_snapshot,
                 "no lock query": {"sqlsafe_locks": _NO_LOCKS},
-                "neither": {"sqlsafe_schema_locked": _NO_SNAPSHOT, "sqlsafe_locks": _NO_LOCKS}}
+                "neither": {**no_snapshot, "sqlsafe_locks": _NO_LOCKS}}
     times: dict[str, list[float]] = {}
     for _ in range(runs):
         with open_sandbox("embedded") as sb:

@@ -382,12 +382,13 @@ _PART_FINGERPRINTS = (
     UNION ALL SELECT xmin FROM pg_proc WHERE oid >= 16384
     UNION ALL SELECT xmin FROM pg_extension""")
 )
-SCHEMA_LOCKED = (
-    f"""
-WITH {_EXT_CTE}, rels(objid) AS (SELECT unnest($1::oid[])), {_PART_FINGERPRINTS}
+def _schema_locked(rels: str) -> str:
+    return (
+        f"""
+WITH {_EXT_CTE}, rels(objid) AS ({rels}), {_PART_FINGERPRINTS}
 """
-    + _schema(_IN_RELS, "(SELECT yes FROM retype)", "(SELECT yes FROM reglobal)")
-    + """UNION ALL
+        + _schema(_IN_RELS, "(SELECT yes FROM retype)", "(SELECT yes FROM reglobal)")
+        + """UNION ALL
 SELECT 'owner', '', '', NULL, NULL, NULL, 'c' || objid FROM rels
 UNION ALL
 SELECT 'typefp', '', (SELECT v FROM tfp), NULL, NULL, NULL,
@@ -396,7 +397,26 @@ UNION ALL
 SELECT 'globalfp', '', (SELECT v FROM gfp), NULL, NULL, NULL,
        CASE WHEN (SELECT yes FROM reglobal) THEN 'read' END
 """
-)
+    )
+
+
+SCHEMA_LOCKED = _schema_locked("SELECT unnest($1::oid[])")
+
+# The same with the relations read from the session's own locks when it runs (parameter 1 is
+# not used): what the lock query after each statement names, less the modes that change no
+# catalog row and the TOAST tables (``replay._Session._touch``). Run in a migration's
+# transaction before its COMMIT, it needs nothing from the client, so it goes in the message
+# that runs the migration's statements.
+SCHEMA_HELD = _schema_locked(f"""
+  SELECT DISTINCT l.relation
+  FROM pg_locks l
+  LEFT JOIN pg_class c ON c.oid = l.relation
+  LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE l.locktype = 'relation' AND l.pid = pg_backend_pid() AND l.granted
+    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    AND (c.oid IS NULL OR ({_USER_NS}))
+    AND l.mode NOT IN ('AccessShareLock', 'RowShareLock', 'RowExclusiveLock')
+    AND c.relkind IS DISTINCT FROM 't'""")
 
 # Readable kinds for relation rows (pg_class.relkind).
 RELKIND_NAMES = {

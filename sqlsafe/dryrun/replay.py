@@ -298,16 +298,22 @@ def _blinds_locks(stmt: ParsedStatement) -> bool:
     return "pg_" in stmt.sql and _CATALOG_WRITE.search(stmt.sql) is not None
 
 
+def _schema_held(typefp: str | None, globalfp: str | None) -> str:
+    """EXECUTE sqlsafe_schema_held against the part fingerprints of the snapshot before."""
+    return f"EXECUTE sqlsafe_schema_held(NULL, {_fp_literal(typefp)}, {_fp_literal(globalfp)})"
+
+
+def _fp_literal(fp: str | None) -> str:
+    """A part fingerprint as an SQL literal (digits and a colon only: safe to inline)."""
+    return "NULL" if fp is None else f"'{fp}'"
+
+
 def _schema_locked(touched: Iterable[int], base: Snapshot) -> str:
     """EXECUTE sqlsafe_schema_locked for the ``touched`` relations and the fingerprints
     ``base`` was read with (digits and a colon only: safe to inline)."""
     oids = ",".join(str(o) for o in sorted(touched))
-
-    def literal(fp: str | None) -> str:
-        return "NULL" if fp is None else f"'{fp}'"
-
-    return (f"EXECUTE sqlsafe_schema_locked('{{{oids}}}', {literal(base.typefp)}, "
-            f"{literal(base.globalfp)})")
+    return (f"EXECUTE sqlsafe_schema_locked('{{{oids}}}', {_fp_literal(base.typefp)}, "
+            f"{_fp_literal(base.globalfp)})")
 
 
 def _lock_walk_needed(base: Snapshot, rows: Sequence[tuple[Any, ...]],
@@ -560,6 +566,24 @@ def _has_copy(statements: Iterable[ParsedStatement]) -> bool:
     return any(_is_copy_from_stdin(s.node) for s in statements)
 
 
+def _send(conn: psycopg.Connection[Any], sql: str) -> None:
+    """Send ``sql`` as one simple-protocol message; its answers are read with ``_fetch``."""
+    from psycopg import generators
+
+    with conn.lock:
+        conn.pgconn.send_query(sql.encode(conn.info.encoding))
+        conn.wait(generators.send(conn.pgconn))
+
+
+def _fetch(conn: psycopg.Connection[Any]) -> list[Any]:
+    """Every answer to the message ``_send`` sent, with psycopg's own wait (which cancels the
+    query on Ctrl-C, as ``execute`` does)."""
+    from psycopg import generators
+
+    with conn.lock:
+        return conn.wait(generators.fetch_many(conn.pgconn))
+
+
 class _Answers:
     """All of the server's answers to one simple-protocol message, read without raising.
 
@@ -567,25 +591,25 @@ class _Answers:
     batched migration needs those (the statements before the failing one ran and were
     observed). This sends the text and reads every answer with psycopg's own wait, which
     cancels the query on Ctrl-C as ``execute`` does, and converts rows with psycopg's loaders.
-    An error ends the message, so it is the last answer (``failed_at``).
+    An error ends the message, so it is the last answer (``failed_at``). ``of``: the answers
+    to a message sent earlier (``_Session.send_ahead``)."""
 
-    ``meanwhile``: Python work that uses no connection, done after the text is sent and
-    before the answers are read, so the client works while the server does."""
+    def __init__(self, conn: psycopg.Connection[Any], sql: str) -> None:
+        _send(conn, sql)
+        self._take(conn, _fetch(conn))
 
-    def __init__(self, conn: psycopg.Connection[Any], sql: str,
-                 meanwhile: Callable[[], None] | None = None) -> None:
-        from psycopg import adapt, generators, pq
+    @classmethod
+    def of(cls, conn: psycopg.Connection[Any], results: list[Any]) -> _Answers:
+        """The answers to a message sent earlier (``_send``) and read with ``_fetch``."""
+        answers = cls.__new__(cls)
+        answers._take(conn, results)
+        return answers
+
+    def _take(self, conn: psycopg.Connection[Any], results: list[Any]) -> None:
+        from psycopg import adapt, pq
 
         self._conn = conn
-        with conn.lock:
-            conn.pgconn.send_query(sql.encode(conn.info.encoding))
-            try:
-                conn.wait(generators.send(conn.pgconn))
-                if meanwhile is not None:
-                    meanwhile()
-            finally:
-                # Every answer is read whatever happened, so the connection stays usable.
-                self._results = conn.wait(generators.fetch_many(conn.pgconn))
+        self._results = results
         self._tx = adapt.Transformer(conn)
         self.failed_at: int | None = None
         for i, res in enumerate(self._results):
@@ -613,6 +637,18 @@ class _Answers:
         assert self.failed_at is not None
         return errors.error_from_result(self._results[self.failed_at],
                                         encoding=self._conn.info.encoding)
+
+
+@dataclass
+class _Batch:
+    """The message that runs a wrapped file (``_Session._batch_message``)."""
+
+    unit: _Unit
+    text: str
+    starts: tuple[int, ...]  # where each statement starts in ``text`` (error positions)
+    held: bool  # SCHEMA_HELD before the COMMIT (else the fingerprint after it)
+    base: Snapshot | None  # the snapshot SCHEMA_HELD compares its fingerprints with
+    sent: float = 0.0  # perf_counter() when it was sent
 
 
 class _Failed(Exception):
@@ -666,6 +702,13 @@ class _Session:
         # client to do while the server runs the COMMIT's message; ``run_unit`` does it at the
         # latest. It uses no connection.
         self._deferred: Callable[[], None] | None = None
+        # The message of the next file, sent before the client finished with the one before
+        # (``send_ahead``); its answers are read by ``_run_batched``.
+        self._inflight: _Batch | None = None
+        # The file that runs after the current one, when nothing else must run in between
+        # (set by ``_replay_one``): its message may be sent as soon as the current file's
+        # answers are in.
+        self.next_unit: _Unit | None = None
 
     # -- observation queries ------------------------------------------------------------------
 
@@ -676,6 +719,7 @@ class _Session:
         ("sqlsafe_schema_of", "(oid[], oid[])", q.SCHEMA_OF),
         ("sqlsafe_schema_own", "(oid[], oid[])", q.SCHEMA_OWN),
         ("sqlsafe_schema_locked", "(oid[], text, text)", q.SCHEMA_LOCKED),
+        ("sqlsafe_schema_held", "(oid[], text, text)", q.SCHEMA_HELD),
     )
 
     def _ensure_prepared(self) -> None:
@@ -714,6 +758,7 @@ class _Session:
             snap = self._snapshot_from_locks(base, self.touched, locked_rows)
             if snap is not None:
                 return snap
+        self._check_idle()
         fp_rows = stash_rows if kind == "fingerprint" else None
         if fp_rows is None:
             fp_rows = self.conn.execute("EXECUTE sqlsafe_fingerprint").fetchall()
@@ -748,6 +793,7 @@ class _Session:
         if self._blind:
             return None
         if rows is None:
+            self._check_idle()
             rows = _read_text(self.conn, _schema_locked(touched, base))
         # The last two rows: the fingerprints of the types and of the global parts, and
         # whether those were read again.
@@ -762,6 +808,7 @@ class _Session:
             # The touched relations and their dependents from SCHEMA_OF; the global parts and
             # the types as SCHEMA_LOCKED read them.
             pairs = [(_PG_CLASS, oid) for oid in sorted(touched)]
+            self._check_idle()
             walked = _read_text(self.conn, f"EXECUTE sqlsafe_schema_of({_oid_arrays(pairs)})")
             rows = ([r for r in rows if not str(r[6] or "").startswith("c")]
                     + [r for r in walked if str(r[6] or "").startswith("c")])
@@ -843,23 +890,29 @@ class _Session:
 
     def run_unit(self, unit: _Unit, *, observe: bool,
                  predictions: dict[tuple[str, int], StatementInfo] | None = None,
+                 defer: bool = False,
                  ) -> tuple[list[StatementResult], StatementError | None, float]:
         """Run a file; on failure roll back what the file's transaction holds and stop.
-        Returns (statement results, error, duration in ms)."""
+        Returns (statement results, error, duration in ms). ``defer``: a file that ran as
+        one message may leave the observation of its statements to ``finish_unit``, which
+        completes the list of results returned."""
         results: list[StatementResult] = []
         started = time.perf_counter()
         try:
-            batched = False
-            if unit.wrap and observe and self._batchable(unit):
+            batched: float | None = None
+            if observe and self._batchable(unit):
                 batched = self._run_batched(unit, predictions, results)
-            if not batched:
-                if unit.wrap and observe:
-                    self._pending_begin = True
-                elif unit.wrap:
-                    self.execute_control("BEGIN")
-                for stmt in unit.statements:
-                    results.append(self.run_statement(unit, stmt, observe=observe,
-                                                      predictions=predictions))
+            if batched is not None:
+                if not defer:
+                    self._run_deferred()
+                return results, None, batched
+            if unit.wrap and observe:
+                self._pending_begin = True
+            elif unit.wrap:
+                self.execute_control("BEGIN")
+            for stmt in unit.statements:
+                results.append(self.run_statement(unit, stmt, observe=observe,
+                                                  predictions=predictions))
             if self._pending_begin:
                 self._pending_begin = False  # no statement: BEGIN; COMMIT would do nothing
             elif self.in_transaction:
@@ -877,6 +930,10 @@ class _Session:
             return results, failed.error, (time.perf_counter() - started) * 1000
         self._run_deferred()
         return results, None, (time.perf_counter() - started) * 1000
+
+    def finish_unit(self) -> None:
+        """The observation ``run_unit(defer=True)`` left to do."""
+        self._run_deferred()
 
     def _commit_unit(self, unit: _Unit, observe: bool) -> None:
         """The COMMIT that ends a file's transaction. It can fail (a deferred constraint is
@@ -896,36 +953,30 @@ class _Session:
             raise _Failed(error, None) from None
 
     def _batchable(self, unit: _Unit) -> bool:
-        """Whether a wrapped file can go to the server as one message (``_run_batched``): no
-        statement needs a connection of its own (COPY FROM STDIN, the watched ones), drops
-        the prepared lock query (DEALLOCATE, DISCARD) or is probed while it holds its locks."""
+        """Whether a file can go to the server as one message (``_run_batched``): a wrapped
+        file, or one statement (run in a transaction of its own all the same, so that its
+        locks can be read), of which no statement needs a connection of its own (COPY FROM
+        STDIN, the watched ones), drops the prepared lock query (DEALLOCATE, DISCARD), is
+        probed while it holds its locks, or controls the transaction."""
         if self.r.measure_blocking or not unit.statements:
+            return False
+        if not unit.wrap and (len(unit.statements) > 1 or _txn_kind(unit.statements[0].node)):
             return False
         return all(stmt.node is not None and _lock_query_can_follow(stmt.node)
                    and not cannot_run_in_transaction(stmt.node, self.r.server_version_num)
                    and not _moves_unlocked(stmt.node)  # its names are read after it
                    for stmt in unit.statements)
 
-    def _run_batched(self, unit: _Unit,
-                     predictions: dict[tuple[str, int], StatementInfo] | None,
-                     results: list[StatementResult]) -> bool:
-        """Run a wrapped file's statements as one simple-protocol message: BEGIN, then each
-        statement followed by the lock query and the server's clock. The server runs them in
-        order, so each lock query sees exactly the locks after its statement, as one message
-        per statement does, at one round trip per file instead of one per statement. A
-        statement's duration is the server's time between the clock readings around it (it
-        includes the lock query, as the per-statement path's does). The transaction stays
-        open for the COMMIT (``run_unit``).
-
-        When a statement fails, the server has already answered for the ones before it: their
-        results go into ``results`` and the failure raises ``_Failed``, as the per-statement
-        path would, without running anything twice (a statement that hits statement_timeout
-        would otherwise cost that timeout twice). False, after a ROLLBACK, for an error the
-        message's own parts raised: the caller then runs the file statement by statement."""
-        import psycopg
-
-        self._ensure_prepared()
-        self._stash = None
+    def _batch_message(self, unit: _Unit, base: Snapshot | None,
+                       fps: tuple[str | None, str | None] | None = None) -> _Batch:
+        """The one message that runs a wrapped file (``_run_batched``): BEGIN and the server's
+        clock; each statement followed by the lock query and the clock; then the snapshot
+        query and the COMMIT. The snapshot query is SCHEMA_HELD before the COMMIT when every
+        statement's locks will be seen and the snapshot before the file is known (``base``,
+        or only its part fingerprints ``fps``): inside the transaction it reads what the
+        COMMIT makes permanent, while the locks that name the touched relations are still
+        held. Otherwise the fingerprint, after the COMMIT. A clock reading before and after
+        the COMMIT times it."""
         clock_sql = _clock_sql(self.r.server_version_num)
         parts = ["BEGIN", clock_sql]
         starts: list[int] = []  # where each statement starts in the text (error positions)
@@ -936,19 +987,104 @@ class _Session:
             added = [stmt.sql + "\n", "EXECUTE sqlsafe_locks", clock_sql]
             parts += added
             size += sum(len(p) + 1 for p in added)
-        t0 = time.perf_counter()
-        answers = _Answers(self.conn, ";".join(parts))
-        wall = (time.perf_counter() - t0) * 1000
-        failed_at = answers.failed_at
-        # Answers: BEGIN, clock, then (statement, locks, clock) per statement.
-        if failed_at is not None and (failed_at < 2 or (failed_at - 2) % 3):
-            self.rollback_if_open()
+        if fps is None and base is not None:
+            fps = (base.typefp, base.globalfp)
+        held = fps is not None and not any(_blinds_locks(s) for s in unit.statements)
+        if held:
+            assert fps is not None
+            parts += [_PIN, _schema_held(*fps), clock_sql, "COMMIT", clock_sql]
+        else:
+            parts += ["COMMIT", clock_sql, "EXECUTE sqlsafe_fingerprint"]
+        return _Batch(unit, ";".join(parts), tuple(starts), held, base)
+
+    def send_ahead(self, unit: _Unit, base: Snapshot | None = None,
+                   fps: tuple[str | None, str | None] | None = None) -> bool:
+        """Send the message of the file that runs next (``unit``) before the client has
+        worked through the results of the one before: the server runs it while the client
+        builds those. ``_run_batched`` reads its answers. The snapshot it starts from is
+        ``base``, or, while that is still being built from the answers before, only its part
+        fingerprints ``fps``: ``rebase_inflight`` then gives the snapshot itself. Only when
+        the file would be batched anyway; False when it was not sent."""
+        if self._inflight is not None or not self._prepared or not self._batchable(unit):
             return False
-        previous, position = answers.rows(1)[0]
+        batch = self._batch_message(unit, base, fps)
+        _send(self.conn, batch.text)
+        batch.sent = time.perf_counter()
+        self._inflight = batch
+        return True
+
+    def rebase_inflight(self, base: Snapshot) -> None:
+        """The snapshot that the message sent ahead (on part fingerprints) starts from."""
+        if self._inflight is not None and self._inflight.base is None:
+            self._inflight.base = base
+
+    def _check_idle(self) -> None:
+        """A catalog read must not find the next file's message in flight: it would read
+        the catalog after that file (``_snapshot_needs_no_query`` rules this out)."""
+        if self._inflight is not None:
+            raise RuntimeError("catalog read while the next file ran")  # a bug of ours
+
+    def _snapshot_needs_no_query(self, base: Snapshot | None) -> bool:
+        """Whether ``snapshot(base)`` will be built from the rows read with the COMMIT alone
+        (``_snapshot_from_locks`` without a walk), so the connection may be busy meanwhile."""
+        return (self._stash is not None and self._stash[0] == "locked" and base is not None
+                and self._stash[1] is base and self.touched is not None and self._prepared
+                and bool(base.owners or not base.objects) and not self._blind
+                and not self._renamed)
+
+    def _run_batched(self, unit: _Unit,
+                     predictions: dict[tuple[str, int], StatementInfo] | None,
+                     results: list[StatementResult]) -> float | None:
+        """Run and commit a wrapped file as one simple-protocol message (``_batch_message``).
+        The server runs its parts in order, so each lock query sees exactly the locks after
+        its statement, as one message per statement does, at one round trip per file instead
+        of one per statement. A statement's duration is the server's time between the clock
+        readings around it (it includes the lock query, as the per-statement path's does);
+        the file's is theirs plus the COMMIT's. Returns the file's duration in ms.
+
+        When a statement fails, the server has already answered for the ones before it: their
+        results go into ``results`` and the failure raises ``_Failed``, as the per-statement
+        path would, without running anything twice (a statement that hits statement_timeout
+        would otherwise cost that timeout twice). A failing COMMIT (a deferred constraint) is
+        the file's failure at its last statement. None, after a ROLLBACK, for an error the
+        message's own parts raised: the caller then runs the file statement by statement.
+
+        The observation of the statements is left in ``_deferred`` for the caller to do
+        while the server works on something else (``_replay_one``), or at the latest
+        before anything else reads ``results``."""
+        import psycopg
+
+        batch, self._inflight = self._inflight, None
+        if batch is not None and batch.unit is not unit:
+            raise RuntimeError("the message sent ahead was for another file")  # a bug of ours
+        self._stash = None
+        if batch is None:
+            self._ensure_prepared()
+            batch = self._batch_message(unit, self.base)
+            batch.sent = time.perf_counter()
+            answers = _Answers(self.conn, batch.text)
+        else:
+            answers = _Answers.of(self.conn, _fetch(self.conn))
+        # For a failing statement, the time since the message was sent less the statements'
+        # before it (for a message sent ahead, an upper bound).
+        wall = (time.perf_counter() - batch.sent) * 1000
+        n = len(unit.statements)
+        tail = 2 + 3 * n  # the first answer after the last statement's clock
+        commit_at = tail + 3 if batch.held else tail
+        failed_at = answers.failed_at
+        # Answers: BEGIN, clock, then (statement, locks, clock) per statement, then the tail.
+        if failed_at is not None and failed_at != commit_at and \
+                (failed_at < 2 or (failed_at < tail and (failed_at - 2) % 3)
+                 or tail <= failed_at < commit_at):
+            self.rollback_if_open()
+            return None
+        first, position = answers.rows(1)[0]
+        previous = first
         spent = 0.0
-        # Only what the COMMIT's message needs is worked out at once (the touched relations);
-        # the rest of the observation is done while the server runs that message
-        # (``_commit_observed``), or before anything else reads ``results``.
+        for stmt in unit.statements:
+            self._note(stmt)
+        # Only what the snapshot needs is worked out at once (the touched relations); the
+        # rest of the observation is left for later (``_deferred``).
         ran: list[tuple[ParsedStatement, float, str | None, int, list[tuple[Any, ...]],
                         int | None]] = []
 
@@ -958,20 +1094,27 @@ class _Session:
                 held_before = set(self.held)
                 locks, rewrites = self._observe(before, held_before, lock_rows, touch=False)
                 results.append(_observed_result(unit, stmt, duration, locks, rewrites,
-                                                _rows_affected(status, count), True, before,
+                                                _rows_affected(status, count), unit.wrap,
+                                                before,
                                                 held_before, predictions, wal_bytes=wal))
+            if committed:
+                self.held = set()
 
+        committed = False
         for i, stmt in enumerate(unit.statements):
-            self._note(stmt)
             at = 2 + 3 * i
             if at == failed_at:
-                observe()
                 exc = answers.error()
                 assert isinstance(exc, psycopg.Error)
-                error = self._error(exc, stmt, starts[i])
+                if not unit.wrap and exc.sqlstate in _REFUSES_OUR_BLOCK:
+                    # Legal outside the block we opened (``run_statement`` runs it again).
+                    self.rollback_if_open()
+                    return None
+                observe()
+                error = self._error(exc, stmt, batch.starts[i])
                 raise _Failed(error, StatementResult(
                     stmt.span.line, stmt.sql, max(wall - spent, 0.0), error=error,
-                    in_transaction=True, end_line=stmt.span.end_line))
+                    in_transaction=unit.wrap, end_line=stmt.span.end_line))
             status, count = answers.status(at)
             lock_rows = answers.rows(at + 1)
             clock, after = answers.rows(at + 2)[0]
@@ -982,8 +1125,31 @@ class _Session:
             position = after
             self._touch(lock_rows)
             ran.append((stmt, duration, status, count, lock_rows, wal))
+        if failed_at == commit_at:
+            observe()
+            exc = answers.error()
+            assert isinstance(exc, psycopg.Error)
+            error = self._error(exc, unit.statements[-1])
+            error = replace(error, message=f"{error.message} (when the transaction committed)")
+            self.rollback_if_open()
+            raise _Failed(error, None)
+        committed = True
+        if batch.held:
+            before_commit = answers.rows(tail + 2)[0][0]
+            rows = answers.rows(tail + 1)
+            self._stash = ("locked", batch.base, rows)
+            if self.next_unit is not None and self._snapshot_needs_no_query(batch.base):
+                # The next file goes now, on the fingerprints the new snapshot will have
+                # (``_snapshot_from_locks``), while this client builds it.
+                self.send_ahead(self.next_unit, fps=(str(rows[-2][2]), str(rows[-1][2])))
+        else:
+            before_commit = previous
+        done = answers.rows(commit_at + 1)[0][0] if failed_at is None or \
+            failed_at > commit_at + 1 else before_commit
+        if not batch.held and failed_at is None:
+            self._stash = ("fingerprint", None, answers.rows(commit_at + 2))
         self._deferred = observe
-        return True
+        return ((previous - first) + (done - before_commit)).total_seconds() * 1000
 
     def _run_deferred(self) -> None:
         work, self._deferred = self._deferred, None
@@ -995,15 +1161,15 @@ class _Session:
         (``_replay_one``, right after) starts with, in one round trip: SCHEMA_LOCKED before
         the COMMIT when every statement's locks were seen (inside the transaction it reads
         what the COMMIT makes permanent, while the locks that name the touched relations are
-        still held), else the fingerprint after it. A failing COMMIT raises as before."""
-        work, self._deferred = self._deferred, None
+        still held), else the fingerprint after it. A failing COMMIT raises as before. (A
+        file that runs as one message has its COMMIT in that message: ``_batch_message``.)"""
         locked = self.touched is not None and not self._blind and self.base is not None
         if locked:
             assert self.base is not None and self.touched is not None
             text = f"{_PIN};{_schema_locked(self.touched, self.base)};COMMIT"
         else:
             text = "COMMIT;EXECUTE sqlsafe_fingerprint"
-        answers = _Answers(self.conn, text, work)
+        answers = _Answers(self.conn, text)
         self.held = set()
         if answers.failed_at is not None:
             raise answers.error()
@@ -1667,6 +1833,8 @@ def dry_run(
         replayer.session.known = dict(snap.rels)
         ready = time.perf_counter()
         failed = False
+        ahead = not check_idempotency and not sample_rows and not measure_blocking
+        units: dict[int, _Unit] = {}
         for index, migration in enumerate(migrations):
             findings = tuple(findings_by_path.get(migration.path, ()))
             if failed:
@@ -1681,10 +1849,21 @@ def dry_run(
             if sample_rows and index >= from_index:
                 filled = sampledata.fill(replayer.session.conn, sample_rows)
                 replayer.notes.extend(filled.notes)
+            # The next file's message may go to the server while this one's results are
+            # worked out (``_Session.send_ahead``) when nothing else must run in between: no
+            # check after this file, no sample rows before the next.
+            next_unit = None
+            if ahead and index + 1 < total and index >= from_index and \
+                    not (check_down and migration.down is not None):
+                following = migrations[index + 1]
+                next_unit = units[index + 1] = _unit(
+                    following, following.section, replayer.server_version_num,
+                    replayer.parsed.get(following.path))
             res, snap = _replay_one(replayer, migration, snap, predictions,
                                     pre_applied=index < from_index,
                                     check_idempotency=check_idempotency,
-                                    check_down=check_down)
+                                    check_down=check_down, unit=units.pop(index, None),
+                                    next_unit=next_unit)
             res = sampledata.with_explanation(replace(res, findings=findings))
             if index in injected:
                 res = replace(res, extras={**res.extras, "failure_injection": injected[index]})
@@ -1716,11 +1895,15 @@ def dry_run(
 
 def _replay_one(replayer: _Replayer, migration: Migration, before: Snapshot,
                 predictions: dict[tuple[str, int], StatementInfo], *, pre_applied: bool,
-                check_idempotency: bool, check_down: bool) -> tuple[MigrationResult, Snapshot]:
+                check_idempotency: bool, check_down: bool, unit: _Unit | None = None,
+                next_unit: _Unit | None = None) -> tuple[MigrationResult, Snapshot]:
+    """``unit``: the migration's, if built already; ``next_unit``: the next migration's, whose
+    message may be sent once this one's schema is known (``_Session.send_ahead``)."""
     session = replayer.session
     assert session is not None
-    unit = _unit(migration, migration.section, replayer.server_version_num,
-                 replayer.parsed.get(migration.path))
+    if unit is None:
+        unit = _unit(migration, migration.section, replayer.server_version_num,
+                     replayer.parsed.get(migration.path))
     replayer.notes.extend(unit.notes)
     for line, what in _session_settings(unit.statements):
         replayer.notes.append(
@@ -1733,9 +1916,17 @@ def _replay_one(replayer: _Replayer, migration: Migration, before: Snapshot,
     session.known = dict(before.rels)
     session.base = before
     session.start_touched()
-    statements, error, duration = session.run_unit(unit, observe=not pre_applied,
-                                                   predictions=predictions)
+    session.next_unit = next_unit
+    try:
+        statements, error, duration = session.run_unit(unit, observe=not pre_applied,
+                                                       predictions=predictions, defer=True)
+    finally:
+        session.next_unit = None
     after = session.snapshot(before)
+    session.rebase_inflight(after)
+    if next_unit is not None and error is None:
+        session.send_ahead(next_unit, after)  # unless it went already
+    session.finish_unit()  # the statements' observation, while the server runs the next
     session.known = dict(after.rels)
     diff = catalog_diff(before, after)
     if error is not None:

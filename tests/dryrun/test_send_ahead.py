@@ -1,0 +1,165 @@
+"""A file that runs as one message, and the next file's message sent while the client still
+works through the results of the one before (``_Session.send_ahead``): what the dry run
+reports must not depend on either. Real PostgreSQL, never mocked; only the replay's own
+choice of path is switched off for comparison."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dryrun_helpers import replay, write_tree
+
+from sqlsafe.dryrun import replay as replay_module
+from sqlsafe.dryrun.sandbox import Sandbox
+
+pytestmark = pytest.mark.postgres
+
+LOCK = 'provider = "postgresql"\n'
+
+
+@pytest.fixture(scope="module")
+def sandbox(each_major: Sandbox) -> Sandbox:
+    """Each major the machine has (``fresh`` empties its public schema per test)."""
+    return each_major
+
+
+def prisma(tmp_path: Path, files: list[str]) -> Path:
+    """A Prisma set, one folder per file, in the order given."""
+    tree = {f"prisma/migrations/202401{i:02d}000000_m{i}/migration.sql": text
+            for i, text in enumerate(files, start=1)}
+    tree["prisma/migrations/migration_lock.toml"] = LOCK
+    return write_tree(tmp_path, tree) / "prisma" / "migrations"
+
+
+@pytest.fixture
+def sends(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The paths of the files whose message went ahead; "early:" before each one sent while
+    the snapshot before it was still being built (on its fingerprints alone)."""
+    sent: list[str] = []
+    original = replay_module._Session.send_ahead
+
+    def spy(self: Any, unit: Any, *args: Any, **kwargs: Any) -> bool:
+        went = original(self, unit, *args, **kwargs)
+        if went:
+            sent.append(("early:" if kwargs.get("fps") else "") + unit.migration.path)
+        return went
+
+    monkeypatch.setattr(replay_module._Session, "send_ahead", spy)
+    yield sent
+
+
+# Every kind of change the snapshot reads, on each path a file can take: wrapped files of
+# several statements, single statements (run in a transaction of their own), a rename (the
+# snapshot then follows dependents), a type and a function (the parts no relation lock
+# covers), a CONCURRENTLY index (watched from a second connection), a schema moved (not one
+# message: its names are read after it), data changes.
+RICH = [
+    "CREATE TYPE mood AS ENUM ('ok');\n"
+    "CREATE TABLE u (id int PRIMARY KEY, name text, m mood);\n"
+    "CREATE TABLE p (id int PRIMARY KEY, uid int REFERENCES u (id));\n",
+    "CREATE INDEX p_uid ON p (uid);\n",
+    "ALTER TYPE mood ADD VALUE 'sad';\n",
+    "INSERT INTO u VALUES (1, 'a', 'ok');\nINSERT INTO p VALUES (1, 1);\n"
+    "UPDATE u SET name = 'b';\n",
+    "CREATE VIEW names AS SELECT name FROM u;\nALTER TABLE u RENAME COLUMN name TO label;\n",
+    "CREATE FUNCTION one() RETURNS int LANGUAGE sql AS 'SELECT 1';\n"
+    "ALTER TABLE p ADD COLUMN n int DEFAULT 1;\n",
+    "CREATE INDEX CONCURRENTLY u_label ON u (label);\n",
+    "ALTER TABLE p ALTER COLUMN n TYPE bigint;\nCOMMENT ON TABLE p IS 'posts';\n",
+    "CREATE SCHEMA arch;\nALTER TABLE p SET SCHEMA arch;\n",
+    "DROP VIEW names;\nDROP TABLE arch.p;\n",
+]
+
+_TIMES = {"duration_ms", "wal_bytes", "startup_ms", "setup_ms", "replay_ms", "timing"}
+
+
+def _without_times(value: Any) -> Any:
+    """The JSON report less what is measured (durations, WAL bytes)."""
+    if isinstance(value, dict):
+        return {k: _without_times(v) for k, v in value.items() if k not in _TIMES}
+    if isinstance(value, list):
+        return [_without_times(v) for v in value]
+    return value
+
+
+def _report(fresh: Sandbox, root: Path) -> Any:
+    with fresh.connect() as conn:  # RICH's state, from an earlier run
+        conn.execute("DROP SCHEMA IF EXISTS arch CASCADE")
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    result = replay(fresh, root, check_idempotency=False, check_down=False)
+    out = _without_times(result.to_json())
+    for m in out["migrations"]:
+        m["path"] = Path(m["path"]).parent.name  # the tmp_path differs between runs
+        for f in m.get("findings", []):
+            f["path"] = m["path"]
+    return out
+
+
+@pytest.mark.parametrize("switch_off", ["send_ahead", "_batchable"])
+def test_the_report_does_not_depend_on_the_path(fresh: Sandbox, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                sends: list[str], switch_off: str) -> None:
+    root = prisma(tmp_path / "a", RICH)
+    fast = _report(fresh, root)
+    assert all(m["status"] == "applied" for m in fast["migrations"]), fast["migrations"]
+    assert len(sends) >= 6, sends  # most files went ahead of their results
+    early = [p for p in sends if p.startswith("early:")]
+    assert early and len(early) < len(sends), sends  # both ways (not after the rename)
+    monkeypatch.setattr(replay_module._Session, switch_off, lambda *args, **kwargs: False)
+    slow = _report(fresh, prisma(tmp_path / "b", RICH))
+    assert slow == fast
+
+
+def test_a_file_sent_ahead_that_fails_reports_its_line_and_skips_the_rest(
+        fresh: Sandbox, tmp_path: Path, sends: list[str]) -> None:
+    root = prisma(tmp_path, [
+        "CREATE TABLE t (id int);\nCREATE SEQUENCE runs;\n",
+        "CREATE INDEX t_id ON t (id);\n",
+        "SELECT nextval('runs');\nINSERT INTO t VALUES (1);\n\nINSERT INTO t (id)\n  VALUES (nope);\n",
+        "CREATE TABLE never (id int);\n",
+    ])
+    result = replay(fresh, root, check_idempotency=False, check_down=False)
+    assert [m.status for m in result.migrations] == ["applied", "applied", "failed", "skipped"]
+    assert any(p.endswith("m3/migration.sql") for p in sends)  # it went ahead
+    failed = result.migrations[2]
+    assert failed.error is not None and failed.error.line == 5 and failed.error.sqlstate == "42703"
+    assert [s.line for s in failed.statements] == [1, 2, 4]
+    assert ("public.t", "RowExclusiveLock") in {(lk.relation, lk.mode)
+                                                for lk in failed.statements[1].locks}
+    with fresh.connect() as conn:  # ran once, rolled back, and nothing after it ran
+        assert conn.execute("SELECT last_value, is_called FROM runs").fetchone() == (1, True)
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
+        assert conn.execute("SELECT to_regclass('never')").fetchone() == (None,)
+
+
+def test_a_commit_that_fails_in_a_file_sent_ahead_fails_that_file(
+        fresh: Sandbox, tmp_path: Path, sends: list[str]) -> None:
+    root = prisma(tmp_path, [
+        "CREATE TABLE p (id int PRIMARY KEY);\n"
+        "CREATE TABLE c (id int, pid int REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED);\n",
+        "INSERT INTO c VALUES (1, 42);\nINSERT INTO c VALUES (2, 43);\n",
+        "INSERT INTO p VALUES (1);\n",
+    ])
+    result = replay(fresh, root, check_idempotency=False, check_down=False)
+    assert [m.status for m in result.migrations] == ["applied", "failed", "skipped"]
+    assert any(p.endswith("m2/migration.sql") for p in sends)
+    failed = result.migrations[1]
+    assert failed.error is not None and failed.error.sqlstate == "23503"
+    assert failed.error.line == 2 and "when the transaction committed" in failed.error.message
+    assert [s.line for s in failed.statements] == [1, 2]
+    with fresh.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM c").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM p").fetchone() == (0,)
+
+
+def test_nothing_goes_ahead_of_a_check(fresh: Sandbox, tmp_path: Path, sends: list[str]) -> None:
+    # The idempotency check reruns each file on a clone of the state right after it: the
+    # next file must not have run by then.
+    root = prisma(tmp_path, ["CREATE TABLE a (id int);\n", "CREATE TABLE b (id int);\n"])
+    result = replay(fresh, root)
+    assert [m.idempotent for m in result.migrations] == [False, False]
+    assert sends == []
