@@ -382,11 +382,11 @@ _PART_FINGERPRINTS = (
     UNION ALL SELECT xmin FROM pg_proc WHERE oid >= 16384
     UNION ALL SELECT xmin FROM pg_extension""")
 )
-def _schema_locked(rels: str) -> str:
+def _schema_locked(rels: str, ctes: str = "", first: str = "") -> str:
     return (
         f"""
-WITH {_EXT_CTE}, rels(objid) AS ({rels}), {_PART_FINGERPRINTS}
-"""
+WITH {_EXT_CTE}, {ctes}rels(objid) AS ({rels}), {_PART_FINGERPRINTS}
+{first}"""
         + _schema(_IN_RELS, "(SELECT yes FROM retype)", "(SELECT yes FROM reglobal)")
         + """UNION ALL
 SELECT 'owner', '', '', NULL, NULL, NULL, 'c' || objid FROM rels
@@ -406,17 +406,17 @@ SCHEMA_LOCKED = _schema_locked("SELECT unnest($1::oid[])")
 # not used): what the lock query after each statement names, less the modes that change no
 # catalog row and the TOAST tables (``replay._Session._touch``). Run in a migration's
 # transaction before its COMMIT, it needs nothing from the client, so it goes in the message
-# that runs the migration's statements.
-SCHEMA_HELD = _schema_locked(f"""
-  SELECT DISTINCT l.relation
-  FROM pg_locks l
-  LEFT JOIN pg_class c ON c.oid = l.relation
-  LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE l.locktype = 'relation' AND l.pid = pg_backend_pid() AND l.granted
-    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-    AND (c.oid IS NULL OR ({_USER_NS}))
-    AND l.mode NOT IN ('AccessShareLock', 'RowShareLock', 'RowExclusiveLock')
-    AND c.relkind IS DISTINCT FROM 't'""")
+# that runs the migration's statements; and it stands in for the lock query after the last
+# statement: its first rows are LOCKS's, as ('lock', name, mode, oid, relfilenode, relkind,
+# NULL). (The parts of a UNION ALL run in order: the locks are read before any of the
+# snapshot's parts runs.)
+SCHEMA_HELD = _schema_locked(
+    """SELECT DISTINCT relation FROM held
+  WHERE mode NOT IN ('AccessShareLock', 'RowShareLock', 'RowExclusiveLock')
+    AND relkind IS DISTINCT FROM 't'""",
+    ctes=f"held(relation, relfilenode, relkind, name, mode) AS ({LOCKS}), ",
+    first="""SELECT 'lock', name, mode, relation, relfilenode, relkind, NULL::text FROM held
+UNION ALL""")
 
 # Readable kinds for relation rows (pg_class.relkind).
 RELKIND_NAMES = {

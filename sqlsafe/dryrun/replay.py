@@ -977,19 +977,22 @@ class _Session:
         COMMIT makes permanent, while the locks that name the touched relations are still
         held. Otherwise the fingerprint, after the COMMIT. A clock reading before and after
         the COMMIT times it."""
+        if fps is None and base is not None:
+            fps = (base.typefp, base.globalfp)
+        held = fps is not None and not any(_blinds_locks(s) for s in unit.statements)
         clock_sql = _clock_sql(self.r.server_version_num)
         parts = ["BEGIN", clock_sql]
         starts: list[int] = []  # where each statement starts in the text (error positions)
         size = sum(len(p) + 1 for p in parts)  # each part and the ';' after it
-        for stmt in unit.statements:
+        last = len(unit.statements) - 1
+        for i, stmt in enumerate(unit.statements):
             starts.append(size)
-            # A newline before the ';': the statement may end in a -- comment.
-            added = [stmt.sql + "\n", "EXECUTE sqlsafe_locks", clock_sql]
+            # A newline before the ';': the statement may end in a -- comment. SCHEMA_HELD
+            # reads the locks after the last statement itself.
+            added = [stmt.sql + "\n", clock_sql] if held and i == last else \
+                [stmt.sql + "\n", "EXECUTE sqlsafe_locks", clock_sql]
             parts += added
             size += sum(len(p) + 1 for p in added)
-        if fps is None and base is not None:
-            fps = (base.typefp, base.globalfp)
-        held = fps is not None and not any(_blinds_locks(s) for s in unit.statements)
         if held:
             assert fps is not None
             parts += [_PIN, _schema_held(*fps), clock_sql, "COMMIT", clock_sql]
@@ -1068,16 +1071,24 @@ class _Session:
         # For a failing statement, the time since the message was sent less the statements'
         # before it (for a message sent ahead, an upper bound).
         wall = (time.perf_counter() - batch.sent) * 1000
+        # Answers: BEGIN, clock, then per statement: the statement, the lock query (not after
+        # the last when SCHEMA_HELD reads its locks) and the clock; then the tail: PIN,
+        # SCHEMA_HELD, clock, COMMIT, clock, or COMMIT, clock, fingerprint.
         n = len(unit.statements)
-        tail = 2 + 3 * n  # the first answer after the last statement's clock
+        stmt_at = [2 + 3 * i for i in range(n)]
+        tail = 2 + 3 * n - (1 if batch.held else 0)  # the first answer of the tail
         commit_at = tail + 3 if batch.held else tail
         failed_at = answers.failed_at
-        # Answers: BEGIN, clock, then (statement, locks, clock) per statement, then the tail.
-        if failed_at is not None and failed_at != commit_at and \
-                (failed_at < 2 or (failed_at < tail and (failed_at - 2) % 3)
-                 or tail <= failed_at < commit_at):
-            self.rollback_if_open()
+        if failed_at is not None and failed_at < commit_at and failed_at not in stmt_at:
+            self.rollback_if_open()  # our own part failed
             return None
+        # SCHEMA_HELD's rows: first the locks after the last statement, as rows ('lock', name,
+        # mode, oid, relfilenode, relkind, NULL); then the snapshot's.
+        snapshot_rows: list[tuple[Any, ...]] = []
+        if batch.held and (failed_at is None or failed_at >= commit_at):
+            snapshot_rows = answers.rows(tail + 1)
+        last_locks = [(oid, node, kind, name, mode) for _k, name, mode, oid, node, kind, _o
+                      in itertools.takewhile(lambda r: r[0] == "lock", snapshot_rows)]
         first, position = answers.rows(1)[0]
         previous = first
         spent = 0.0
@@ -1116,8 +1127,12 @@ class _Session:
                     stmt.span.line, stmt.sql, max(wall - spent, 0.0), error=error,
                     in_transaction=unit.wrap, end_line=stmt.span.end_line))
             status, count = answers.status(at)
-            lock_rows = answers.rows(at + 1)
-            clock, after = answers.rows(at + 2)[0]
+            if batch.held and i == n - 1:
+                lock_rows = last_locks
+                clock, after = answers.rows(at + 1)[0]
+            else:
+                lock_rows = answers.rows(at + 1)
+                clock, after = answers.rows(at + 2)[0]
             duration = (clock - previous).total_seconds() * 1000
             spent += duration
             previous = clock
@@ -1136,7 +1151,7 @@ class _Session:
         committed = True
         if batch.held:
             before_commit = answers.rows(tail + 2)[0][0]
-            rows = answers.rows(tail + 1)
+            rows = snapshot_rows[len(last_locks):]
             self._stash = ("locked", batch.base, rows)
             if self.next_unit is not None and self._snapshot_needs_no_query(batch.base):
                 # The next file goes now, on the fingerprints the new snapshot will have
