@@ -20,6 +20,7 @@ catalog snapshot after each migration, the lock query after each statement, and 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import tempfile
@@ -68,14 +69,19 @@ def main() -> int:
                 figures.setdefault("start", []).append(time.perf_counter() - t0)
                 for phase, seconds in sb.startup_phases.items():
                     phases.setdefault(phase, []).append(seconds)
-                seconds, proc = _floor(sb, psql, script.name)
+                seconds, proc, cpu_floor = _floor(sb, psql, script.name, cpu=True)
                 figures.setdefault("floor", []).append(seconds)
                 if proc.returncode and run == 0:
                     print(f"psql stopped: {proc.stderr.strip().splitlines()[0][:200]}")
+                cpu = _server_cpu(sb.server_pid)
                 t = time.perf_counter()
                 result = dry_run(disc, config, sandbox=sb, lint_result=lint_result,
                                  check_idempotency=False, check_down=False)
                 figures.setdefault("dry_run", []).append(time.perf_counter() - t)
+                cpu_dry_run = _server_cpu(sb.server_pid)
+                if cpu is not None and cpu_floor is not None and cpu_dry_run is not None:
+                    figures.setdefault("cpu floor", []).append(cpu_floor)
+                    figures.setdefault("cpu dry run", []).append(cpu_dry_run - cpu)
                 figures.setdefault("setup", []).append(result.setup_ms / 1000)
                 figures.setdefault("replay", []).append(result.replay_ms / 1000)
                 figures.setdefault("ready", []).append(figures["start"][-1]
@@ -112,6 +118,9 @@ def main() -> int:
     print(f"  the whole dry_run() call, scratch database set-up included: "
           f"{med('dry_run'):.2f} s = {med('dry_run') / med('floor'):.2f}x the floor "
           f"{spread('dry_run')}")
+    if "cpu floor" in figures:
+        print(f"server CPU time: psql floor {med('cpu floor'):.2f} s, dry run (set-up included) "
+              f"{med('cpu dry run'):.2f} s {spread('cpu dry run')}")
     print(f"dry run with idempotency + down checks: {med('checks'):.2f} s {spread('checks')}")
     if args.split:
         floor = statistics.median(split["psql floor"])
@@ -124,13 +133,45 @@ def main() -> int:
     return 0
 
 
-def _floor(sb: Any, psql: Path, script: str) -> tuple[float, subprocess.CompletedProcess[str]]:
-    """The psql floor on a database of its own: (seconds, the finished psql)."""
+def _server_cpu(pid: int) -> float | None:
+    """CPU seconds of the server's processes so far: the postmaster's own and those of the
+    backends it has reaped, plus its children still running (Linux /proc; None elsewhere).
+    Read after a pause, so that a backend that has just exited is reaped."""
+    time.sleep(0.2)
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def fields(p: str) -> list[str]:
+        with open(f"/proc/{p}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+
+    try:
+        total = sum(int(x) for x in fields(str(pid))[11:15])
+    except OSError:
+        return None
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                f = fields(p)
+            except OSError:
+                continue
+            if int(f[1]) == pid:
+                total += int(f[11]) + int(f[12])
+    return total / tick
+
+
+def _floor(sb: Any, psql: Path, script: str, cpu: bool = False,
+           ) -> tuple[float, subprocess.CompletedProcess[str], float | None]:
+    """The psql floor on a database of its own: (seconds, the finished psql, with ``cpu``
+    the server's CPU seconds for it, else None)."""
     dsn = sb.create_database("floor")
+    before = _server_cpu(sb.server_pid) if cpu else None
     t = time.perf_counter()
     proc = subprocess.run([str(psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f",
                            script], capture_output=True, text=True, check=False)
-    return time.perf_counter() - t, proc
+    seconds = time.perf_counter() - t
+    after = _server_cpu(sb.server_pid) if cpu else None
+    used = after - before if after is not None and before is not None else None
+    return seconds, proc, used
 
 
 # Stand-ins for the prepared observation queries: the same columns, no rows (the lock query),
