@@ -113,8 +113,10 @@ def _schema(rel_filter: str, type_filter: str, global_filter: str = "TRUE") -> s
         # paid after every migration. Without it the owner's own index is used.
         return "TRUE" if "{}" in owner_filter else f"{oid} >= 16384"
 
+    # ``::text``: the first part's column types are the union's, and ``name`` would cut every
+    # qualified name after it at 63 bytes ("public.long_table.long_column").
     return f"""
-SELECT 'schema', n.nspname, '', NULL::oid, NULL::oid, NULL::"char", NULL::text
+SELECT 'schema', n.nspname::text, '', NULL::oid, NULL::oid, NULL::"char", NULL::text
 FROM pg_namespace n
 WHERE {_USER_NS} AND n.nspname <> 'public' AND n.oid >= 16384
   AND {not_ext('pg_namespace', 'n.oid')} AND {global_filter}

@@ -287,3 +287,20 @@ def test_missing_object_on_an_empty_start_carries_a_hint(fresh: Sandbox, tmp_pat
     finally:
         with fresh.connect() as conn:
             conn.execute("DROP SCHEMA IF EXISTS auth CASCADE")
+
+
+def test_long_qualified_names_are_not_cut_in_the_catalog_diff(fresh: Sandbox, tmp_path: Path) -> None:
+    # Two columns whose qualified names share their first 63 bytes: a snapshot query whose
+    # name column were of type ``name`` would cut both to the same key.
+    table = "a_table_with_a_rather_long_name"
+    cols = ["a_column_with_an_even_longer_name_one", "a_column_with_an_even_longer_name_two"]
+    root = write_tree(tmp_path, {
+        # The first file runs statement by statement (SCHEMA_LOCKED after it), the second,
+        # one statement, as one message (SCHEMA_HELD).
+        "001_t.sql": f"CREATE TABLE {table} (id int);\nALTER TABLE {table} ADD COLUMN {cols[0]} int;\n",
+        "002_t.sql": f"ALTER TABLE {table} ADD COLUMN {cols[1]} int;\n",
+    })
+    result = replay(fresh, root, check_idempotency=False)
+    assert [m.status for m in result.migrations] == ["applied", "applied"]
+    assert f"column public.{table}.{cols[0]}" in result.migrations[0].catalog.created
+    assert result.migrations[1].catalog.created == (f"column public.{table}.{cols[1]}",)
