@@ -641,13 +641,21 @@ class _Answers:
 
 @dataclass
 class _Batch:
-    """The message that runs a wrapped file (``_Session._batch_message``)."""
+    """The message that runs a wrapped file (``_Session._batch_message``), with where each
+    of its answers is: every part of the message gives one answer, in order."""
 
     unit: _Unit
     text: str
     starts: tuple[int, ...]  # where each statement starts in ``text`` (error positions)
-    held: bool  # SCHEMA_HELD before the COMMIT (else the fingerprint after it)
     base: Snapshot | None  # the snapshot SCHEMA_HELD compares its fingerprints with
+    statement_at: tuple[int, ...]  # per statement: its answer,
+    locks_at: tuple[int | None, ...]  # the lock query's (None: SCHEMA_HELD's first rows)
+    clock_at: tuple[int, ...]  # and the clock's after it
+    snapshot_at: int | None  # SCHEMA_HELD before the COMMIT (else the fingerprint after it)
+    snapshot_clock_at: int | None  # the clock after SCHEMA_HELD, right before the COMMIT
+    commit_at: int
+    commit_clock_at: int  # the clock after the COMMIT
+    fingerprint_at: int | None  # the fingerprint after the COMMIT (not held)
     sent: float = 0.0  # perf_counter() when it was sent
 
 
@@ -981,24 +989,40 @@ class _Session:
             fps = (base.typefp, base.globalfp)
         held = fps is not None and not any(_blinds_locks(s) for s in unit.statements)
         clock_sql = _clock_sql(self.r.server_version_num)
-        parts = ["BEGIN", clock_sql]
-        starts: list[int] = []  # where each statement starts in the text (error positions)
-        size = sum(len(p) + 1 for p in parts)  # each part and the ';' after it
+        parts: list[str] = []
+        size = 0  # of the text so far: each part and the ';' after it
+
+        def add(part: str) -> int:
+            """Append a part; returns where its answer is."""
+            nonlocal size
+            parts.append(part)
+            size += len(part) + 1
+            return len(parts) - 1
+
+        add("BEGIN")
+        add(clock_sql)
+        starts, statement_at, locks_at, clock_at = [], [], [], []
         last = len(unit.statements) - 1
         for i, stmt in enumerate(unit.statements):
             starts.append(size)
             # A newline before the ';': the statement may end in a -- comment. SCHEMA_HELD
             # reads the locks after the last statement itself.
-            added = [stmt.sql + "\n", clock_sql] if held and i == last else \
-                [stmt.sql + "\n", "EXECUTE sqlsafe_locks", clock_sql]
-            parts += added
-            size += sum(len(p) + 1 for p in added)
+            statement_at.append(add(stmt.sql + "\n"))
+            locks_at.append(None if held and i == last else add("EXECUTE sqlsafe_locks"))
+            clock_at.append(add(clock_sql))
+        snapshot_at = snapshot_clock_at = fingerprint_at = None
         if held:
             assert fps is not None
-            parts += [_PIN, _schema_held(*fps), clock_sql, "COMMIT", clock_sql]
-        else:
-            parts += ["COMMIT", clock_sql, "EXECUTE sqlsafe_fingerprint"]
-        return _Batch(unit, ";".join(parts), tuple(starts), held, base)
+            add(_PIN)
+            snapshot_at = add(_schema_held(*fps))
+            snapshot_clock_at = add(clock_sql)
+        commit_at = add("COMMIT")
+        commit_clock_at = add(clock_sql)
+        if not held:
+            fingerprint_at = add("EXECUTE sqlsafe_fingerprint")
+        return _Batch(unit, ";".join(parts), tuple(starts), base, tuple(statement_at),
+                      tuple(locks_at), tuple(clock_at), snapshot_at, snapshot_clock_at,
+                      commit_at, commit_clock_at, fingerprint_at)
 
     def send_ahead(self, unit: _Unit, base: Snapshot | None = None,
                    fps: tuple[str | None, str | None] | None = None) -> bool:
@@ -1071,25 +1095,20 @@ class _Session:
         # For a failing statement, the time since the message was sent less the statements'
         # before it (for a message sent ahead, an upper bound).
         wall = (time.perf_counter() - batch.sent) * 1000
-        # Answers: BEGIN, clock, then per statement: the statement, the lock query (not after
-        # the last when SCHEMA_HELD reads its locks) and the clock; then the tail: PIN,
-        # SCHEMA_HELD, clock, COMMIT, clock, or COMMIT, clock, fingerprint.
-        n = len(unit.statements)
-        stmt_at = [2 + 3 * i for i in range(n)]
-        tail = 2 + 3 * n - (1 if batch.held else 0)  # the first answer of the tail
-        commit_at = tail + 3 if batch.held else tail
+        commit_at = batch.commit_at
         failed_at = answers.failed_at
-        if failed_at is not None and failed_at < commit_at and failed_at not in stmt_at:
+        if failed_at is not None and failed_at < commit_at and \
+                failed_at not in batch.statement_at:
             self.rollback_if_open()  # our own part failed
             return None
         # SCHEMA_HELD's rows: first the locks after the last statement, as rows ('lock', name,
         # mode, oid, relfilenode, relkind, NULL); then the snapshot's.
         snapshot_rows: list[tuple[Any, ...]] = []
-        if batch.held and (failed_at is None or failed_at >= commit_at):
-            snapshot_rows = answers.rows(tail + 1)
+        if batch.snapshot_at is not None and (failed_at is None or failed_at >= commit_at):
+            snapshot_rows = answers.rows(batch.snapshot_at)
         last_locks = [(oid, node, kind, name, mode) for _k, name, mode, oid, node, kind, _o
                       in itertools.takewhile(lambda r: r[0] == "lock", snapshot_rows)]
-        first, position = answers.rows(1)[0]
+        first, position = answers.rows(1)[0]  # the clock after BEGIN
         previous = first
         spent = 0.0
         for stmt in unit.statements:
@@ -1113,7 +1132,7 @@ class _Session:
 
         committed = False
         for i, stmt in enumerate(unit.statements):
-            at = 2 + 3 * i
+            at = batch.statement_at[i]
             if at == failed_at:
                 exc = answers.error()
                 assert isinstance(exc, psycopg.Error)
@@ -1127,12 +1146,9 @@ class _Session:
                     stmt.span.line, stmt.sql, max(wall - spent, 0.0), error=error,
                     in_transaction=unit.wrap, end_line=stmt.span.end_line))
             status, count = answers.status(at)
-            if batch.held and i == n - 1:
-                lock_rows = last_locks
-                clock, after = answers.rows(at + 1)[0]
-            else:
-                lock_rows = answers.rows(at + 1)
-                clock, after = answers.rows(at + 2)[0]
+            locks_at = batch.locks_at[i]
+            lock_rows = last_locks if locks_at is None else answers.rows(locks_at)
+            clock, after = answers.rows(batch.clock_at[i])[0]
             duration = (clock - previous).total_seconds() * 1000
             spent += duration
             previous = clock
@@ -1149,8 +1165,8 @@ class _Session:
             self.rollback_if_open()
             raise _Failed(error, None)
         committed = True
-        if batch.held:
-            before_commit = answers.rows(tail + 2)[0][0]
+        if batch.snapshot_at is not None and batch.snapshot_clock_at is not None:
+            before_commit = answers.rows(batch.snapshot_clock_at)[0][0]
             rows = snapshot_rows[len(last_locks):]
             self._stash = ("locked", batch.base, rows)
             if self.next_unit is not None and self._snapshot_needs_no_query(batch.base):
@@ -1159,10 +1175,10 @@ class _Session:
                 self.send_ahead(self.next_unit, fps=(str(rows[-2][2]), str(rows[-1][2])))
         else:
             before_commit = previous
-        done = answers.rows(commit_at + 1)[0][0] if failed_at is None or \
-            failed_at > commit_at + 1 else before_commit
-        if not batch.held and failed_at is None:
-            self._stash = ("fingerprint", None, answers.rows(commit_at + 2))
+        done = answers.rows(batch.commit_clock_at)[0][0] if failed_at is None or \
+            failed_at > batch.commit_clock_at else before_commit
+        if batch.fingerprint_at is not None and failed_at is None:
+            self._stash = ("fingerprint", None, answers.rows(batch.fingerprint_at))
         self._deferred = observe
         return ((previous - first) + (done - before_commit)).total_seconds() * 1000
 
