@@ -384,6 +384,10 @@ _PART_FINGERPRINTS = (
     UNION ALL SELECT xmin FROM pg_proc WHERE oid >= 16384
     UNION ALL SELECT xmin FROM pg_extension""")
 )
+# Lock modes of reads and DML: no catalog row of the relation changes under them.
+DML_MODES = ("AccessShareLock", "RowShareLock", "RowExclusiveLock")
+
+
 def _schema_locked(rels: str, ctes: str = "", first: str = "") -> str:
     return (
         f"""
@@ -413,8 +417,8 @@ SCHEMA_LOCKED = _schema_locked("SELECT unnest($1::oid[])")
 # NULL). (The parts of a UNION ALL run in order: the locks are read before any of the
 # snapshot's parts runs.)
 SCHEMA_HELD = _schema_locked(
-    """SELECT DISTINCT relation FROM held
-  WHERE mode NOT IN ('AccessShareLock', 'RowShareLock', 'RowExclusiveLock')
+    f"""SELECT DISTINCT relation FROM held
+  WHERE mode NOT IN ({", ".join(f"'{m}'" for m in DML_MODES)})
     AND relkind IS DISTINCT FROM 't'""",
     ctes=f"held(relation, relfilenode, relkind, name, mode) AS ({LOCKS}), ",
     first="""SELECT 'lock', name, mode, relation, relfilenode, relkind, NULL::text FROM held

@@ -281,8 +281,7 @@ def _lock_query_can_follow(node: Any) -> bool:
     return not _is_copy_from_stdin(node) and \
         type(node).__name__ not in ("DeallocateStmt", "DiscardStmt")
 
-# Lock modes of reads and DML: no catalog row of the relation changes under them.
-_DML_MODES = frozenset({"AccessShareLock", "RowShareLock", "RowExclusiveLock"})
+_DML_MODES = frozenset(q.DML_MODES)  # (SCHEMA_HELD leaves them out the same way)
 
 # A write to a system catalog (a hand-made enum or column change): no relation lock shows it.
 _CATALOG_WRITE = re.compile(
@@ -760,7 +759,8 @@ class _Session:
         self._ensure_prepared()
         kind, stash_base, stash_rows = self._stash or ("", None, [])
         self._stash = None
-        if base is not None and self.touched is not None and (base.owners or not base.objects):
+        if self._can_build_from_locks(base):
+            assert base is not None and self.touched is not None
             # Rows read against another base's fingerprints would not do.
             locked_rows = stash_rows if kind == "locked" and stash_base is base else None
             snap = self._snapshot_from_locks(base, self.touched, locked_rows)
@@ -1054,10 +1054,15 @@ class _Session:
     def _snapshot_needs_no_query(self, base: Snapshot | None) -> bool:
         """Whether ``snapshot(base)`` will be built from the rows read with the COMMIT alone
         (``_snapshot_from_locks`` without a walk), so the connection may be busy meanwhile."""
-        return (self._stash is not None and self._stash[0] == "locked" and base is not None
-                and self._stash[1] is base and self.touched is not None and self._prepared
-                and bool(base.owners or not base.objects) and not self._blind
-                and not self._renamed)
+        return (self._can_build_from_locks(base) and self._stash is not None
+                and self._stash[0] == "locked" and self._stash[1] is base and self._prepared
+                and not self._blind and not self._renamed)
+
+    def _can_build_from_locks(self, base: Snapshot | None) -> bool:
+        """Whether ``snapshot(base)`` may build on ``base`` from the touched relations: every
+        statement since it was observed, and it keeps its objects' owners."""
+        return base is not None and self.touched is not None and \
+            bool(base.owners or not base.objects)
 
     def _run_batched(self, unit: _Unit,
                      predictions: dict[tuple[str, int], StatementInfo] | None,
@@ -1865,7 +1870,7 @@ def dry_run(
         ready = time.perf_counter()
         failed = False
         ahead = not check_idempotency and not sample_rows and not measure_blocking
-        units: dict[int, _Unit] = {}
+        built: _Unit | None = None  # this migration's unit, built by the one before
         for index, migration in enumerate(migrations):
             findings = tuple(findings_by_path.get(migration.path, ()))
             if failed:
@@ -1887,14 +1892,13 @@ def dry_run(
             if ahead and index + 1 < total and index >= from_index and \
                     not (check_down and migration.down is not None):
                 following = migrations[index + 1]
-                next_unit = units[index + 1] = _unit(
-                    following, following.section, replayer.server_version_num,
-                    replayer.parsed.get(following.path))
+                next_unit = _unit(following, following.section, replayer.server_version_num,
+                                  replayer.parsed.get(following.path))
             res, snap = _replay_one(replayer, migration, snap, predictions,
                                     pre_applied=index < from_index,
                                     check_idempotency=check_idempotency,
-                                    check_down=check_down, unit=units.pop(index, None),
-                                    next_unit=next_unit)
+                                    check_down=check_down, unit=built, next_unit=next_unit)
+            built = next_unit
             res = sampledata.with_explanation(replace(res, findings=findings))
             if index in injected:
                 res = replace(res, extras={**res.extras, "failure_injection": injected[index]})
