@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dryrun_helpers import replay, write_tree
+from dryrun_helpers import replay, reset_public, write_tree
 
 from sqlsafe.dryrun import replay as replay_module
 from sqlsafe.dryrun.sandbox import Sandbox
@@ -88,8 +88,7 @@ def _without_times(value: Any) -> Any:
 def _report(fresh: Sandbox, root: Path) -> Any:
     with fresh.connect() as conn:  # RICH's state, from an earlier run
         conn.execute("DROP SCHEMA IF EXISTS arch CASCADE")
-        conn.execute("DROP SCHEMA public CASCADE")
-        conn.execute("CREATE SCHEMA public")
+    reset_public(fresh)
     result = replay(fresh, root, check_idempotency=False, check_down=False)
     out = _without_times(result.to_json())
     for m in out["migrations"]:
