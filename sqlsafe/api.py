@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import registry
@@ -11,7 +12,7 @@ from ._record import MutableRecord, record, replace
 from .config import Config
 from .discover import discover
 from .lint import fails, lint
-from .model import DiscoveryResult, Finding, LintResult
+from .model import DiscoveryResult, Finding, LintResult, Migration
 
 LINT_FORMATS = ("text", "json", "sarif", "github", "gitlab", "junit", "markdown")
 
@@ -52,12 +53,13 @@ def read_stdin_if_needed(paths: tuple[str, ...]) -> str | None:
         raise UsageError(f"<stdin>: not UTF-8 (byte {exc.start})") from None
 
 
-def discover_paths(paths: tuple[str, ...], config: Config,
-                   stdin_text: str | None = None) -> DiscoveryResult:
+def discover_paths(paths: tuple[str, ...], config: Config, stdin_text: str | None = None,
+                   on_found: Callable[[Sequence[Migration]], None] | None = None,
+                   ) -> DiscoveryResult:
     if stdin_text is None:
         stdin_text = read_stdin_if_needed(paths)
     return discover(list(paths), stdin_text=stdin_text, layout=config.layout,
-                    assume_in_transaction=config.assume_in_transaction)
+                    assume_in_transaction=config.assume_in_transaction, on_found=on_found)
 
 
 def problem_lines(result: DiscoveryResult) -> list[str]:
@@ -68,17 +70,26 @@ def problem_lines(result: DiscoveryResult) -> list[str]:
     return out
 
 
-def run_lint(run: LintRun) -> LintOutcome:
-    if run.fmt not in LINT_FORMATS:
-        raise UsageError(f"unknown format '{run.fmt}' (choose from {', '.join(LINT_FORMATS)})")
-    from .lint import selection
-
-    unknown = selection(run.config).unknown
-    if unknown:
-        raise UsageError(f"unknown rule(s): {', '.join(unknown)} (see `sqlsafe rules`)")
-    early = _early_worker(run)
+def run_lint(run: LintRun, early: Any = None) -> LintOutcome:
+    """``early``: a parse worker started for this run (``pipeline.early_worker``), which
+    this call always closes; without one, ``lint`` decides whether to start one itself."""
     try:
-        disc = discover_paths(run.paths, run.config, run.stdin_text)
+        if run.fmt not in LINT_FORMATS:
+            raise UsageError(
+                f"unknown format '{run.fmt}' (choose from {', '.join(LINT_FORMATS)})")
+        from .lint import selection
+
+        unknown = selection(run.config).unknown
+        if unknown:
+            raise UsageError(f"unknown rule(s): {', '.join(unknown)} (see `sqlsafe rules`)")
+    except BaseException:
+        if early is not None:
+            early.close()
+        raise
+    try:
+        # The worker starts parsing each path's migrations while the next path is read.
+        disc = discover_paths(run.paths, run.config, run.stdin_text,
+                              on_found=early.feed if early is not None else None)
         report_only = None
         changes = None
         if run.changed_since:
@@ -118,24 +129,6 @@ def run_lint(run: LintRun) -> LintOutcome:
         code = 2
         return LintOutcome(result, rendered, code, ["no migration files found"], fixed)
     return LintOutcome(result, rendered, code, problem_lines(disc), fixed)
-
-
-def _early_worker(run: LintRun) -> Any:
-    """A parse worker started before discovery (``pipeline.Worker.early``) when the paths
-    look like a set large enough to use one: a folder, or many files. It loads the parser
-    while this process discovers, so this one never needs to. None otherwise: one file from
-    a pre-commit hook is parsed here, as quickly as the worker could start."""
-    if run.config.dialect not in ("postgres", "postgresql") or "-" in run.paths:
-        return None
-    if len(run.paths) < _EARLY_MIN_PATHS and not any(os.path.isdir(p) for p in run.paths):
-        return None
-    from .pipeline import Worker
-
-    return Worker.early()
-
-
-# Paths (files) from which a worker is started before discovery even without a folder.
-_EARLY_MIN_PATHS = 8
 
 
 def sources_of(result: LintResult) -> dict[str, str]:

@@ -540,7 +540,7 @@ def implicit_transaction(text: str) -> bool:
     Query"); a single statement runs on its own."""
     from .parse import count_statements
 
-    return count_statements(text) > 1
+    return count_statements(text, limit=2) > 1
 
 
 def _build_prisma(members: list[tuple[str, list[_Source]]], acc: _Acc) -> None:
@@ -920,17 +920,22 @@ def discover(
     layout: str | None = None,
     assume_in_transaction: bool | None = None,
     overlay: Mapping[str, str] | None = None,
+    on_found: Callable[[Sequence[Migration]], None] | None = None,
 ) -> DiscoveryResult:
     """Find the up migrations under ``paths``, in apply order, with their downs paired.
 
     ``layout`` forces one of ``LAYOUTS`` instead of detecting it; ``assume_in_transaction``
     (a config override) replaces every migration's ``in_transaction`` when not None.
     ``overlay`` maps absolute paths to text read instead of those files' contents.
+    ``on_found`` is called after each path with the migrations found under it, before the
+    next path is read (a parse worker starts on them, ``pipeline.Worker.feed``); the result
+    keeps their sections, less any given twice, in that order.
     """
     acc = _Acc(overlay=overlay or {})
     if layout is not None and layout not in LAYOUTS:
         acc.problem(".", f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
         return DiscoveryResult((), tuple(acc.problems), (), _root(paths))
+    found = 0
     for arg in paths:
         if arg == "-":
             _stdin(stdin_text, acc)
@@ -940,6 +945,9 @@ def discover(
             _discover_file(arg, layout, acc)
         else:
             acc.problem(arg, "no such file or directory")
+        if on_found is not None and len(acc.migrations) > found:
+            on_found(acc.migrations[found:])
+            found = len(acc.migrations)
     _pair_loose_downs(acc)
     migrations = _dedupe(acc.migrations, acc)
     for m in migrations:

@@ -76,19 +76,25 @@ def lint_command(paths: tuple[str, ...], fmt: str | None, output: str | None, co
     """``sqlsafe lint``, whichever parser read the command line: its exit code. ``out``
     writes the report (text, colour wanted), ``err`` one line to stderr. Raises
     CommandError."""
-    from . import api
-
     paths = paths or (".",)
     try:
         cfg = make_config(paths, **opts)
     except ConfigError as exc:
         raise CommandError(str(exc)) from None
+    # Before the rules are imported: the worker loads the parser meanwhile.
+    early = _early_worker(paths, cfg.dialect)
+    try:
+        from . import api
+    except BaseException:
+        if early is not None:
+            early.close()
+        raise
     fmt = fmt or ("github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text")
     run = api.LintRun(paths=paths, config=cfg, fmt=fmt, color=use_color(color), fix=fix,
                       changed_since=changed_since, baseline=baseline,
                       write_baseline=write_baseline)
     try:
-        outcome = api.run_lint(run)
+        outcome = api.run_lint(run, early)
     except api.UsageError as exc:
         raise CommandError(str(exc)) from None
     for line in outcome.problems:
@@ -99,6 +105,25 @@ def lint_command(paths: tuple[str, ...], fmt: str | None, output: str | None, co
     else:
         out(outcome.rendered, run.color)
     return outcome.exit_code
+
+
+def _early_worker(paths: tuple[str, ...], dialect: str) -> Any:
+    """A parse worker (``pipeline.Worker.early``) started before anything else of a lint
+    run, when the paths look like a set large enough to use one: a folder, or many files.
+    It loads the parser while this process loads the rules and discovers the set, so this
+    one never needs to. None otherwise: one file from a pre-commit hook is parsed here, as
+    quickly as the worker could start (and neither the pipeline nor pickle is imported)."""
+    if dialect not in ("postgres", "postgresql") or "-" in paths:
+        return None
+    if len(paths) < _EARLY_MIN_PATHS and not any(os.path.isdir(p) for p in paths):
+        return None
+    from .pipeline import Worker
+
+    return Worker.early()
+
+
+# Paths (files) from which a worker is started before discovery even without a folder.
+_EARLY_MIN_PATHS = 8
 
 
 # ---------------------------------------------------------------------------- the quick parser

@@ -246,25 +246,29 @@ def _error_message(exc: Exception) -> tuple[str, int | None]:
     return _ERR_RE.sub("", msg), loc
 
 
-def count_statements(text: str) -> int:
-    """How many statements the text holds (comments and empty statements do not count)."""
+def count_statements(text: str, limit: int | None = None) -> int:
+    """How many statements the text holds (comments and empty statements do not count);
+    with ``limit``, min(that, limit), which may stop reading at the limit-th statement."""
     masked, _ = _mask_meta_commands(text)
     if not _mentions(masked, ("atomic", "rule"), _WHOLE_MAY_REFUSE_RE):
         # Discovery counts every Prisma and golang-migrate file, before anything is parsed:
         # counted here, the linting process need not load pglast at all when a parse worker
         # parses the set (``pipeline``). Elsewhere the parser's split runs the same grammar
         # as the JSON parse `_parse_whole` reads, without building the JSON tree.
-        pieces = _count_pieces(masked)
+        pieces = _count_pieces(masked, limit)
         if pieces is not None:
-            return pieces
+            return pieces if limit is None else min(pieces, limit)
         from pglast import parser as _pg
 
         try:
-            return len(_pg.split(masked))
+            count = len(_pg.split(masked))
         except Exception:  # a parse error: `_parse_whole` says None and the scanner counts
             pass
+        else:
+            return count if limit is None else min(count, limit)
     whole = _parse_whole(masked, nodes=False)
-    return len(whole) if whole is not None else len(_boundaries(masked))
+    count = len(whole) if whole is not None else len(_boundaries(masked))
+    return count if limit is None else min(count, limit)
 
 
 # `_count_pieces`'s tokens: a whole quoted name or string, a lone quote (one that does not
@@ -288,13 +292,17 @@ _NUMBER_JUNK_RE = re.compile(
 _UNICODE_QUOTE_RE = re.compile(r"[uU]&[\"']")
 
 
-def _count_pieces(text: str) -> int | None:
+def _count_pieces(text: str, limit: int | None = None) -> int | None:
     """The statements of ``text`` as PostgreSQL's scanner cuts it: the pieces between
     semicolons outside quotes, dollar quotes and comments that hold anything but blanks and
     comments. None where the scanner's own word is needed: a quote, comment or dollar quote
     that never closes, an escape string (E''), a Unicode quote (U&''), a zero-length quoted
     name, a number with trailing junk. tests/model/test_count_statements.py holds it to the
-    parser."""
+    parser.
+
+    ``limit``: stop at the limit-th statement's semicolon. The scanner reads left to right,
+    so what follows cannot undo the statements before it: the parser counts at least as
+    many, whatever the rest holds (a statement it refuses still counts, `_boundaries`)."""
     if "&" in text and _UNICODE_QUOTE_RE.search(text):
         return None
     count = 0
@@ -320,6 +328,8 @@ def _count_pieces(text: str) -> int | None:
             if content:
                 count += 1
                 content = False
+                if count == limit:
+                    return count
         elif first == "-":
             line_end = _LINE_END_RE.search(text, pos)
             pos = line_end.start() if line_end else end

@@ -51,7 +51,8 @@ if TYPE_CHECKING:
     Shipped = tuple[tuple[ShippedStatement, ...], tuple[MetaCommand, ...],
                     tuple[tuple[n.Action, ...] | None, ...], dict[tuple[int, int], Block]]
 
-_FRAME = struct.Struct("<III")  # size of the pickle, first migration's index, migrations
+_FRAME = struct.Struct("<III")  # size of the pickle, first section's place, sections
+_IN_FRAME = struct.Struct("<I")  # to an early worker: size of the pickle of sections
 _BATCH = 8  # migrations per frame
 _PIPE_SIZE = 1 << 20  # Linux's default maximum for an unprivileged process
 
@@ -156,6 +157,13 @@ class Worker:
         self._buffer = bytearray()
         self.taken = 0  # migrations the worker's parse was used for (tests, benchmarks)
         self._to_worker: int | None = None
+        # The worker parses sections in the order it is given them, each by its place in that
+        # order; ``_given`` maps a section (by id; ``_kept`` holds them) to that place, and
+        # ``_places[i]`` is migration i's.
+        self._given: dict[int, int] = {}
+        self._kept: list[Section] = []
+        self._places = list(range(len(self.migrations)))
+        self._pending = bytearray()  # frames for an early worker, not yet in its pipe
         read_fd, write_fd = os.pipe()
         _widen(write_fd)
         if migrations is None:
@@ -183,11 +191,11 @@ class Worker:
                 os.close(read_fd)
                 if migrations is None:
                     os.close(set_write)
-                    sections = _receive(set_read)
+                    given = _receive(set_read)
                 else:
-                    sections = [m.section for m in self.migrations]
-                if sections is not None:
-                    _run_worker(sections, write_fd)
+                    given = iter([[m.section for m in self.migrations]])
+                if given is not None:
+                    _run_worker(given, write_fd)
                 os._exit(0)
             finally:
                 os._exit(1)
@@ -196,6 +204,7 @@ class Worker:
         os.close(write_fd)
         if migrations is None:
             os.close(set_read)
+            os.set_blocking(set_write, False)
             self._to_worker = set_write
         try:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a pending Ctrl-C arrives here
@@ -207,7 +216,8 @@ class Worker:
     def early(cls) -> Worker | None:
         """A worker started before discovery, where one may help (``worth_it``), or None.
         The linting process then need not load the parser at all: the worker loads it while
-        discovery runs here, and parses every file (``_idle``)."""
+        this one loads the rules and discovers the set, starts on each path's files as
+        discovery hands them over (``feed``), and parses every file (``_idle``)."""
         if not worth_it():
             return None
         try:
@@ -215,38 +225,77 @@ class Worker:
         except OSError:  # no fork to be had (a process limit)
             return None
 
-    def start(self, migrations: Sequence[Migration]) -> None:
-        """Give an ``early`` worker the set to parse. A worker that is gone leaves every file
-        to the caller."""
-        assert self._to_worker is not None, "start() is for a worker made by early()"
-        self.migrations = list(migrations)
-        fd, self._to_worker = self._to_worker, None
+    def feed(self, migrations: Sequence[Migration]) -> None:
+        """Give an ``early`` worker sections to parse while discovery goes on (the migrations
+        found under one path): it starts on them at once instead of after the whole set is
+        known. ``start`` then says which of them the lint takes, and in what order."""
+        assert self._to_worker is not None, "feed() is for an early() worker not yet started"
+        new = [m.section for m in migrations if id(m.section) not in self._given]
+        if not new:
+            return
+        for section in new:
+            self._given[id(section)] = len(self._kept)
+            self._kept.append(section)
         # Only the sections cross, as plain tuples of their fields: the worker needs nothing
         # else.
-        data = pickle.dumps([m.section._values() for m in self.migrations],
+        data = pickle.dumps([section._values() for section in new],
                             protocol=pickle.HIGHEST_PROTOCOL)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-        except OSError:  # the worker has ended (BrokenPipeError): parse here
-            self._done = True
+        self._pending += _IN_FRAME.pack(len(data))
+        self._pending += data
+        self._push(block=False)
+
+    def start(self, migrations: Sequence[Migration]) -> None:
+        """Give an ``early`` worker the set to parse: what ``feed`` has not given it yet, and
+        the end of its input. A worker that is gone leaves every file to the caller."""
+        self.feed(migrations)
+        self.migrations = list(migrations)
+        self._places = [self._given[id(m.section)] for m in self.migrations]
+        self._push(block=True)
+        if self._to_worker is not None:
+            os.close(self._to_worker)
+            self._to_worker = None
+
+    def _push(self, *, block: bool) -> None:
+        """Write pending frames into the worker's pipe, as far as it takes them; with
+        ``block``, all of them. Waiting for room, this process reads what the worker has
+        written meanwhile: the worker may itself be waiting for room in its own pipe."""
+        fd = self._to_worker
+        while self._pending and fd is not None:
+            try:
+                written = os.write(fd, self._pending)
+            except BlockingIOError:
+                if not block:
+                    return
+                readable, _w, _x = select.select([self._fd], [fd], [])
+                if readable:
+                    self._fill()
+                continue
+            except OSError:  # the worker has ended (BrokenPipeError): parse here
+                self._pending.clear()
+                self._done = True
+                return
+            del self._pending[:written]
 
     def sections(self) -> Iterator[tuple[ParsedSection | None, tuple[Any, ...] | None,
                                          dict[tuple[int, int], Block] | None]]:
         from .parse import ParsedSection
 
-        queue: list[Shipped] = []  # reversed: queue[-1] is migration ``first``
+        queue: list[Shipped] = []  # reversed: queue[-1] is the one at place ``first``
         first = 0
         for index, migration in enumerate(self.migrations):
+            place = self._places[index]
+            while queue and first < place:  # not linted (excluded), or parsed here meanwhile
+                queue.pop()
+                first += 1
             if not queue:
-                frame = self._frame_for(index)
+                frame = self._frame_for(place)
                 if frame is not None:
                     first, items = frame
                     queue = items[::-1]
-            while queue and first < index:  # parsed here meanwhile
-                queue.pop()
-                first += 1
-            if not queue or first != index:
+                while queue and first < place:
+                    queue.pop()
+                    first += 1
+            if not queue or first != place:
                 yield None, None, None
                 continue
             statements, metas, actions, blocks = queue.pop()
@@ -254,9 +303,10 @@ class Worker:
             self.taken += 1
             yield ParsedSection(migration.section, statements, metas), actions, blocks
 
-    def _frame_for(self, index: int) -> tuple[int, list[Shipped]] | None:
-        """The next frame that holds migration ``index``, if the worker has sent it already
-        (frames wholly before it are skipped unread); None if not yet, or never."""
+    def _frame_for(self, place: int) -> tuple[int, list[Shipped]] | None:
+        """The next frame that holds the section at ``place`` or later ones, if the worker
+        has sent it already (frames wholly before it are skipped unread); None if not yet, or
+        never."""
         while not self._done:
             self._fill()
             if len(self._buffer) < _FRAME.size:
@@ -271,7 +321,7 @@ class Worker:
                 return None
             data = bytes(self._buffer[_FRAME.size:end])
             del self._buffer[:end]
-            if first + count <= index:
+            if first + count <= place:
                 continue
             try:
                 items: list[Shipped] = pickle.loads(data)
@@ -336,10 +386,10 @@ def _widen(fd: int) -> None:
         pass
 
 
-def _receive(fd: int) -> list[Section] | None:
-    """An ``early`` worker's start: load the parser, then read the set (None: not wanted)."""
+def _receive(fd: int) -> Iterator[list[Section]] | None:
+    """An ``early`` worker's start: load the parser, then read the sections as the caller
+    sends them, one frame at a time (None: not wanted, the pipe closed before any came)."""
     from . import fastparse, normalize, plpgsql  # noqa: F401  (loaded while the caller discovers)
-    from .model import Section
 
     fastparse.parse_script("SELECT 1")  # the parser's first-use set-up, here too
     # The printer (normalize prints the expressions it cannot spell itself: most sets have
@@ -347,31 +397,57 @@ def _receive(fd: int) -> list[Section] | None:
     if not select.select([fd], [], [], 0)[0]:
         import pglast.stream
         import pglast.visitors  # noqa: F401
-    with os.fdopen(fd, "rb") as given:
-        data = given.read()
-    if not data:
+    given = os.fdopen(fd, "rb")
+    frame = _read_frame(given)
+    if frame is None:
+        given.close()
+        return None
+    return _frames(given, frame)
+
+
+def _frames(given: Any, frame: list[Section] | None) -> Iterator[list[Section]]:
+    while frame is not None:
+        yield frame
+        frame = _read_frame(given)
+    given.close()
+
+
+def _read_frame(given: Any) -> list[Section] | None:
+    """The next frame of sections from the caller, or None at the end of its input."""
+    from .model import Section
+
+    head = given.read(_IN_FRAME.size)
+    if len(head) < _IN_FRAME.size:
+        return None
+    (size,) = _IN_FRAME.unpack(head)
+    data = given.read(size)
+    if len(data) < size:
         return None
     return [Section(*fields) for fields in pickle.loads(data)]
 
 
-def _run_worker(sections: Sequence[Section], fd: int) -> None:
+def _run_worker(given: Iterator[list[Section]], fd: int) -> None:
     """The worker's whole life: parse, send, and leave without running the parent's exit
-    handlers or flushing its buffers (``os._exit``). Ctrl-C reaches it too; it just stops."""
+    handlers or flushing its buffers (``os._exit``). Ctrl-C reaches it too; it just stops.
+    Each frame of sections it is given is parsed and sent before the next one is read: the
+    lint waits for the last of them only while discovery still runs."""
     code = 0
     try:
         with os.fdopen(fd, "wb", buffering=1 << 16) as out:
-            batch: list[Shipped] = []
             first = 0
-            for item in _work(sections):
-                batch.append(item)
-                # The first frame holds one file: the lint starts on it while the worker
-                # parses the next ones.
-                if len(batch) >= (_BATCH if first else 1):
+            for sections in given:
+                batch: list[Shipped] = []
+                for item in _work(sections):
+                    batch.append(item)
+                    # The first frame holds one file: the lint starts on it while the worker
+                    # parses the next ones.
+                    if len(batch) >= (_BATCH if first else 1):
+                        _send(out, first, batch)
+                        first += len(batch)
+                        batch = []
+                if batch:
                     _send(out, first, batch)
                     first += len(batch)
-                    batch = []
-            if batch:
-                _send(out, first, batch)
     except BaseException:
         code = 1
     os._exit(code)

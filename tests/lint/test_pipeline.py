@@ -187,6 +187,65 @@ def test_an_early_worker_parses_the_set_it_is_given_later(tmp_path: Path,
     assert len(workers) == 2 and all(_gone(pid) for pid in workers)
 
 
+def test_an_early_worker_fed_path_by_path(tmp_path: Path, workers: list[int]) -> None:
+    """Discovery gives the worker each path's migrations as it finds them
+    (``discover(on_found=)``, ``Worker.feed``); the lint takes each file's parse by its place
+    in what was fed, passing over what it does not lint: a folder given twice (listed once),
+    a file the config excludes."""
+    first = tmp_path / "first"
+    second = tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    _forty(first)
+    _set(second, {f"{i:03}.sql": f"ALTER TABLE t{i} ADD COLUMN n int NOT NULL;\n"
+                  for i in range(40, 60)})
+    early = pipeline.Worker(None, wait=True)
+    fed: list[int] = []
+
+    def feed(migrations: Any) -> None:
+        fed.append(len(migrations))
+        early.feed(migrations)
+
+    disc = discover([str(first), str(second), str(first)], on_found=feed)
+    assert fed == [40, 20, 40] and len(disc.migrations) == 60
+    config = Config(exclude=("*/first/007.sql", "*/second/045.sql"))
+    _same(lint(disc, config, early=early), lint(disc, config, worker=False))
+    assert early.taken == 58
+    assert len(workers) == 1 and _gone(workers[0])
+
+
+def test_feeding_a_worker_that_cannot_keep_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              workers: list[int]) -> None:
+    """With pipes too small for a frame, feeding waits for room while the worker waits for
+    room in its own pipe: the feeder reads the worker's output meanwhile, and neither side
+    waits for ever."""
+    monkeypatch.setattr(pipeline, "_PIPE_SIZE", 4096)
+    folders = []
+    for n in range(4):
+        folder = tmp_path / f"f{n}"
+        folder.mkdir()
+        folders.append(str(_set(folder, {
+            f"{i:03}.sql": f"CREATE TABLE t{n}_{i} ({', '.join(f'c{k} int' for k in range(40))});\n"
+                           f"CREATE INDEX i{n}_{i} ON t{n}_{i} (c1);\n" for i in range(30)})))
+    early = pipeline.Worker(None, wait=True)
+    disc = discover(folders, on_found=early.feed)
+    assert len(early._pending) > 0  # the pipe could not take everything fed
+
+    def stuck(_signum: int, _frame: Any) -> None:
+        raise AssertionError("the feeder and the worker wait for each other")
+
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(60)
+    try:
+        result = lint(disc, Config(), early=early)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    _same(result, lint(disc, Config(), worker=False))
+    assert early.taken == 120
+    assert len(workers) == 1 and _gone(workers[0])
+
+
 def test_an_early_worker_the_lint_cannot_use_is_sent_away(tmp_path: Path,
                                                           workers: list[int]) -> None:
     disc = discover([str(_forty(tmp_path))])
@@ -226,20 +285,27 @@ def test_the_linting_process_never_loads_the_parser(tmp_path: Path) -> None:
             f'CREATE INDEX "T{i}_idx" ON "T{i}"("id");\n'
             f'ALTER TABLE "T{i}" ADD COLUMN "{"n" * 70}" INTEGER NOT NULL;\n'
             "DO $$ BEGIN PERFORM 1; END $$;\n")
+    report = tmp_path / "report.json"
+    # The command line's own path (``entry.main``), asked on its way out what it imported.
     code = textwrap.dedent(f"""
         import json, sys
-        from sqlsafe import api
-        from sqlsafe.config import Config
-        out = api.run_lint(api.LintRun(paths=({str(tmp_path / "migrations")!r},),
-                                       config=Config(), fmt="json"))
-        print(json.dumps({{"pglast": "pglast" in sys.modules, "json": out.rendered}}))
+        from sqlsafe import entry
+        sys.argv = ["sqlsafe", "lint", "--format", "json", "-o", {str(report)!r},
+                    {str(tmp_path / "migrations")!r}]
+        leave = entry._hard_exit
+        def asked(code):
+            print(json.dumps({{"pglast": "pglast" in sys.modules, "code": code}}), flush=True)
+            leave(code)
+        entry._hard_exit = asked
+        entry.main()
     """)
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+                         check=False)
     import json
 
     answer = json.loads(run.stdout)
-    assert answer["pglast"] is False
+    answer["json"] = report.read_text(encoding="utf-8")
+    assert answer["pglast"] is False and answer["code"] == 1
     disc = discover([str(tmp_path / "migrations")])
     assert disc.migrations[0].layout == "prisma" and disc.migrations[0].in_transaction
     from sqlsafe.api import render_lint

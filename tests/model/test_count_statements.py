@@ -63,6 +63,14 @@ def test_edge_cases_ok(text: str) -> None:
     assert parse.count_statements(text) == _reference(text)
 
 
+@pytest.mark.parametrize("text", EDGE)
+def test_a_limited_count_is_the_count_cut_at_the_limit(text: str) -> None:
+    """Discovery only asks whether a file holds more than one statement: the count may stop
+    at the second, but must not say more, or fewer, than the whole count cut there."""
+    for limit in (1, 2, 3):
+        assert parse.count_statements(text, limit) == min(_reference(text), limit), limit
+
+
 def test_fixtures_and_rule_docs_ok() -> None:
     texts = _texts(REPO / "fixtures")
     for page in sorted((REPO / "rules").glob("*.md")):
@@ -86,6 +94,7 @@ def test_corpus_ok(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(parse, "_parse_whole", counting)
     for (name, text), count in zip(texts, expected):
         assert parse.count_statements(text) == count, name
+        assert parse.count_statements(text, 2) == min(count, 2), name
     # The pieces count, or else the split, does the counting for nearly every file.
     assert whole_parses < len(texts) / 10
     pieces = sum(parse._count_pieces(parse._mask_meta_commands(text)[0]) is not None
@@ -100,6 +109,7 @@ def test_corpus_ok(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 ])
 def test_pieces_count_answers_alone(text: str, count: int) -> None:
     assert parse._count_pieces(text) == count
+    assert parse._count_pieces(text, 1) == 1
 
 
 @pytest.mark.parametrize("text", [
