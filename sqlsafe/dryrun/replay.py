@@ -1187,6 +1187,57 @@ class _Session:
         self._deferred = observe
         return ((previous - first) + (done - before_commit)).total_seconds() * 1000
 
+    def rerun_in_one_message(self, unit: _Unit, base: Snapshot,
+                             ) -> tuple[StatementError | None, Snapshot] | None:
+        """Run a transaction-safe file again inside a block that is rolled back, unobserved,
+        as one simple-protocol message: BEGIN, its statements, SCHEMA_HELD and ROLLBACK (the
+        idempotency check). Returns the error of the statement that failed, or the snapshot
+        of the schema the run left (built from ``base``, the snapshot before it, as the
+        replay builds one). None when the file cannot go this way (a statement that may
+        rename, blinds the lock query, or needs a message of its own), or when the snapshot
+        would need a further read of a catalog already rolled back: the caller then runs it
+        statement by statement. One round trip instead of one per statement and three more."""
+        import psycopg
+
+        # (A snapshot that keeps no owners cannot be built on: ``_can_build_from_locks``.)
+        if not (unit.tx_safe and self._prepared and self._batchable(unit)
+                and (base.owners or not base.objects)) or \
+                any(_blinds_locks(s) or s.node is None or _may_rename(s.node)
+                    or _moves_unlocked(s.node) for s in unit.statements):
+            return None
+        self._stash = None
+        parts = ["BEGIN"]
+        starts: list[int] = []
+        size = len(parts[0]) + 1
+        for stmt in unit.statements:
+            starts.append(size)
+            parts.append(stmt.sql + "\n")  # (it may end in a -- comment)
+            size += len(parts[-1]) + 1
+        statements_end = len(parts)
+        parts += [_PIN, _schema_held(base.typefp, base.globalfp), "ROLLBACK"]
+        answers = _Answers(self.conn, ";".join(parts))
+        failed_at = answers.failed_at
+        self.held = set()
+        if failed_at is not None:
+            self.rollback_if_open()
+            if failed_at >= statements_end:
+                return None  # our own part failed: the statement path finds out why
+            exc = answers.error()
+            assert isinstance(exc, psycopg.Error)
+            stmt = unit.statements[failed_at - 1]
+            return self._error(exc, stmt, starts[failed_at - 1]), Snapshot({}, {})
+        rows = answers.rows(statements_end + 1)
+        lock_rows = [(oid, node, kind, name, mode) for _k, name, mode, oid, node, kind, _o
+                     in itertools.takewhile(lambda r: r[0] == "lock", rows)]
+        self.start_touched()
+        self._touch(lock_rows)
+        assert self.touched is not None
+        snap = self._snapshot_from_locks(base, self.touched, rows[len(lock_rows):])
+        self.touched = None
+        if snap is None:
+            return None
+        return None, snap
+
     def _run_deferred(self) -> None:
         work, self._deferred = self._deferred, None
         if work is not None:
@@ -2012,8 +2063,12 @@ def _run_checked(session: _Session, units: Sequence[_Unit], in_rollback: bool, b
 
 def _check_idempotency(replayer: _Replayer, unit: _Unit, after: Snapshot) -> tuple[bool, str | None]:
     def check(session: _Session) -> tuple[bool, str | None]:
-        _failed_at, error, snap = _run_checked(session, [unit], in_rollback=unit.tx_safe,
-                                             base=after)
+        once = session.rerun_in_one_message(unit, after) if unit.tx_safe else None
+        if once is not None:
+            error, snap = once
+        else:
+            _failed_at, error, snap = _run_checked(session, [unit], in_rollback=unit.tx_safe,
+                                                 base=after)
         if error is not None:
             return False, f"line {error.line}: {error.message}"
         diffs = schema_differences(after, snap)

@@ -162,3 +162,56 @@ def test_nothing_goes_ahead_of_a_check(fresh: Sandbox, tmp_path: Path, sends: li
     result = replay(fresh, root)
     assert [m.idempotent for m in result.migrations] == [False, False]
     assert sends == []
+
+
+# Files whose second run fails, succeeds without a change, or succeeds and changes the schema
+# (an index without a name gets another one), with a failure past the first line.
+RERUN = [
+    "CREATE TABLE IF NOT EXISTS t (id int PRIMARY KEY, n int);\n"
+    "CREATE INDEX IF NOT EXISTS t_n ON t (n);\n",
+    "CREATE TABLE u (id int);\n",
+    "CREATE INDEX ON t (n);\n",
+    "ALTER TABLE t ADD COLUMN IF NOT EXISTS m int;\n\nALTER TABLE t ADD COLUMN k int;\n",
+    "INSERT INTO t VALUES (1, 1) ON CONFLICT DO NOTHING;\n",
+    "ALTER TABLE t ALTER COLUMN n SET DEFAULT 7;\nCREATE TYPE mood AS ENUM ('ok');\n",
+    "CREATE OR REPLACE FUNCTION one() RETURNS int LANGUAGE sql AS 'SELECT 1';\n"
+    "ALTER TABLE u ADD CONSTRAINT u_id CHECK (id > 0) NOT VALID;\n",
+    "CREATE OR REPLACE FUNCTION one() RETURNS int LANGUAGE sql AS 'SELECT 1';\n"
+    "ALTER TABLE u DROP CONSTRAINT IF EXISTS u_gone;\n",
+    "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_m ON t (m);\n",
+]
+
+
+def _checked(fresh: Sandbox, root: Path) -> Any:
+    reset_public(fresh)
+    result = replay(fresh, root, check_idempotency=True, check_down=False)
+    return [(Path(m.path).parent.name, m.status, m.idempotent, m.idempotency_error)
+            for m in result.migrations]
+
+
+def test_the_idempotency_check_in_one_message_says_what_the_statement_path_says(
+        fresh: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rerun of a file for the idempotency check goes as one message (BEGIN, the
+    statements, the snapshot, ROLLBACK) where it can: the verdicts and their errors must be
+    the ones the statement-by-statement rerun gives."""
+    once = replay_module._Session.rerun_in_one_message
+    went: list[Any] = []
+
+    def spy(self: Any, unit: Any, base: Any) -> Any:
+        answer = once(self, unit, base)
+        went.append(answer is not None)
+        return answer
+
+    monkeypatch.setattr(replay_module._Session, "rerun_in_one_message", spy)
+    fast = _checked(fresh, prisma(tmp_path / "a", RERUN))
+    assert sum(went) >= 7, went  # all but the CONCURRENTLY one (rerun on a clone)
+    assert all(row[1] == "applied" for row in fast), fast
+    assert [row[2] for row in fast] == [True, False, False, False, True, False, False, True,
+                                        True]
+    assert fast[1][3] == 'line 1: relation "u" already exists'
+    assert fast[2][3] == "the second run changed the schema: index public.t_n_idx1: left behind"
+    assert fast[3][3] == 'line 3: column "k" of relation "t" already exists'
+    assert fast[5][3] == 'line 2: type "mood" already exists'
+    monkeypatch.setattr(replay_module._Session, "rerun_in_one_message",
+                        lambda *args, **kwargs: None)
+    assert _checked(fresh, prisma(tmp_path / "b", RERUN)) == fast
