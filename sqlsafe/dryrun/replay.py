@@ -712,6 +712,9 @@ class _Session:
         # The message of the next file, sent before the client finished with the one before
         # (``send_ahead``); its answers are read by ``_run_batched``.
         self._inflight: _Batch | None = None
+        # An idempotency check's rerun sent ahead (``send_rerun``): the file, and where each
+        # statement starts in the message.
+        self._rerun: tuple[_Unit, tuple[int, ...]] | None = None
         # The file that runs after the current one, when nothing else must run in between
         # (set by ``_replay_one``): its message may be sent as soon as the current file's
         # answers are in.
@@ -1048,7 +1051,7 @@ class _Session:
     def _check_idle(self) -> None:
         """A catalog read must not find the next file's message in flight: it would read
         the catalog after that file (``_snapshot_needs_no_query`` rules this out)."""
-        if self._inflight is not None:
+        if self._inflight is not None or self._rerun is not None:
             raise RuntimeError("catalog read while the next file ran")  # a bug of ours
 
     def _snapshot_needs_no_query(self, base: Snapshot | None) -> bool:
@@ -1196,16 +1199,26 @@ class _Session:
         replay builds one). None when the file cannot go this way (a statement that may
         rename, blinds the lock query, or needs a message of its own), or when the snapshot
         would need a further read of a catalog already rolled back: the caller then runs it
-        statement by statement. One round trip instead of one per statement and three more."""
-        import psycopg
+        statement by statement. One round trip instead of one per statement and three more.
+        ``send_rerun`` sends the message earlier, while the client still works."""
+        if not self.send_rerun(unit, (base.typefp, base.globalfp), base):
+            return None
+        return self.finish_rerun(base)
 
+    def send_rerun(self, unit: _Unit, fps: tuple[str | None, str | None],
+                   base: Snapshot | None = None) -> bool:
+        """Send ``rerun_in_one_message``'s message for ``unit`` against a snapshot with the
+        part fingerprints ``fps`` (``base`` itself, or None while the client still builds it
+        from the rows at hand); ``finish_rerun`` reads the answers. False when the file
+        cannot go this way (nothing was sent)."""
+        if self._inflight is not None or self._rerun is not None:
+            return False
         # (A snapshot that keeps no owners cannot be built on: ``_can_build_from_locks``.)
-        if not (unit.tx_safe and self._prepared and self._batchable(unit)
-                and (base.owners or not base.objects)) or \
+        if not (unit.tx_safe and self._prepared and self._batchable(unit)) or \
+                (base is not None and not (base.owners or not base.objects)) or \
                 any(_blinds_locks(s) or s.node is None or _may_rename(s.node)
                     or _moves_unlocked(s.node) for s in unit.statements):
-            return None
-        self._stash = None
+            return False
         parts = ["BEGIN"]
         starts: list[int] = []
         size = len(parts[0]) + 1
@@ -1213,10 +1226,33 @@ class _Session:
             starts.append(size)
             parts.append(stmt.sql + "\n")  # (it may end in a -- comment)
             size += len(parts[-1]) + 1
-        statements_end = len(parts)
-        parts += [_PIN, _schema_held(base.typefp, base.globalfp), "ROLLBACK"]
-        answers = _Answers(self.conn, ";".join(parts))
+        parts += [_PIN, _schema_held(*fps), "ROLLBACK"]
+        _send(self.conn, ";".join(parts))
+        self._rerun = (unit, tuple(starts))
+        return True
+
+    def rerun_ahead(self, unit: _Unit) -> bool:
+        """Send the idempotency check's rerun of ``unit``, the file that just ran, before the
+        client builds the snapshot after it and works through its statements: the server
+        reruns it meanwhile (``finish_rerun`` reads the answers). Only when that snapshot
+        will be built from the rows at hand (``_snapshot_needs_no_query``): the fingerprints
+        the rerun is read against are among them."""
+        if self._stash is None or not self._snapshot_needs_no_query(self.base):
+            return False
+        rows = self._stash[2]
+        return self.send_rerun(unit, (str(rows[-2][2]), str(rows[-1][2])))
+
+    def finish_rerun(self, base: Snapshot) -> tuple[StatementError | None, Snapshot] | None:
+        """The answers to ``send_rerun``'s message, against ``base`` (the snapshot the rerun
+        started from): as ``rerun_in_one_message`` returns them."""
+        import psycopg
+
+        assert self._rerun is not None, "finish_rerun() without send_rerun()"
+        (unit, starts), self._rerun = self._rerun, None
+        answers = _Answers.of(self.conn, _fetch(self.conn))
+        statements_end = 1 + len(unit.statements)
         failed_at = answers.failed_at
+        self._stash = None
         self.held = set()
         if failed_at is not None:
             self.rollback_if_open()
@@ -1224,8 +1260,10 @@ class _Session:
                 return None  # our own part failed: the statement path finds out why
             exc = answers.error()
             assert isinstance(exc, psycopg.Error)
-            stmt = unit.statements[failed_at - 1]
-            return self._error(exc, stmt, starts[failed_at - 1]), Snapshot({}, {})
+            return self._error(exc, unit.statements[failed_at - 1], starts[failed_at - 1]), \
+                Snapshot({}, {})
+        if not (base.owners or not base.objects):
+            return None
         rows = answers.rows(statements_end + 1)
         lock_rows = [(oid, node, kind, name, mode) for _k, name, mode, oid, node, kind, _o
                      in itertools.takewhile(lambda r: r[0] == "lock", rows)]
@@ -2008,6 +2046,10 @@ def _replay_one(replayer: _Replayer, migration: Migration, before: Snapshot,
                                                        predictions=predictions, defer=True)
     finally:
         session.next_unit = None
+    # The idempotency check's rerun goes now, if it can, and runs while this client builds
+    # the snapshot and the statements' observation.
+    rerun = check_idempotency and error is None and not pre_applied and unit.tx_safe and \
+        session.rerun_ahead(unit)
     after = session.snapshot(before)
     session.rebase_inflight(after)
     if next_unit is not None and error is None:
@@ -2024,7 +2066,7 @@ def _replay_one(replayer: _Replayer, migration: Migration, before: Snapshot,
     idempotent: bool | None = None
     idem_error: str | None = None
     if check_idempotency:
-        idempotent, idem_error = _check_idempotency(replayer, unit, after)
+        idempotent, idem_error = _check_idempotency(replayer, unit, after, rerun)
     down = DownResult()
     if check_down and migration.down is not None:
         down = _check_down(replayer, unit, before, after)
@@ -2061,9 +2103,14 @@ def _run_checked(session: _Session, units: Sequence[_Unit], in_rollback: bool, b
             session.rollback_if_open()
 
 
-def _check_idempotency(replayer: _Replayer, unit: _Unit, after: Snapshot) -> tuple[bool, str | None]:
+def _check_idempotency(replayer: _Replayer, unit: _Unit, after: Snapshot,
+                       sent: bool = False) -> tuple[bool, str | None]:
+    """``sent``: the rerun's message went already (``_Session.rerun_ahead``)."""
     def check(session: _Session) -> tuple[bool, str | None]:
-        once = session.rerun_in_one_message(unit, after) if unit.tx_safe else None
+        if sent:
+            once = session.finish_rerun(after)
+        else:
+            once = session.rerun_in_one_message(unit, after) if unit.tx_safe else None
         if once is not None:
             error, snap = once
         else:

@@ -192,17 +192,18 @@ def _checked(fresh: Sandbox, root: Path) -> Any:
 def test_the_idempotency_check_in_one_message_says_what_the_statement_path_says(
         fresh: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The rerun of a file for the idempotency check goes as one message (BEGIN, the
-    statements, the snapshot, ROLLBACK) where it can: the verdicts and their errors must be
-    the ones the statement-by-statement rerun gives."""
-    once = replay_module._Session.rerun_in_one_message
-    went: list[Any] = []
+    statements, the snapshot, ROLLBACK) where it can, sent before the client has built the
+    snapshot it is compared with: the verdicts and their errors must be the ones the
+    statement-by-statement rerun gives."""
+    send = replay_module._Session.send_rerun
+    went: list[bool] = []
 
-    def spy(self: Any, unit: Any, base: Any) -> Any:
-        answer = once(self, unit, base)
-        went.append(answer is not None)
+    def spy(self: Any, *args: Any) -> bool:
+        answer = send(self, *args)
+        went.append(answer)
         return answer
 
-    monkeypatch.setattr(replay_module._Session, "rerun_in_one_message", spy)
+    monkeypatch.setattr(replay_module._Session, "send_rerun", spy)
     fast = _checked(fresh, prisma(tmp_path / "a", RERUN))
     assert sum(went) >= 7, went  # all but the CONCURRENTLY one (rerun on a clone)
     assert all(row[1] == "applied" for row in fast), fast
@@ -212,6 +213,5 @@ def test_the_idempotency_check_in_one_message_says_what_the_statement_path_says(
     assert fast[2][3] == "the second run changed the schema: index public.t_n_idx1: left behind"
     assert fast[3][3] == 'line 3: column "k" of relation "t" already exists'
     assert fast[5][3] == 'line 2: type "mood" already exists'
-    monkeypatch.setattr(replay_module._Session, "rerun_in_one_message",
-                        lambda *args, **kwargs: None)
+    monkeypatch.setattr(replay_module._Session, "send_rerun", lambda *args, **kwargs: False)
     assert _checked(fresh, prisma(tmp_path / "b", RERUN)) == fast
