@@ -215,3 +215,33 @@ def test_the_idempotency_check_in_one_message_says_what_the_statement_path_says(
     assert fast[5][3] == 'line 2: type "mood" already exists'
     monkeypatch.setattr(replay_module._Session, "send_rerun", lambda *args, **kwargs: False)
     assert _checked(fresh, prisma(tmp_path / "b", RERUN)) == fast
+
+
+def test_a_real_set_gets_the_same_verdicts_from_reruns_sent_ahead(
+        corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """documenso's Prisma set with its checks: each file's verdicts and catalog diff, with the
+    reruns sent ahead as one message and with the statement path alone."""
+    from sqlsafe.config import Config
+    from sqlsafe.discover import discover
+    from sqlsafe.dryrun.replay import dry_run
+    from sqlsafe.dryrun.sandbox import open_sandbox
+    from sqlsafe.lint import lint
+
+    disc = discover([str(corpus / "documenso" / "packages" / "prisma" / "migrations")])
+    config = Config(pg_version=18)
+    linted = lint(disc, config)
+
+    def verdicts() -> list[tuple[Any, ...]]:
+        with open_sandbox("embedded") as sandbox:
+            result = dry_run(disc, config, sandbox=sandbox, lint_result=linted)
+        return [(m.path, m.status, m.idempotent, m.idempotency_error, m.catalog)
+                for m in result.migrations]
+
+    sent: list[bool] = []
+    send = replay_module._Session.send_rerun
+    monkeypatch.setattr(replay_module._Session, "send_rerun",
+                        lambda self, *args: sent.append(send(self, *args)) or sent[-1])
+    ahead = verdicts()
+    assert sum(sent) > 100 and sum(m[2] is False for m in ahead) > 50
+    monkeypatch.setattr(replay_module._Session, "send_rerun", lambda *args, **kwargs: False)
+    assert verdicts() == ahead
