@@ -1242,9 +1242,12 @@ class _Session:
         rows = self._stash[2]
         return self.send_rerun(unit, (str(rows[-2][2]), str(rows[-1][2])))
 
-    def finish_rerun(self, base: Snapshot) -> tuple[StatementError | None, Snapshot] | None:
+    def finish_rerun(self, base: Snapshot, next_unit: _Unit | None = None,
+                     ) -> tuple[StatementError | None, Snapshot] | None:
         """The answers to ``send_rerun``'s message, against ``base`` (the snapshot the rerun
-        started from): as ``rerun_in_one_message`` returns them."""
+        started from): as ``rerun_in_one_message`` returns them. ``next_unit``: the file that
+        runs next, sent ahead (``send_ahead``) once the answers are in and nothing else needs
+        the connection (not when the statement path must run the check instead)."""
         import psycopg
 
         assert self._rerun is not None, "finish_rerun() without send_rerun()"
@@ -1260,6 +1263,8 @@ class _Session:
                 return None  # our own part failed: the statement path finds out why
             exc = answers.error()
             assert isinstance(exc, psycopg.Error)
+            if next_unit is not None:
+                self.send_ahead(next_unit, base)
             return self._error(exc, unit.statements[failed_at - 1], starts[failed_at - 1]), \
                 Snapshot({}, {})
         if not (base.owners or not base.objects):
@@ -1274,6 +1279,8 @@ class _Session:
         self.touched = None
         if snap is None:
             return None
+        if next_unit is not None:
+            self.send_ahead(next_unit, base)  # the rerun was rolled back: ``base`` is now
         return None, snap
 
     def _run_deferred(self) -> None:
@@ -1958,7 +1965,7 @@ def dry_run(
         replayer.session.known = dict(snap.rels)
         ready = time.perf_counter()
         failed = False
-        ahead = not check_idempotency and not sample_rows and not measure_blocking
+        ahead = not sample_rows and not measure_blocking
         built: _Unit | None = None  # this migration's unit, built by the one before
         for index, migration in enumerate(migrations):
             findings = tuple(findings_by_path.get(migration.path, ()))
@@ -1976,7 +1983,8 @@ def dry_run(
                 replayer.notes.extend(filled.notes)
             # The next file's message may go to the server while this one's results are
             # worked out (``_Session.send_ahead``) when nothing else must run in between: no
-            # check after this file, no sample rows before the next.
+            # down check after this file, no sample rows before the next. (An idempotency
+            # check's rerun goes first: ``_replay_one``.)
             next_unit = None
             if ahead and index + 1 < total and index >= from_index and \
                     not (check_down and migration.down is not None):
@@ -2040,7 +2048,10 @@ def _replay_one(replayer: _Replayer, migration: Migration, before: Snapshot,
     session.known = dict(before.rels)
     session.base = before
     session.start_touched()
-    session.next_unit = next_unit
+    # With an idempotency check the next file waits for the check's rerun (``finish_rerun``
+    # sends it then); otherwise it may go as soon as this file's answers are in.
+    checked = check_idempotency and not pre_applied
+    session.next_unit = None if checked else next_unit
     try:
         statements, error, duration = session.run_unit(unit, observe=not pre_applied,
                                                        predictions=predictions, defer=True)
@@ -2048,11 +2059,10 @@ def _replay_one(replayer: _Replayer, migration: Migration, before: Snapshot,
         session.next_unit = None
     # The idempotency check's rerun goes now, if it can, and runs while this client builds
     # the snapshot and the statements' observation.
-    rerun = check_idempotency and error is None and not pre_applied and unit.tx_safe and \
-        session.rerun_ahead(unit)
+    rerun = checked and error is None and unit.tx_safe and session.rerun_ahead(unit)
     after = session.snapshot(before)
     session.rebase_inflight(after)
-    if next_unit is not None and error is None:
+    if next_unit is not None and error is None and not checked:
         session.send_ahead(next_unit, after)  # unless it went already
     session.finish_unit()  # the statements' observation, while the server runs the next
     session.known = dict(after.rels)
@@ -2066,7 +2076,8 @@ def _replay_one(replayer: _Replayer, migration: Migration, before: Snapshot,
     idempotent: bool | None = None
     idem_error: str | None = None
     if check_idempotency:
-        idempotent, idem_error = _check_idempotency(replayer, unit, after, rerun)
+        idempotent, idem_error = _check_idempotency(replayer, unit, after, rerun,
+                                                    next_unit if rerun else None)
     down = DownResult()
     if check_down and migration.down is not None:
         down = _check_down(replayer, unit, before, after)
@@ -2104,11 +2115,13 @@ def _run_checked(session: _Session, units: Sequence[_Unit], in_rollback: bool, b
 
 
 def _check_idempotency(replayer: _Replayer, unit: _Unit, after: Snapshot,
-                       sent: bool = False) -> tuple[bool, str | None]:
-    """``sent``: the rerun's message went already (``_Session.rerun_ahead``)."""
+                       sent: bool = False, next_unit: _Unit | None = None,
+                       ) -> tuple[bool, str | None]:
+    """``sent``: the rerun's message went already (``_Session.rerun_ahead``); then
+    ``next_unit``, the file that runs next, may go as soon as its answers are in."""
     def check(session: _Session) -> tuple[bool, str | None]:
         if sent:
-            once = session.finish_rerun(after)
+            once = session.finish_rerun(after, next_unit)
         else:
             once = session.rerun_in_one_message(unit, after) if unit.tx_safe else None
         if once is not None:

@@ -85,11 +85,11 @@ def _without_times(value: Any) -> Any:
     return value
 
 
-def _report(fresh: Sandbox, root: Path) -> Any:
+def _report(fresh: Sandbox, root: Path, checks: bool = False) -> Any:
     with fresh.connect() as conn:  # RICH's state, from an earlier run
         conn.execute("DROP SCHEMA IF EXISTS arch CASCADE")
     reset_public(fresh)
-    result = replay(fresh, root, check_idempotency=False, check_down=False)
+    result = replay(fresh, root, check_idempotency=checks, check_down=False)
     out = _without_times(result.to_json())
     for m in out["migrations"]:
         m["path"] = Path(m["path"]).parent.name  # the tmp_path differs between runs
@@ -110,6 +110,22 @@ def test_the_report_does_not_depend_on_the_path(fresh: Sandbox, tmp_path: Path,
     assert early and len(early) < len(sends), sends  # both ways (not after the rename)
     monkeypatch.setattr(replay_module._Session, switch_off, lambda *args, **kwargs: False)
     slow = _report(fresh, prisma(tmp_path / "b", RICH))
+    assert slow == fast
+
+
+def test_the_report_with_checks_does_not_depend_on_the_path(
+        fresh: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        sends: list[str]) -> None:
+    """With the idempotency check, each rerun goes as one message before the snapshot it
+    is compared with is built, and the next file after the rerun's answers: the same JSON
+    report as with every rerun statement by statement and nothing sent ahead."""
+    fast = _report(fresh, prisma(tmp_path / "a", RICH), checks=True)
+    assert all(m["status"] == "applied" for m in fast["migrations"]), fast["migrations"]
+    assert len(sends) >= 4, sends
+    monkeypatch.setattr(replay_module._Session, "send_rerun", lambda *args, **kwargs: False)
+    sends.clear()
+    slow = _report(fresh, prisma(tmp_path / "b", RICH), checks=True)
+    assert sends == []
     assert slow == fast
 
 
@@ -155,13 +171,32 @@ def test_a_commit_that_fails_in_a_file_sent_ahead_fails_that_file(
         assert conn.execute("SELECT count(*) FROM p").fetchone() == (0,)
 
 
-def test_nothing_goes_ahead_of_a_check(fresh: Sandbox, tmp_path: Path, sends: list[str]) -> None:
-    # The idempotency check reruns each file on a clone of the state right after it: the
-    # next file must not have run by then.
-    root = prisma(tmp_path, ["CREATE TABLE a (id int);\n", "CREATE TABLE b (id int);\n"])
+def test_nothing_goes_ahead_of_a_check(fresh: Sandbox, tmp_path: Path, sends: list[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # The idempotency check reruns each file on the state right after it: the next file goes
+    # only once the rerun's answers are in, and not at all before a down check.
+    reruns = replay_module._Session.send_rerun
+
+    def spy(self: Any, unit: Any, *args: Any) -> bool:
+        went = reruns(self, unit, *args)
+        if went:
+            sends.append("rerun:" + unit.migration.path)
+        return went
+
+    monkeypatch.setattr(replay_module._Session, "send_rerun", spy)
+    root = write_tree(tmp_path, {
+        "001_a.up.sql": "CREATE TABLE a (id int);\n", "001_a.down.sql": "DROP TABLE a;\n",
+        "002_b.up.sql": "CREATE TABLE b (id int);\n", "002_b.down.sql": "DROP TABLE b;\n",
+        "003_c.up.sql": "CREATE TABLE IF NOT EXISTS c (id int);\n",
+        "004_d.up.sql": "CREATE TABLE d (id int);\n"})
     result = replay(fresh, root)
-    assert [m.idempotent for m in result.migrations] == [False, False]
-    assert sends == []
+    assert [m.idempotent for m in result.migrations] == [False, False, True, False]
+    assert [(m.down.status, m.down.restores_schema) for m in result.migrations[:2]] == [
+        ("applied", True), ("applied", True)]
+    assert [("rerun " if s.startswith("rerun:") else "file ") + Path(s).name
+            for s in sends] == ["rerun 001_a.up.sql", "rerun 002_b.up.sql",
+                                "rerun 003_c.up.sql", "file 004_d.up.sql",
+                                "rerun 004_d.up.sql"]
 
 
 # Files whose second run fails, succeeds without a change, or succeeds and changes the schema
