@@ -47,7 +47,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import locks as lk
 from .._record import replace
@@ -638,6 +638,14 @@ class _Answers:
                                         encoding=self._conn.info.encoding)
 
 
+class _Rerun(NamedTuple):
+    """What a check's rerun in one message found (``_Session.rerun_in_one_message``)."""
+
+    error: StatementError | None  # the file's statement that failed
+    snapshot: Snapshot  # the schema after the file (empty when it failed)
+    then_error: StatementError | None = None  # the statement of ``then`` that failed
+
+
 @dataclass
 class _Batch:
     """The message that runs a wrapped file (``_Session._batch_message``), with where each
@@ -712,9 +720,9 @@ class _Session:
         # The message of the next file, sent before the client finished with the one before
         # (``send_ahead``); its answers are read by ``_run_batched``.
         self._inflight: _Batch | None = None
-        # An idempotency check's rerun sent ahead (``send_rerun``): the file, and where each
-        # statement starts in the message.
-        self._rerun: tuple[_Unit, tuple[int, ...]] | None = None
+        # A check's rerun in flight (``send_rerun``): the file, each statement's file and
+        # place in the message by the position of its answer, and the snapshot's answer.
+        self._rerun: tuple[_Unit, dict[int, tuple[_Unit, ParsedStatement, int]], int] | None = None
         # The file that runs after the current one, when nothing else must run in between
         # (set by ``_replay_one``): its message may be sent as soon as the current file's
         # answers are in.
@@ -1190,46 +1198,75 @@ class _Session:
         self._deferred = observe
         return ((previous - first) + (done - before_commit)).total_seconds() * 1000
 
-    def rerun_in_one_message(self, unit: _Unit, base: Snapshot,
-                             ) -> tuple[StatementError | None, Snapshot] | None:
-        """Run a transaction-safe file again inside a block that is rolled back, unobserved,
-        as one simple-protocol message: BEGIN, its statements, SCHEMA_HELD and ROLLBACK (the
-        idempotency check). Returns the error of the statement that failed, or the snapshot
-        of the schema the run left (built from ``base``, the snapshot before it, as the
-        replay builds one). None when the file cannot go this way (a statement that may
-        rename, blinds the lock query, or needs a message of its own), or when the snapshot
-        would need a further read of a catalog already rolled back: the caller then runs it
-        statement by statement. One round trip instead of one per statement and three more.
-        ``send_rerun`` sends the message earlier, while the client still works."""
-        if not self.send_rerun(unit, (base.typefp, base.globalfp), base):
+    def rerun_in_one_message(self, unit: _Unit, base: Snapshot, then: _Unit | None = None,
+                             next_unit: _Unit | None = None) -> _Rerun | None:
+        """Run a transaction-safe file inside a block that is rolled back, unobserved, as one
+        simple-protocol message: BEGIN, its statements, SCHEMA_HELD, the statements of
+        ``then`` if given, and ROLLBACK. The idempotency check reruns a file this way; the
+        down check runs the down, then the up again. Returns the error of the file's
+        statement that failed, or the snapshot of the schema the file left (built from
+        ``base``, the snapshot before it, as the replay builds one) and the error of
+        ``then``'s statement that failed, if one did. None when the file cannot go this way
+        (a statement that may rename, blinds the lock query, or needs a message of its own),
+        or when the snapshot would need a further read of a catalog already rolled back: the
+        caller then runs it statement by statement. One round trip instead of one per
+        statement and three more. ``send_rerun`` sends the message earlier, while the client
+        still works. ``next_unit``: as ``finish_rerun``'s."""
+        if not self.send_rerun(unit, (base.typefp, base.globalfp), base, then):
             return None
-        return self.finish_rerun(base)
+        return self.finish_rerun(base, next_unit)
 
     def send_rerun(self, unit: _Unit, fps: tuple[str | None, str | None],
-                   base: Snapshot | None = None) -> bool:
-        """Send ``rerun_in_one_message``'s message for ``unit`` against a snapshot with the
-        part fingerprints ``fps`` (``base`` itself, or None while the client still builds it
-        from the rows at hand); ``finish_rerun`` reads the answers. False when the file
-        cannot go this way (nothing was sent)."""
+                   base: Snapshot | None = None, then: _Unit | None = None) -> bool:
+        """Send ``rerun_in_one_message``'s message for ``unit`` (and ``then``) against a
+        snapshot with the part fingerprints ``fps`` (``base`` itself, or None while the
+        client still builds it from the rows at hand); ``finish_rerun`` reads the answers.
+        False when the file cannot go this way (nothing was sent)."""
         if self._inflight is not None or self._rerun is not None:
             return False
         # (A snapshot that keeps no owners cannot be built on: ``_can_build_from_locks``.)
-        if not (unit.tx_safe and self._prepared and self._batchable(unit)) or \
+        if not (self._prepared and self._rerunnable(unit)) or \
+                (then is not None and not self._rerunnable(then)) or \
                 (base is not None and not (base.owners or not base.objects)) or \
                 any(_blinds_locks(s) or s.node is None or _may_rename(s.node)
                     or _moves_unlocked(s.node) for s in unit.statements):
             return False
         parts = ["BEGIN"]
-        starts: list[int] = []
         size = len(parts[0]) + 1
+        starts: dict[int, tuple[_Unit, ParsedStatement, int]] = {}  # answer -> statement
+
+        def add(part: str) -> None:
+            nonlocal size
+            parts.append(part)
+            size += len(part) + 1
+
         for stmt in unit.statements:
-            starts.append(size)
-            parts.append(stmt.sql + "\n")  # (it may end in a -- comment)
-            size += len(parts[-1]) + 1
-        parts += [_PIN, _schema_held(*fps), "ROLLBACK"]
+            starts[len(parts)] = (unit, stmt, size)
+            add(stmt.sql + "\n")  # (it may end in a -- comment)
+        add(_PIN)
+        snapshot_at = len(parts)
+        add(_schema_held(*fps))
+        if then is not None:
+            add(_UNPIN)  # ``then`` runs under the migrations' own search_path
+            for stmt in then.statements:
+                starts[len(parts)] = (then, stmt, size)
+                add(stmt.sql + "\n")
+        add("ROLLBACK")
         _send(self.conn, ";".join(parts))
-        self._rerun = (unit, tuple(starts))
+        self._rerun = (unit, starts, snapshot_at)
         return True
+
+    def _rerunnable(self, unit: _Unit) -> bool:
+        """Whether a file can run in one message inside a block of ours (``send_rerun``):
+        ``_batchable``'s test, for a file of several statements that its tool does not wrap
+        too (a check's block is rolled back: it never commits a statement on its own), and for
+        an empty file (many tools write an empty down)."""
+        return unit.tx_safe and not self.r.measure_blocking and all(
+            stmt.node is not None and _lock_query_can_follow(stmt.node)
+            and not _txn_kind(stmt.node)
+            and not cannot_run_in_transaction(stmt.node, self.r.server_version_num)
+            and not _moves_unlocked(stmt.node)
+            for stmt in unit.statements)
 
     def rerun_ahead(self, unit: _Unit) -> bool:
         """Send the idempotency check's rerun of ``unit``, the file that just ran, before the
@@ -1242,8 +1279,7 @@ class _Session:
         rows = self._stash[2]
         return self.send_rerun(unit, (str(rows[-2][2]), str(rows[-1][2])))
 
-    def finish_rerun(self, base: Snapshot, next_unit: _Unit | None = None,
-                     ) -> tuple[StatementError | None, Snapshot] | None:
+    def finish_rerun(self, base: Snapshot, next_unit: _Unit | None = None) -> _Rerun | None:
         """The answers to ``send_rerun``'s message, against ``base`` (the snapshot the rerun
         started from): as ``rerun_in_one_message`` returns them. ``next_unit``: the file that
         runs next, sent ahead (``send_ahead``) once the answers are in and nothing else needs
@@ -1251,25 +1287,27 @@ class _Session:
         import psycopg
 
         assert self._rerun is not None, "finish_rerun() without send_rerun()"
-        (unit, starts), self._rerun = self._rerun, None
+        (unit, starts, snapshot_at), self._rerun = self._rerun, None
         answers = _Answers.of(self.conn, _fetch(self.conn))
-        statements_end = 1 + len(unit.statements)
         failed_at = answers.failed_at
         self._stash = None
         self.held = set()
+        error: StatementError | None = None
         if failed_at is not None:
             self.rollback_if_open()
-            if failed_at >= statements_end:
+            failed = starts.get(failed_at)
+            if failed is None:
                 return None  # our own part failed: the statement path finds out why
             exc = answers.error()
             assert isinstance(exc, psycopg.Error)
-            if next_unit is not None:
-                self.send_ahead(next_unit, base)
-            return self._error(exc, unit.statements[failed_at - 1], starts[failed_at - 1]), \
-                Snapshot({}, {})
+            error = self._error(exc, failed[1], failed[2])
+            if failed[0] is unit:
+                if next_unit is not None:
+                    self.send_ahead(next_unit, base)
+                return _Rerun(error, Snapshot({}, {}))
         if not (base.owners or not base.objects):
             return None
-        rows = answers.rows(statements_end + 1)
+        rows = answers.rows(snapshot_at)
         lock_rows = [(oid, node, kind, name, mode) for _k, name, mode, oid, node, kind, _o
                      in itertools.takewhile(lambda r: r[0] == "lock", rows)]
         self.start_touched()
@@ -1281,7 +1319,7 @@ class _Session:
             return None
         if next_unit is not None:
             self.send_ahead(next_unit, base)  # the rerun was rolled back: ``base`` is now
-        return None, snap
+        return _Rerun(None, snap, error)
 
     def _run_deferred(self) -> None:
         work, self._deferred = self._deferred, None
@@ -1983,11 +2021,9 @@ def dry_run(
                 replayer.notes.extend(filled.notes)
             # The next file's message may go to the server while this one's results are
             # worked out (``_Session.send_ahead``) when nothing else must run in between: no
-            # down check after this file, no sample rows before the next. (An idempotency
-            # check's rerun goes first: ``_replay_one``.)
+            # sample rows before the next. (The checks' reruns go first: ``_replay_one``.)
             next_unit = None
-            if ahead and index + 1 < total and index >= from_index and \
-                    not (check_down and migration.down is not None):
+            if ahead and index + 1 < total and index >= from_index:
                 following = migrations[index + 1]
                 next_unit = _unit(following, following.section, replayer.server_version_num,
                                   replayer.parsed.get(following.path))
@@ -2048,9 +2084,10 @@ def _replay_one(replayer: _Replayer, migration: Migration, before: Snapshot,
     session.known = dict(before.rels)
     session.base = before
     session.start_touched()
-    # With an idempotency check the next file waits for the check's rerun (``finish_rerun``
-    # sends it then); otherwise it may go as soon as this file's answers are in.
-    checked = check_idempotency and not pre_applied
+    # With a check the next file waits for the check's rerun (``finish_rerun`` sends it
+    # then); otherwise it may go as soon as this file's answers are in.
+    down_follows = check_down and migration.down is not None
+    checked = (check_idempotency or down_follows) and not pre_applied
     session.next_unit = None if checked else next_unit
     try:
         statements, error, duration = session.run_unit(unit, observe=not pre_applied,
@@ -2059,7 +2096,8 @@ def _replay_one(replayer: _Replayer, migration: Migration, before: Snapshot,
         session.next_unit = None
     # The idempotency check's rerun goes now, if it can, and runs while this client builds
     # the snapshot and the statements' observation.
-    rerun = checked and error is None and unit.tx_safe and session.rerun_ahead(unit)
+    rerun = check_idempotency and checked and error is None and unit.tx_safe and \
+        session.rerun_ahead(unit)
     after = session.snapshot(before)
     session.rebase_inflight(after)
     if next_unit is not None and error is None and not checked:
@@ -2077,10 +2115,10 @@ def _replay_one(replayer: _Replayer, migration: Migration, before: Snapshot,
     idem_error: str | None = None
     if check_idempotency:
         idempotent, idem_error = _check_idempotency(replayer, unit, after, rerun,
-                                                    next_unit if rerun else None)
+                                                    None if down_follows else next_unit)
     down = DownResult()
-    if check_down and migration.down is not None:
-        down = _check_down(replayer, unit, before, after)
+    if down_follows:
+        down = _check_down(replayer, unit, before, after, next_unit)
     return MigrationResult(migration.path, migration.sha256, "applied", duration, idempotent,
                            idem_error, down, tuple(statements), None, diff), after
 
@@ -2117,15 +2155,17 @@ def _run_checked(session: _Session, units: Sequence[_Unit], in_rollback: bool, b
 def _check_idempotency(replayer: _Replayer, unit: _Unit, after: Snapshot,
                        sent: bool = False, next_unit: _Unit | None = None,
                        ) -> tuple[bool, str | None]:
-    """``sent``: the rerun's message went already (``_Session.rerun_ahead``); then
-    ``next_unit``, the file that runs next, may go as soon as its answers are in."""
+    """``sent``: the rerun's message went already (``_Session.rerun_ahead``).
+    ``next_unit``: the file that runs next, sent as soon as the rerun's answers are in (when
+    the rerun goes as one message)."""
     def check(session: _Session) -> tuple[bool, str | None]:
         if sent:
             once = session.finish_rerun(after, next_unit)
         else:
-            once = session.rerun_in_one_message(unit, after) if unit.tx_safe else None
+            once = session.rerun_in_one_message(unit, after, next_unit=next_unit) \
+                if unit.tx_safe else None
         if once is not None:
-            error, snap = once
+            error, snap = once.error, once.snapshot
         else:
             _failed_at, error, snap = _run_checked(session, [unit], in_rollback=unit.tx_safe,
                                                  base=after)
@@ -2142,7 +2182,10 @@ def _check_idempotency(replayer: _Replayer, unit: _Unit, after: Snapshot,
     return replayer.on_clone(check, after)
 
 
-def _check_down(replayer: _Replayer, up: _Unit, before: Snapshot, after: Snapshot) -> DownResult:
+def _check_down(replayer: _Replayer, up: _Unit, before: Snapshot, after: Snapshot,
+                next_unit: _Unit | None = None) -> DownResult:
+    """``next_unit``: the file that runs next, sent as soon as the check's answers are in
+    (when it goes as one message)."""
     migration = up.migration
     assert migration.down is not None
     down_migration = replace(migration, path=migration.down.path, section=migration.down.section)
@@ -2151,6 +2194,16 @@ def _check_down(replayer: _Replayer, up: _Unit, before: Snapshot, after: Snapsho
     safe = up.tx_safe and down.tx_safe
 
     def check(session: _Session) -> DownResult:
+        once = session.rerun_in_one_message(down, after, then=up, next_unit=next_unit) \
+            if safe else None
+        if once is not None:
+            if once.error is not None:
+                return DownResult("failed", error=once.error)
+            diffs = schema_differences(before, once.snapshot)
+            if once.then_error is not None:
+                diffs.append(f"up fails after down: line {once.then_error.line}: "
+                             f"{once.then_error.message}")
+            return DownResult("applied", restores_schema=not diffs, differences=tuple(diffs))
         if safe:
             session.execute_control("BEGIN")
             session.start_touched()

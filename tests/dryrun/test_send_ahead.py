@@ -173,8 +173,8 @@ def test_a_commit_that_fails_in_a_file_sent_ahead_fails_that_file(
 
 def test_nothing_goes_ahead_of_a_check(fresh: Sandbox, tmp_path: Path, sends: list[str],
                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    # The idempotency check reruns each file on the state right after it: the next file goes
-    # only once the rerun's answers are in, and not at all before a down check.
+    # The checks rerun each file (and its down) on the state right after it: the next file
+    # goes only once the last of those reruns has been answered.
     reruns = replay_module._Session.send_rerun
 
     def spy(self: Any, unit: Any, *args: Any) -> bool:
@@ -194,7 +194,9 @@ def test_nothing_goes_ahead_of_a_check(fresh: Sandbox, tmp_path: Path, sends: li
     assert [(m.down.status, m.down.restores_schema) for m in result.migrations[:2]] == [
         ("applied", True), ("applied", True)]
     assert [("rerun " if s.startswith("rerun:") else "file ") + Path(s).name
-            for s in sends] == ["rerun 001_a.up.sql", "rerun 002_b.up.sql",
+            for s in sends] == ["rerun 001_a.up.sql", "rerun 001_a.down.sql",
+                                "file 002_b.up.sql", "rerun 002_b.up.sql",
+                                "rerun 002_b.down.sql", "file 003_c.up.sql",
                                 "rerun 003_c.up.sql", "file 004_d.up.sql",
                                 "rerun 004_d.up.sql"]
 
@@ -280,3 +282,62 @@ def test_a_real_set_gets_the_same_verdicts_from_reruns_sent_ahead(
     assert sum(sent) > 100 and sum(m[2] is False for m in ahead) > 50
     monkeypatch.setattr(replay_module._Session, "send_rerun", lambda *args, **kwargs: False)
     assert verdicts() == ahead
+
+
+# Downs that restore the schema, leave something behind (so the up fails after them), fail,
+# and rename (the statement path then).
+DOWNS = {
+    "001_t.up.sql": "CREATE TABLE t (id int PRIMARY KEY, n int);\n",
+    "001_t.down.sql": "DROP TABLE t;\n",
+    "002_u.up.sql": "CREATE TABLE u (id int);\nCREATE INDEX u_id ON u (id);\n",
+    "002_u.down.sql": "DROP INDEX u_id;\n",
+    "003_n.up.sql": "ALTER TABLE t ADD COLUMN m int;\n",
+    "003_n.down.sql": "ALTER TABLE t DROP COLUMN m;\n\nALTER TABLE t DROP COLUMN nope;\n",
+    "004_r.up.sql": "ALTER TABLE t RENAME COLUMN n TO k;\n",
+    "004_r.down.sql": "ALTER TABLE t RENAME COLUMN k TO n;\n",
+    "005_v.up.sql": "CREATE TYPE mood AS ENUM ('ok');\nALTER TABLE u ADD COLUMN x mood;\n",
+    "005_v.down.sql": "ALTER TABLE u DROP COLUMN x;\nDROP TYPE mood;\n",
+}
+
+
+def test_down_checks_in_one_message_say_what_the_statement_path_says(
+        fresh: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A down check runs the down, reads the schema, and runs the up again, as one message
+    where it can: the same results as statement by statement."""
+    send = replay_module._Session.send_rerun
+    downs: list[bool] = []
+
+    def spy(self: Any, unit: Any, *args: Any) -> bool:
+        went = send(self, unit, *args)
+        if unit.migration.path.endswith(".down.sql"):
+            downs.append(went)
+        return went
+
+    monkeypatch.setattr(replay_module._Session, "send_rerun", spy)
+
+    def report(root: Path, idempotency: bool = True) -> Any:
+        reset_public(fresh)
+        result = replay(fresh, root, check_idempotency=idempotency, check_down=True)
+        out = _without_times(result.to_json())
+        for m in out["migrations"]:
+            m["path"] = Path(m["path"]).name
+            m.pop("findings", None)
+            if m.get("down"):
+                m["down"].pop("path", None)
+        return out
+
+    fast = report(write_tree(tmp_path / "a", DOWNS))
+    assert downs == [True, True, True, False, True], downs
+    by_name = {m["path"]: m for m in fast["migrations"]}
+    assert by_name["001_t.up.sql"]["down"]["restores_schema"] is True
+    second = by_name["002_u.up.sql"]["down"]
+    assert second["restores_schema"] is False
+    assert 'up fails after down: line 1: relation "u" already exists' in second["differences"]
+    third = by_name["003_n.up.sql"]["down"]
+    assert third["status"] == "failed" and third["error"]["line"] == 3
+    assert by_name["004_r.up.sql"]["down"]["restores_schema"] is True
+    assert by_name["005_v.up.sql"]["down"]["restores_schema"] is True
+    downs_only = report(write_tree(tmp_path / "c", DOWNS), idempotency=False)
+    monkeypatch.setattr(replay_module._Session, "send_rerun", lambda *args, **kwargs: False)
+    assert report(write_tree(tmp_path / "b", DOWNS)) == fast
+    assert report(write_tree(tmp_path / "d", DOWNS), idempotency=False) == downs_only
