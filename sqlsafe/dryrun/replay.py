@@ -981,10 +981,15 @@ class _Session:
             return False
         if not unit.wrap and (len(unit.statements) > 1 or _txn_kind(unit.statements[0].node)):
             return False
-        return all(stmt.node is not None and _lock_query_can_follow(stmt.node)
-                   and not cannot_run_in_transaction(stmt.node, self.r.server_version_num)
-                   and not _moves_unlocked(stmt.node)  # its names are read after it
-                   for stmt in unit.statements)
+        return all(self._can_join_a_message(stmt) for stmt in unit.statements)
+
+    def _can_join_a_message(self, stmt: ParsedStatement) -> bool:
+        """Whether a statement can run in a message with others inside a transaction: not
+        COPY FROM STDIN, DEALLOCATE or DISCARD (``_lock_query_can_follow``), nothing that
+        refuses a transaction block, nothing whose names are read after it."""
+        return (stmt.node is not None and _lock_query_can_follow(stmt.node)
+                and not cannot_run_in_transaction(stmt.node, self.r.server_version_num)
+                and not _moves_unlocked(stmt.node))
 
     def _batch_message(self, unit: _Unit, base: Snapshot | None,
                        fps: tuple[str | None, str | None] | None = None) -> _Batch:
@@ -1228,8 +1233,7 @@ class _Session:
         if not (self._prepared and self._rerunnable(unit)) or \
                 (then is not None and not self._rerunnable(then)) or \
                 (base is not None and not (base.owners or not base.objects)) or \
-                any(_blinds_locks(s) or s.node is None or _may_rename(s.node)
-                    or _moves_unlocked(s.node) for s in unit.statements):
+                any(_blinds_locks(s) or _may_rename(s.node) for s in unit.statements):
             return False
         parts = ["BEGIN"]
         size = len(parts[0]) + 1
@@ -1262,10 +1266,7 @@ class _Session:
         too (a check's block is rolled back: it never commits a statement on its own), and for
         an empty file (many tools write an empty down)."""
         return unit.tx_safe and not self.r.measure_blocking and all(
-            stmt.node is not None and _lock_query_can_follow(stmt.node)
-            and not _txn_kind(stmt.node)
-            and not cannot_run_in_transaction(stmt.node, self.r.server_version_num)
-            and not _moves_unlocked(stmt.node)
+            self._can_join_a_message(stmt) and not _txn_kind(stmt.node)
             for stmt in unit.statements)
 
     def rerun_ahead(self, unit: _Unit) -> bool:
