@@ -1905,7 +1905,9 @@ class _Replayer:
             clone = self.open(name)
             try:
                 clone.base = base
-                clone.known = clone.snapshot(base).rels
+                # A copy keeps every relation's oid and file (CREATE DATABASE copies the
+                # files, or their blocks under the same numbers): no catalog read needed.
+                clone.known = dict(base.rels)
                 return work(clone)
             finally:
                 clone.close()
