@@ -71,7 +71,7 @@ def problem_lines(result: DiscoveryResult) -> list[str]:
 
 
 def run_lint(run: LintRun, early: Any = None) -> LintOutcome:
-    """``early``: a parse worker started for this run (``pipeline.early_worker``), which
+    """``early``: a parse worker started for this run (``entry._early_worker``), which
     this call always closes; without one, ``lint`` decides whether to start one itself."""
     try:
         if run.fmt not in LINT_FORMATS:

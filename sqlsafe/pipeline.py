@@ -284,17 +284,12 @@ class Worker:
         first = 0
         for index, migration in enumerate(self.migrations):
             place = self._places[index]
+            if first + len(queue) <= place:  # nothing queued at this place or after it
+                frame = self._frame_for(place)
+                first, queue = (frame[0], frame[1][::-1]) if frame is not None else (first, [])
             while queue and first < place:  # not linted (excluded), or parsed here meanwhile
                 queue.pop()
                 first += 1
-            if not queue:
-                frame = self._frame_for(place)
-                if frame is not None:
-                    first, items = frame
-                    queue = items[::-1]
-                while queue and first < place:
-                    queue.pop()
-                    first += 1
             if not queue or first != place:
                 yield None, None, None
                 continue

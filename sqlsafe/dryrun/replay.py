@@ -646,6 +646,37 @@ class _Rerun(NamedTuple):
     then_error: StatementError | None = None  # the statement of ``then`` that failed
 
 
+class _Message:
+    """A simple-protocol message built part by part: each part gives one answer, in order."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.size = 0  # of the text so far: each part and the ';' after it
+
+    def add(self, part: str) -> int:
+        """Append a part; returns where its answer is."""
+        self.parts.append(part)
+        self.size += len(part) + 1
+        return len(self.parts) - 1
+
+    @property
+    def text(self) -> str:
+        return ";".join(self.parts)
+
+
+def _held_locks(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """SCHEMA_HELD's first rows, the locks after the last statement, ('lock', name, mode,
+    oid, relfilenode, relkind, NULL), as the lock query's rows."""
+    return [(oid, node, kind, name, mode) for _k, name, mode, oid, node, kind, _o
+            in itertools.takewhile(lambda r: r[0] == "lock", rows)]
+
+
+def _keeps_owners(base: Snapshot) -> bool:
+    """Whether a snapshot can be built on from the relations touched since (it keeps its
+    objects' owners, or has no objects)."""
+    return bool(base.owners or not base.objects)
+
+
 @dataclass
 class _Batch:
     """The message that runs a wrapped file (``_Session._batch_message``), with where each
@@ -1005,22 +1036,14 @@ class _Session:
             fps = (base.typefp, base.globalfp)
         held = fps is not None and not any(_blinds_locks(s) for s in unit.statements)
         clock_sql = _clock_sql(self.r.server_version_num)
-        parts: list[str] = []
-        size = 0  # of the text so far: each part and the ';' after it
-
-        def add(part: str) -> int:
-            """Append a part; returns where its answer is."""
-            nonlocal size
-            parts.append(part)
-            size += len(part) + 1
-            return len(parts) - 1
-
+        message = _Message()
+        add = message.add
         add("BEGIN")
         add(clock_sql)
         starts, statement_at, locks_at, clock_at = [], [], [], []
         last = len(unit.statements) - 1
         for i, stmt in enumerate(unit.statements):
-            starts.append(size)
+            starts.append(message.size)
             # A newline before the ';': the statement may end in a -- comment. SCHEMA_HELD
             # reads the locks after the last statement itself.
             statement_at.append(add(stmt.sql + "\n"))
@@ -1036,7 +1059,7 @@ class _Session:
         commit_clock_at = add(clock_sql)
         if not held:
             fingerprint_at = add("EXECUTE sqlsafe_fingerprint")
-        return _Batch(unit, ";".join(parts), tuple(starts), base, tuple(statement_at),
+        return _Batch(unit, message.text, tuple(starts), base, tuple(statement_at),
                       tuple(locks_at), tuple(clock_at), snapshot_at, snapshot_clock_at,
                       commit_at, commit_clock_at, fingerprint_at)
 
@@ -1077,8 +1100,7 @@ class _Session:
     def _can_build_from_locks(self, base: Snapshot | None) -> bool:
         """Whether ``snapshot(base)`` may build on ``base`` from the touched relations: every
         statement since it was observed, and it keeps its objects' owners."""
-        return base is not None and self.touched is not None and \
-            bool(base.owners or not base.objects)
+        return base is not None and self.touched is not None and _keeps_owners(base)
 
     def _run_batched(self, unit: _Unit,
                      predictions: dict[tuple[str, int], StatementInfo] | None,
@@ -1127,8 +1149,7 @@ class _Session:
         snapshot_rows: list[tuple[Any, ...]] = []
         if batch.snapshot_at is not None and (failed_at is None or failed_at >= commit_at):
             snapshot_rows = answers.rows(batch.snapshot_at)
-        last_locks = [(oid, node, kind, name, mode) for _k, name, mode, oid, node, kind, _o
-                      in itertools.takewhile(lambda r: r[0] == "lock", snapshot_rows)]
+        last_locks = _held_locks(snapshot_rows)
         first, position = answers.rows(1)[0]  # the clock after BEGIN
         previous = first
         spent = 0.0
@@ -1229,34 +1250,28 @@ class _Session:
         False when the file cannot go this way (nothing was sent)."""
         if self._inflight is not None or self._rerun is not None:
             return False
-        # (A snapshot that keeps no owners cannot be built on: ``_can_build_from_locks``.)
         if not (self._prepared and self._rerunnable(unit)) or \
                 (then is not None and not self._rerunnable(then)) or \
-                (base is not None and not (base.owners or not base.objects)) or \
+                (base is not None and not _keeps_owners(base)) or \
                 any(_blinds_locks(s) or _may_rename(s.node) for s in unit.statements):
             return False
-        parts = ["BEGIN"]
-        size = len(parts[0]) + 1
+        message = _Message()
+        message.add("BEGIN")
         starts: dict[int, tuple[_Unit, ParsedStatement, int]] = {}  # answer -> statement
 
-        def add(part: str) -> None:
-            nonlocal size
-            parts.append(part)
-            size += len(part) + 1
+        def run(file: _Unit) -> None:
+            for stmt in file.statements:
+                offset = message.size
+                starts[message.add(stmt.sql + "\n")] = (file, stmt, offset)  # (a -- comment)
 
-        for stmt in unit.statements:
-            starts[len(parts)] = (unit, stmt, size)
-            add(stmt.sql + "\n")  # (it may end in a -- comment)
-        add(_PIN)
-        snapshot_at = len(parts)
-        add(_schema_held(*fps))
+        run(unit)
+        message.add(_PIN)
+        snapshot_at = message.add(_schema_held(*fps))
         if then is not None:
-            add(_UNPIN)  # ``then`` runs under the migrations' own search_path
-            for stmt in then.statements:
-                starts[len(parts)] = (then, stmt, size)
-                add(stmt.sql + "\n")
-        add("ROLLBACK")
-        _send(self.conn, ";".join(parts))
+            message.add(_UNPIN)  # ``then`` runs under the migrations' own search_path
+            run(then)
+        message.add("ROLLBACK")
+        _send(self.conn, message.text)
         self._rerun = (unit, starts, snapshot_at)
         return True
 
@@ -1306,11 +1321,10 @@ class _Session:
                 if next_unit is not None:
                     self.send_ahead(next_unit, base)
                 return _Rerun(error, Snapshot({}, {}))
-        if not (base.owners or not base.objects):
+        if not _keeps_owners(base):
             return None
         rows = answers.rows(snapshot_at)
-        lock_rows = [(oid, node, kind, name, mode) for _k, name, mode, oid, node, kind, _o
-                     in itertools.takewhile(lambda r: r[0] == "lock", rows)]
+        lock_rows = _held_locks(rows)
         self.start_touched()
         self._touch(lock_rows)
         assert self.touched is not None
