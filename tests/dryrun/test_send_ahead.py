@@ -51,6 +51,25 @@ def sends(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     yield sent
 
 
+@pytest.fixture
+def reruns(monkeypatch: pytest.MonkeyPatch, sends: list[str]) -> list[tuple[str, bool]]:
+    """(path, sent) for each check's rerun the replay asked to send as one message
+    (``send_rerun``); each one sent also goes into ``sends`` as "rerun:" and its path, so
+    that both kinds of sending are in one order."""
+    asked: list[tuple[str, bool]] = []
+    original = replay_module._Session.send_rerun
+
+    def spy(self: Any, unit: Any, *args: Any) -> bool:
+        went = original(self, unit, *args)
+        asked.append((unit.migration.path, went))
+        if went:
+            sends.append("rerun:" + unit.migration.path)
+        return went
+
+    monkeypatch.setattr(replay_module._Session, "send_rerun", spy)
+    return asked
+
+
 # Every kind of change the snapshot reads, on each path a file can take: wrapped files of
 # several statements, single statements (run in a transaction of their own), a rename (the
 # snapshot then follows dependents), a type and a function (the parts no relation lock
@@ -172,18 +191,9 @@ def test_a_commit_that_fails_in_a_file_sent_ahead_fails_that_file(
 
 
 def test_nothing_goes_ahead_of_a_check(fresh: Sandbox, tmp_path: Path, sends: list[str],
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+                                       reruns: list[tuple[str, bool]]) -> None:
     # The checks rerun each file (and its down) on the state right after it: the next file
     # goes only once the last of those reruns has been answered.
-    reruns = replay_module._Session.send_rerun
-
-    def spy(self: Any, unit: Any, *args: Any) -> bool:
-        went = reruns(self, unit, *args)
-        if went:
-            sends.append("rerun:" + unit.migration.path)
-        return went
-
-    monkeypatch.setattr(replay_module._Session, "send_rerun", spy)
     root = write_tree(tmp_path, {
         "001_a.up.sql": "CREATE TABLE a (id int);\n", "001_a.down.sql": "DROP TABLE a;\n",
         "002_b.up.sql": "CREATE TABLE b (id int);\n", "002_b.down.sql": "DROP TABLE b;\n",
@@ -227,21 +237,14 @@ def _checked(fresh: Sandbox, root: Path) -> Any:
 
 
 def test_the_idempotency_check_in_one_message_says_what_the_statement_path_says(
-        fresh: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        fresh: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        reruns: list[tuple[str, bool]]) -> None:
     """The rerun of a file for the idempotency check goes as one message (BEGIN, the
     statements, the snapshot, ROLLBACK) where it can, sent before the client has built the
     snapshot it is compared with: the verdicts and their errors must be the ones the
     statement-by-statement rerun gives."""
-    send = replay_module._Session.send_rerun
-    went: list[bool] = []
-
-    def spy(self: Any, *args: Any) -> bool:
-        answer = send(self, *args)
-        went.append(answer)
-        return answer
-
-    monkeypatch.setattr(replay_module._Session, "send_rerun", spy)
     fast = _checked(fresh, prisma(tmp_path / "a", RERUN))
+    went = [sent for _path, sent in reruns]
     assert sum(went) >= 7, went  # all but the CONCURRENTLY one (rerun on a clone)
     assert all(row[1] == "applied" for row in fast), fast
     assert [row[2] for row in fast] == [True, False, False, False, True, False, False, True,
@@ -255,7 +258,7 @@ def test_the_idempotency_check_in_one_message_says_what_the_statement_path_says(
 
 
 def test_a_real_set_gets_the_same_verdicts_from_reruns_sent_ahead(
-        corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        corpus: Path, monkeypatch: pytest.MonkeyPatch, reruns: list[tuple[str, bool]]) -> None:
     """documenso's Prisma set with its checks: each file's verdicts and catalog diff, with the
     reruns sent ahead as one message and with the statement path alone."""
     from sqlsafe.config import Config
@@ -274,12 +277,9 @@ def test_a_real_set_gets_the_same_verdicts_from_reruns_sent_ahead(
         return [(m.path, m.status, m.idempotent, m.idempotency_error, m.catalog)
                 for m in result.migrations]
 
-    sent: list[bool] = []
-    send = replay_module._Session.send_rerun
-    monkeypatch.setattr(replay_module._Session, "send_rerun",
-                        lambda self, *args: sent.append(send(self, *args)) or sent[-1])
     ahead = verdicts()
-    assert sum(sent) > 100 and sum(m[2] is False for m in ahead) > 50
+    assert sum(sent for _path, sent in reruns) > 100
+    assert sum(m[2] is False for m in ahead) > 50
     monkeypatch.setattr(replay_module._Session, "send_rerun", lambda *args, **kwargs: False)
     assert verdicts() == ahead
 
@@ -301,20 +301,10 @@ DOWNS = {
 
 
 def test_down_checks_in_one_message_say_what_the_statement_path_says(
-        fresh: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        fresh: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        reruns: list[tuple[str, bool]]) -> None:
     """A down check runs the down, reads the schema, and runs the up again, as one message
     where it can: the same results as statement by statement."""
-    send = replay_module._Session.send_rerun
-    downs: list[bool] = []
-
-    def spy(self: Any, unit: Any, *args: Any) -> bool:
-        went = send(self, unit, *args)
-        if unit.migration.path.endswith(".down.sql"):
-            downs.append(went)
-        return went
-
-    monkeypatch.setattr(replay_module._Session, "send_rerun", spy)
-
     def report(root: Path, idempotency: bool = True) -> Any:
         reset_public(fresh)
         result = replay(fresh, root, check_idempotency=idempotency, check_down=True)
@@ -327,6 +317,7 @@ def test_down_checks_in_one_message_say_what_the_statement_path_says(
         return out
 
     fast = report(write_tree(tmp_path / "a", DOWNS))
+    downs = [sent for path, sent in reruns if path.endswith(".down.sql")]
     assert downs == [True, True, True, False, True], downs
     by_name = {m["path"]: m for m in fast["migrations"]}
     assert by_name["001_t.up.sql"]["down"]["restores_schema"] is True
