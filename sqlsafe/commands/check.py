@@ -59,8 +59,8 @@ from .dryrun import (
 def command(path: str, engine: str | None, database_url: str | None, image: str | None,
             setup_file: str | None, from_index: int, fmt: str, report_path: str | None,
             checksums_path: str | None, compact: bool, exit_zero: bool, timestamp: bool,
-            versions: str | None, sample_rows: int, measure_blocking: bool,
-            inject_failures: bool, estimate: bool, rows_option: str | None,
+            versions: str | None, sample_rows: int, measure_sizes: bool | None,
+            measure_blocking: bool, inject_failures: bool, estimate: bool, rows_option: str | None,
             stats_file: str | None, stats_from: str | None, server_setting: tuple[str, ...],
             **opts: Any) -> None:
     """Lint, replay on a disposable PostgreSQL, write the report and checksum.txt.
@@ -86,7 +86,7 @@ def command(path: str, engine: str | None, database_url: str | None, image: str 
         on_progress=_progress if sys.stderr.isatty() else None)
     try:
         run.data = data_keywords(sample_rows, measure_blocking, inject_failures, estimate,
-                                 rows_option, stats_file, stats_from)
+                                 rows_option, stats_file, stats_from, measure_sizes)
         if versions is not None:
             run.versions = parse_versions(versions)
         outcome = api.run_check(run)

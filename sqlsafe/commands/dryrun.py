@@ -30,6 +30,9 @@ def data_options(f: Any) -> Any:
         click.option("--sample-rows", type=click.IntRange(min=0), default=0, metavar="N",
                      help="Fill every empty table with N synthetic rows before each migration "
                           "(tables that already have rows, e.g. from --setup, are kept)."),
+        click.option("--measure-sizes/--no-measure-sizes", default=None,
+                     help="Read every relation's size on disk before and after each migration "
+                          "and report what it changed (default: with --sample-rows)."),
         click.option("--measure-blocking", is_flag=True,
                      help="Probe a read and a write on each table a statement locks, from a "
                           "second session with a 50 ms lock_timeout."),
@@ -77,12 +80,15 @@ def with_server_settings(cfg: Any, values: tuple[str, ...]) -> Any:
 def data_keywords(sample_rows: int = 0, measure_blocking: bool = False,
                   inject_failures: bool = False, estimate: bool = False,
                   rows_option: str | None = None, stats_file: str | None = None,
-                  stats_from: str | None = None) -> dict[str, Any]:
+                  stats_from: str | None = None, measure_sizes: bool | None = None,
+                  ) -> dict[str, Any]:
     """The ``dry_run`` keywords for the data options; raises UsageError on bad input."""
     from .. import api
 
     kw: dict[str, Any] = {"sample_rows": sample_rows, "measure_blocking": measure_blocking,
                           "inject_failures": inject_failures}
+    if measure_sizes is not None:
+        kw["measure_sizes"] = measure_sizes
     if estimate or rows_option or stats_file or stats_from:
         from ..dryrun import estimate as est
 
@@ -129,8 +135,8 @@ def data_keywords(sample_rows: int = 0, measure_blocking: bool = False,
 @server_options
 def command(path: str, engine: str, database_url: str | None, image: str | None,
             setup: str | None, from_index: int, no_idempotency: bool, no_down: bool, fmt: str,
-            versions: str | None, sample_rows: int, measure_blocking: bool,
-            inject_failures: bool, estimate: bool, rows_option: str | None,
+            versions: str | None, sample_rows: int, measure_sizes: bool | None,
+            measure_blocking: bool, inject_failures: bool, estimate: bool, rows_option: str | None,
             stats_file: str | None, stats_from: str | None, server_setting: tuple[str, ...],
             **opts: Any) -> None:
     """Replay migrations on a disposable PostgreSQL: locks, rewrites, timings, errors,
@@ -148,7 +154,8 @@ def command(path: str, engine: str, database_url: str | None, image: str | None,
         else None}
     try:
         replay["data"] = data_keywords(sample_rows, measure_blocking, inject_failures,
-                                       estimate, rows_option, stats_file, stats_from)
+                                       estimate, rows_option, stats_file, stats_from,
+                                       measure_sizes)
         if versions is not None:
             runs, diffs, lint_result, disc = api.run_matrix(
                 (path,), cfg, parse_versions(versions), engine=engine, image=image, **replay)
@@ -268,7 +275,7 @@ _WAL_WORTH_SHOWING = 1 << 20
 
 
 def render_text(result: DryRunResult) -> str:
-    from ..dryrun.result import measured_size
+    from ..dryrun.result import describe_sizes, measured_size
     from ..locks import SQL_NAMES
 
     ready = result.startup_ms + result.setup_ms
@@ -308,6 +315,8 @@ def render_text(result: DryRunResult) -> str:
                         else "a new read of it still went through")
                 out.append(f"    line {s.line}: lock queue: waited {q.waited_ms:.0f} ms behind a "
                            f"running query on {q.relation}; meanwhile {then}")
+        if m.sizes is not None:
+            out.append(f"    relation sizes: {describe_sizes(m.sizes)}")
         out += _data_lines(m)
         if m.error is not None and not any(s.error for s in m.statements):
             out.append(f"    {m.path}:{m.error.line}: error: {m.error.message}")

@@ -68,6 +68,7 @@ from .result import (
     ServerInfo,
     StatementError,
     StatementResult,
+    size_changes,
 )
 from .sandbox import Sandbox, SandboxError
 
@@ -786,6 +787,16 @@ class _Session:
         """A migration's DEALLOCATE or DISCARD may drop the session's prepared statements."""
         if node is not None and type(node).__name__ in ("DeallocateStmt", "DiscardStmt"):
             self._prepared = False
+
+    def relation_sizes(self) -> dict[int, tuple[str, str, int]] | None:
+        """Every user relation's size on disk (``q.RELATION_SIZES``): oid -> (name, relkind,
+        bytes). None inside a transaction a migration left open: the reading would run in it."""
+        self._check_idle()
+        if self.in_transaction:
+            return None
+        return {int(oid): (str(name), str(kind), int(size))
+                for oid, name, kind, size in self.conn.execute(q.RELATION_SIZES)
+                if size is not None}
 
     def locks(self) -> list[tuple[Any, ...]]:
         self._ensure_prepared()
@@ -1873,6 +1884,8 @@ class _Replayer:
     measure_blocking: bool = False
     parsed: dict[str, ParsedSection] = field(default_factory=dict)  # the lint's, by path
     starts_empty: bool = True  # no --setup: the replay starts from an empty database
+    # With ``measure_sizes``: the relations' sizes before the migration that runs now.
+    sizes: dict[int, tuple[str, str, int]] | None = None
 
     @property
     def server_version_num(self) -> int:
@@ -1975,6 +1988,7 @@ def dry_run(
     inject_failures: bool = False,
     estimate_stats: dict[str, Any] | None = None,
     estimate_sizes: Sequence[int] | None = None,
+    measure_sizes: bool | None = None,
 ) -> DryRunResult:
     """Replay ``discovery.migrations`` in order on ``sandbox`` and observe each statement.
 
@@ -1988,6 +2002,9 @@ def dry_run(
     statement and retries it (``inject``); ``estimate_stats`` (production row counts, see
     ``estimate``) replays at ``estimate_sizes`` and extrapolates. Both run on clones before
     the replay, while the scratch database holds the state before the first migration.
+    ``measure_sizes`` (default: with ``sample_rows``) reads every relation's size on disk
+    before and after each migration (before its checks, whose rolled-back writes can grow a
+    table too) and reports the ones it changed (``MigrationResult.sizes``).
     """
     from . import estimate as est
     from . import inject
@@ -2020,7 +2037,8 @@ def dry_run(
         replayer.session.known = dict(snap.rels)
         ready = time.perf_counter()
         failed = False
-        ahead = not sample_rows and not measure_blocking
+        sizes = bool(sample_rows) if measure_sizes is None else measure_sizes
+        ahead = not sample_rows and not measure_blocking and not sizes
         built: _Unit | None = None  # this migration's unit, built by the one before
         for index, migration in enumerate(migrations):
             findings = tuple(findings_by_path.get(migration.path, ()))
@@ -2036,6 +2054,8 @@ def dry_run(
             if sample_rows and index >= from_index:
                 filled = sampledata.fill(replayer.session.conn, sample_rows)
                 replayer.notes.extend(filled.notes)
+            if sizes and index >= from_index:
+                replayer.sizes = replayer.session.relation_sizes()
             # The next file's message may go to the server while this one's results are
             # worked out (``_Session.send_ahead``) when nothing else must run in between: no
             # sample rows before the next. (The checks' reruns go first: ``_replay_one``.)
@@ -2111,6 +2131,12 @@ def _replay_one(replayer: _Replayer, migration: Migration, before: Snapshot,
                                                        predictions=predictions, defer=True)
     finally:
         session.next_unit = None
+    changes = None
+    if replayer.sizes is not None and error is None and not pre_applied:
+        # Now: the checks after it write too, even in blocks that are rolled back.
+        sizes = session.relation_sizes()
+        changes = None if sizes is None else size_changes(replayer.sizes, sizes)
+        replayer.sizes = None
     # The idempotency check's rerun goes now, if it can, and runs while this client builds
     # the snapshot and the statements' observation.
     rerun = check_idempotency and checked and error is None and unit.tx_safe and \
@@ -2137,7 +2163,8 @@ def _replay_one(replayer: _Replayer, migration: Migration, before: Snapshot,
     if down_follows:
         down = _check_down(replayer, unit, before, after, next_unit)
     return MigrationResult(migration.path, migration.sha256, "applied", duration, idempotent,
-                           idem_error, down, tuple(statements), None, diff), after
+                           idem_error, down, tuple(statements), None, diff,
+                           sizes=changes), after
 
 
 def _run_checked(session: _Session, units: Sequence[_Unit], in_rollback: bool, base: Snapshot,

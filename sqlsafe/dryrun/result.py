@@ -21,6 +21,23 @@ def measured_size(value: int | None) -> str:
     return f"{value / (1 << 30):.2f} GB"
 
 
+def signed_size(delta: int) -> str:
+    """A measured change in bytes with its sign: +28.0 kB, -1.4 MB, 0 B."""
+    sign = "+" if delta > 0 else "-" if delta < 0 else ""
+    return sign + measured_size(abs(delta))
+
+
+def describe_sizes(changes: tuple[SizeChange, ...], limit: int = 5) -> str:
+    """One line for a migration's size changes: the total, then the largest ones by name."""
+    if not changes:
+        return "unchanged"
+    total = sum(c.delta_bytes for c in changes)
+    parts = [f"{c.relation} {signed_size(c.delta_bytes)}" for c in changes[:limit]]
+    if len(changes) > limit:
+        parts.append(f"{len(changes) - limit} more")
+    return f"{signed_size(total)} ({', '.join(parts)})"
+
+
 @dataclass(frozen=True)
 class ObservedLock:
     relation: str  # schema-qualified
@@ -162,6 +179,43 @@ class CatalogDiff:
 
 
 @dataclass(frozen=True)
+class SizeChange:
+    """One relation whose size on disk a migration changed (``dry_run(measure_sizes=True)``):
+    0 bytes before for one it created, after for one it dropped."""
+
+    relation: str  # schema-qualified, its name after the migration (before, if dropped)
+    relkind: str  # pg_class.relkind: r table, i index, m materialized view, S sequence
+    before_bytes: int
+    after_bytes: int
+
+    @property
+    def delta_bytes(self) -> int:
+        return self.after_bytes - self.before_bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {"relation": self.relation, "kind": self.relkind,
+                "before_bytes": self.before_bytes, "after_bytes": self.after_bytes,
+                "delta_bytes": self.delta_bytes}
+
+
+def size_changes(before: dict[int, tuple[str, str, int]],
+                 after: dict[int, tuple[str, str, int]]) -> tuple[SizeChange, ...]:
+    """The relations whose size differs between two readings of ``RELATION_SIZES`` (oid ->
+    (name, relkind, bytes)), the largest change first. Matched by oid, so a renamed relation
+    is one change under its new name."""
+    changes = []
+    for oid in before.keys() | after.keys():
+        old, new = before.get(oid), after.get(oid)
+        was = old[2] if old else 0
+        now = new[2] if new else 0
+        if was != now:
+            entry = new or old
+            assert entry is not None
+            changes.append(SizeChange(entry[0], entry[1], was, now))
+    return tuple(sorted(changes, key=lambda c: (-abs(c.delta_bytes), c.relation)))
+
+
+@dataclass(frozen=True)
 class MigrationResult:
     path: str
     sha256: str
@@ -176,6 +230,12 @@ class MigrationResult:
     findings: tuple[Finding, ...] = ()  # the lint findings for this migration
     # Issue 7 extras (failure injection, estimates) hang here as plain JSON-able data.
     extras: dict[str, Any] = field(default_factory=dict)
+    # The relations whose size the migration changed; None when sizes were not measured.
+    sizes: tuple[SizeChange, ...] | None = None
+
+    @property
+    def size_delta_bytes(self) -> int | None:
+        return None if self.sizes is None else sum(c.delta_bytes for c in self.sizes)
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -191,6 +251,9 @@ class MigrationResult:
         }
         if self.idempotency_error:
             d["idempotency_error"] = self.idempotency_error
+        if self.sizes is not None:
+            d["sizes"] = {"delta_bytes": self.size_delta_bytes,
+                          "relations": [c.to_json() for c in self.sizes]}
         if self.findings:
             d["findings"] = [f.to_json() for f in self.findings]
         if self.extras:

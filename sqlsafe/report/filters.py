@@ -8,7 +8,7 @@ from typing import Any
 
 import jinja2
 
-from ..dryrun.result import measured_size
+from ..dryrun.result import describe_sizes, measured_size
 from .build import approx
 from .model import (
     BackoutCheck,
@@ -186,6 +186,7 @@ def environment(autoescape: bool) -> jinja2.Environment:
     env.filters.update(ms=ms, yesno=yesno, cell=cell, md=md, locks=locks, blocks=blocks,
                        rewrite=rewrite, down=down, backout=backout, verdict=verdict,
                        approx=approx, size=size, measured_size=measured_size,
+                       sizes=describe_sizes,
                        blocking=blocking, est=est, basis=basis,
                        hold=hold, injection=injection, thousands=thousands)
     return env

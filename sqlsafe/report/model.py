@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..dryrun.result import SizeChange
 
 GO, CONDITIONAL, NO_GO = "GO", "CONDITIONAL GO", "NO-GO"
 
@@ -194,6 +197,8 @@ class MigrationView:
     longest_hold_line: int | None = None
     # WAL the migration's observed statements wrote in the sandbox (None: none was read).
     wal_bytes: int | None = None
+    # The relations whose size on disk it changed (None: sizes were not measured).
+    sizes: tuple[SizeChange, ...] | None = None
 
 
 @dataclass(frozen=True)
