@@ -788,11 +788,12 @@ class _Session:
         if node is not None and type(node).__name__ in ("DeallocateStmt", "DiscardStmt"):
             self._prepared = False
 
-    def relation_sizes(self) -> dict[int, tuple[str, str, int]] | None:
+    def relation_sizes(self, *, inside: bool = False) -> dict[int, tuple[str, str, int]] | None:
         """Every user relation's size on disk (``q.RELATION_SIZES``): oid -> (name, relkind,
-        bytes). None inside a transaction a migration left open: the reading would run in it."""
+        bytes). None inside a transaction a migration left open (the reading would run in
+        it), unless ``inside``: after a statement of the migration's own transaction."""
         self._check_idle()
-        if self.in_transaction:
+        if self.in_transaction and not inside:
             return None
         return {int(oid): (str(name), str(kind), int(size))
                 for oid, name, kind, size in self.conn.execute(q.RELATION_SIZES)
@@ -1019,7 +1020,7 @@ class _Session:
         locks can be read), of which no statement needs a connection of its own (COPY FROM
         STDIN, the watched ones), drops the prepared lock query (DEALLOCATE, DISCARD), is
         probed while it holds its locks, or controls the transaction."""
-        if self.r.measure_blocking or not unit.statements:
+        if self.r.measure_blocking or self.r.measure_sizes or not unit.statements:
             return False
         if not unit.wrap and (len(unit.statements) > 1 or _txn_kind(unit.statements[0].node)):
             return False
@@ -1512,9 +1513,21 @@ class _Session:
         if control == "end" or not self.in_transaction:
             self.held = set()
         wal = wal_between(*positions) if len(positions) == 2 else None
-        return _observed_result(unit, stmt, duration, locks, rewrites, rows, in_tx, before,
-                                held_before, predictions, probes, wal_bytes=wal, polled=watch,
-                                lock_queue=lock_queue)
+        return self._with_sizes(_observed_result(
+            unit, stmt, duration, locks, rewrites, rows, in_tx, before, held_before,
+            predictions, probes, wal_bytes=wal, polled=watch, lock_queue=lock_queue))
+
+    def _with_sizes(self, result: StatementResult) -> StatementResult:
+        """With ``measure_sizes``: the relations whose size the statement changed, against
+        the reading after the statement before it (or before the migration)."""
+        if self.r.sizes_now is None:
+            return result
+        now = self.relation_sizes(inside=True)
+        if now is None:
+            return result
+        changes = size_changes(self.r.sizes_now, now)
+        self.r.sizes_now = now
+        return replace(result, sizes=changes)
 
     def _run_watched_retry(self, unit: _Unit, stmt: ParsedStatement, observe: bool,
                            predictions: dict[tuple[str, int], StatementInfo] | None,
@@ -1549,7 +1562,8 @@ class _Session:
                                  tuple(self._rewrites(before, self.known)), None, None, False,
                                  stmt.span.end_line)
         info = (predictions or {}).get((unit.section.path, stmt.span.line))
-        return _with_prediction(result, info, before, set(), polled=True) if info else result
+        return self._with_sizes(_with_prediction(result, info, before, set(), polled=True)
+                                if info else result)
 
     # -- observation --------------------------------------------------------------------------
 
@@ -1884,8 +1898,12 @@ class _Replayer:
     measure_blocking: bool = False
     parsed: dict[str, ParsedSection] = field(default_factory=dict)  # the lint's, by path
     starts_empty: bool = True  # no --setup: the replay starts from an empty database
-    # With ``measure_sizes``: the relations' sizes before the migration that runs now.
+    # ``measure_sizes``: each relation's size before the migration that runs now (``sizes``)
+    # and after its last observed statement (``sizes_now``), read by the statement path
+    # (a file then never goes as one message).
+    measure_sizes: bool = False
     sizes: dict[int, tuple[str, str, int]] | None = None
+    sizes_now: dict[int, tuple[str, str, int]] | None = None
 
     @property
     def server_version_num(self) -> int:
@@ -2038,6 +2056,7 @@ def dry_run(
         ready = time.perf_counter()
         failed = False
         sizes = bool(sample_rows) if measure_sizes is None else measure_sizes
+        replayer.measure_sizes = sizes
         ahead = not sample_rows and not measure_blocking and not sizes
         built: _Unit | None = None  # this migration's unit, built by the one before
         for index, migration in enumerate(migrations):
@@ -2055,7 +2074,7 @@ def dry_run(
                 filled = sampledata.fill(replayer.session.conn, sample_rows)
                 replayer.notes.extend(filled.notes)
             if sizes and index >= from_index:
-                replayer.sizes = replayer.session.relation_sizes()
+                replayer.sizes = replayer.sizes_now = replayer.session.relation_sizes()
             # The next file's message may go to the server while this one's results are
             # worked out (``_Session.send_ahead``) when nothing else must run in between: no
             # sample rows before the next. (The checks' reruns go first: ``_replay_one``.)
@@ -2136,7 +2155,7 @@ def _replay_one(replayer: _Replayer, migration: Migration, before: Snapshot,
         # Now: the checks after it write too, even in blocks that are rolled back.
         sizes = session.relation_sizes()
         changes = None if sizes is None else size_changes(replayer.sizes, sizes)
-        replayer.sizes = None
+    replayer.sizes = replayer.sizes_now = None
     # The idempotency check's rerun goes now, if it can, and runs while this client builds
     # the snapshot and the statements' observation.
     rerun = check_idempotency and checked and error is None and unit.tx_safe and \

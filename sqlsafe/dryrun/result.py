@@ -117,6 +117,8 @@ class StatementResult:
     # not read (statements that were not observed, COPY, servers before PostgreSQL 10).
     wal_bytes: int | None = None
     lock_queue: LockQueue | None = None  # --measure-blocking, ACCESS EXCLUSIVE statements
+    # The relations whose size on disk it changed (--measure-sizes); None: not measured.
+    sizes: tuple[SizeChange, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -146,6 +148,8 @@ class StatementResult:
             ]
         if self.lock_queue is not None:
             d["lock_queue"] = self.lock_queue.to_json()
+        if self.sizes is not None:
+            d["sizes"] = sizes_json(self.sizes)
         return d
 
 
@@ -196,6 +200,11 @@ class SizeChange:
         return {"relation": self.relation, "kind": self.relkind,
                 "before_bytes": self.before_bytes, "after_bytes": self.after_bytes,
                 "delta_bytes": self.delta_bytes}
+
+
+def sizes_json(changes: tuple[SizeChange, ...]) -> dict[str, Any]:
+    return {"delta_bytes": sum(c.delta_bytes for c in changes),
+            "relations": [c.to_json() for c in changes]}
 
 
 def size_changes(before: dict[int, tuple[str, str, int]],
@@ -252,8 +261,7 @@ class MigrationResult:
         if self.idempotency_error:
             d["idempotency_error"] = self.idempotency_error
         if self.sizes is not None:
-            d["sizes"] = {"delta_bytes": self.size_delta_bytes,
-                          "relations": [c.to_json() for c in self.sizes]}
+            d["sizes"] = sizes_json(self.sizes)
         if self.findings:
             d["findings"] = [f.to_json() for f in self.findings]
         if self.extras:

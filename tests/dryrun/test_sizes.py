@@ -126,6 +126,51 @@ def test_what_each_migration_did_on_disk(fresh: Sandbox, tmp_path: Path, checks:
     assert sum(m.size_delta_bytes or 0 for m in result.migrations) == 0
 
 
+def _sum_by_relation(changes: list[SizeChange]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for c in changes:
+        total[c.relation] = total.get(c.relation, 0) + c.delta_bytes
+    return {name: delta for name, delta in total.items() if delta}
+
+
+@pytest_postgres
+@pytest.mark.parametrize("layout", ["numbered", "wrapped"])
+def test_each_statement_gets_what_it_changed(fresh: Sandbox, tmp_path: Path,
+                                             layout: str) -> None:
+    # Plain numbered files run statement by statement, each in a transaction of its own;
+    # golang-migrate's run in one transaction, read inside it after each statement.
+    names = {"numbered": "{n:03d}_{name}.sql", "wrapped": "{n}_{name}.up.sql"}[layout]
+    files = {names.format(n=n, name=name): text for n, (name, text) in enumerate([
+        ("t", FILES["001_t.sql"]), ("backfill", FILES["004_backfill.sql"]),
+        ("two", "CREATE INDEX sz_total ON sz (total);\nDELETE FROM sz WHERE id > 100;\n"
+                "VACUUM sz;\n" if layout == "numbered" else
+                "CREATE INDEX sz_total ON sz (total);\nDELETE FROM sz WHERE id > 100;\n"),
+    ], start=1)}
+    result = replay(fresh, write_tree(tmp_path, files), check_idempotency=False,
+                    check_down=False, measure_sizes=True)
+    _create, backfill, two = result.migrations
+    assert all(m.status == "applied" for m in result.migrations), \
+        [m.error for m in result.migrations]
+    add_column, update = backfill.statements
+    assert add_column.sizes == ()  # a nullable column without a default writes no row
+    assert update.sizes is not None and {c.relation for c in update.sizes} == {
+        "public.sz", "public.sz_pkey"}
+    index = two.statements[0]
+    assert index.sizes is not None and [c.relation for c in index.sizes] == ["public.sz_total"]
+    assert two.statements[1].sizes is not None  # DELETE marks rows dead: no page goes away
+    if layout == "numbered":
+        # Outside a transaction block (watched), VACUUM gives the emptied pages back.
+        vacuum = two.statements[2]
+        assert vacuum.in_transaction is False and vacuum.sizes is not None
+        assert {c.relation: c.delta_bytes for c in vacuum.sizes}["public.sz"] < -300_000
+    # The statements' changes add up to the migration's, relation by relation.
+    for m in result.migrations:
+        assert m.sizes is not None
+        per_statement = [c for st in m.statements for c in st.sizes or ()]
+        assert _sum_by_relation(per_statement) == _sum_by_relation(list(m.sizes)), m.path
+    assert update.to_json()["sizes"]["delta_bytes"] == sum(c.delta_bytes for c in update.sizes)
+
+
 @pytest_postgres
 def test_the_checks_do_not_change_what_is_reported(fresh: Sandbox, tmp_path: Path) -> None:
     files = write_tree(tmp_path, FILES)
