@@ -275,7 +275,7 @@ _WAL_WORTH_SHOWING = 1 << 20
 
 
 def render_text(result: DryRunResult) -> str:
-    from ..dryrun.result import describe_sizes, measured_size, signed_size
+    from ..dryrun.result import describe_sizes, measured_size, signed_size, size_delta
     from ..locks import SQL_NAMES
 
     ready = result.startup_ms + result.setup_ms
@@ -302,8 +302,7 @@ def render_text(result: DryRunResult) -> str:
                 rw = f"; rewrites {', '.join(s.rewrites)}" if s.rewrites else ""
                 wal = (f", {measured_size(s.wal_bytes)} of WAL"
                        if s.wal_bytes is not None and s.wal_bytes >= _WAL_WORTH_SHOWING else "")
-                disk = (f", {signed_size(sum(c.delta_bytes for c in s.sizes))} on disk"
-                        if s.sizes else "")
+                disk = f", {signed_size(size_delta(s.sizes))} on disk" if s.sizes else ""
                 out.append(f"    line {s.line}: {locks}{rw} ({s.duration_ms:.1f} ms{wal}{disk})")
             for d in s.discrepancies:
                 out.append(f"    line {s.line}: prediction differs: {d}")

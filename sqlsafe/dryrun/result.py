@@ -27,15 +27,19 @@ def signed_size(delta: int) -> str:
     return sign + measured_size(abs(delta))
 
 
+def size_delta(changes: tuple[SizeChange, ...]) -> int:
+    """The bytes a migration's or a statement's size changes add up to."""
+    return sum(c.delta_bytes for c in changes)
+
+
 def describe_sizes(changes: tuple[SizeChange, ...], limit: int = 5) -> str:
     """One line for a migration's size changes: the total, then the largest ones by name."""
     if not changes:
         return "unchanged"
-    total = sum(c.delta_bytes for c in changes)
     parts = [f"{c.relation} {signed_size(c.delta_bytes)}" for c in changes[:limit]]
     if len(changes) > limit:
         parts.append(f"{len(changes) - limit} more")
-    return f"{signed_size(total)} ({', '.join(parts)})"
+    return f"{signed_size(size_delta(changes))} ({', '.join(parts)})"
 
 
 @dataclass(frozen=True)
@@ -203,8 +207,7 @@ class SizeChange:
 
 
 def sizes_json(changes: tuple[SizeChange, ...]) -> dict[str, Any]:
-    return {"delta_bytes": sum(c.delta_bytes for c in changes),
-            "relations": [c.to_json() for c in changes]}
+    return {"delta_bytes": size_delta(changes), "relations": [c.to_json() for c in changes]}
 
 
 def size_changes(before: dict[int, tuple[str, str, int]],
@@ -244,7 +247,7 @@ class MigrationResult:
 
     @property
     def size_delta_bytes(self) -> int | None:
-        return None if self.sizes is None else sum(c.delta_bytes for c in self.sizes)
+        return None if self.sizes is None else size_delta(self.sizes)
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {
