@@ -31,8 +31,9 @@ def data_options(f: Any) -> Any:
                      help="Fill every empty table with N synthetic rows before each migration "
                           "(tables that already have rows, e.g. from --setup, are kept)."),
         click.option("--measure-sizes/--no-measure-sizes", default=None,
-                     help="Read every relation's size on disk before and after each migration "
-                          "and report what it changed (default: with --sample-rows)."),
+                     help="Read every relation's size on disk before each migration and "
+                          "after each statement, and report what each changed (default: "
+                          "with --sample-rows)."),
         click.option("--measure-blocking", is_flag=True,
                      help="Probe a read and a write on each table a statement locks, from a "
                           "second session with a 50 ms lock_timeout."),

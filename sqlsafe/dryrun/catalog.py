@@ -79,10 +79,11 @@ WHERE c.oid = ANY(%s)
 """
 
 # The on-disk size of every user relation with storage (``dry_run(measure_sizes=True)``), read
-# after each migration: (oid, qualified name, relkind, bytes). ``pg_table_size``: the relation's
-# forks and its TOAST table, without its indexes, which are relations of their own here, so a
-# sum over the rows counts each byte once. It takes and releases ACCESS SHARE on each relation
-# (nothing of the migration's holds a lock by then); NULL for a relation dropped meanwhile.
+# before each migration and after each of its statements: (oid, qualified name, relkind,
+# bytes). ``pg_table_size``: the relation's forks and its TOAST table, without its indexes,
+# which are relations of their own here, so a sum over the rows counts each byte once. It takes
+# and releases ACCESS SHARE on each relation (after a statement, inside the migration's own
+# transaction, whose locks do not conflict with it); NULL for a relation dropped meanwhile.
 RELATION_SIZES = f"""
 SELECT c.oid, n.nspname || '.' || c.relname, c.relkind, pg_table_size(c.oid)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -788,13 +788,15 @@ class _Session:
         if node is not None and type(node).__name__ in ("DeallocateStmt", "DiscardStmt"):
             self._prepared = False
 
-    def relation_sizes(self, *, inside: bool = False) -> dict[int, tuple[str, str, int]] | None:
+    def relation_sizes(self) -> dict[int, tuple[str, str, int]] | None:
+        """``_read_sizes`` before a migration; None inside a transaction the one before left
+        open (the reading would run in it)."""
+        return None if self.in_transaction else self._read_sizes()
+
+    def _read_sizes(self) -> dict[int, tuple[str, str, int]]:
         """Every user relation's size on disk (``q.RELATION_SIZES``): oid -> (name, relkind,
-        bytes). None inside a transaction a migration left open (the reading would run in
-        it), unless ``inside``: after a statement of the migration's own transaction."""
+        bytes)."""
         self._check_idle()
-        if self.in_transaction and not inside:
-            return None
         return {int(oid): (str(name), str(kind), int(size))
                 for oid, name, kind, size in self.conn.execute(q.RELATION_SIZES)
                 if size is not None}
@@ -1522,9 +1524,7 @@ class _Session:
         the reading after the statement before it (or before the migration)."""
         if self.r.sizes_now is None:
             return result
-        now = self.relation_sizes(inside=True)
-        if now is None:
-            return result
+        now = self._read_sizes()  # inside the migration's transaction, if it has one
         changes = size_changes(self.r.sizes_now, now)
         self.r.sizes_now = now
         return replace(result, sizes=changes)
@@ -2021,8 +2021,9 @@ def dry_run(
     ``estimate``) replays at ``estimate_sizes`` and extrapolates. Both run on clones before
     the replay, while the scratch database holds the state before the first migration.
     ``measure_sizes`` (default: with ``sample_rows``) reads every relation's size on disk
-    before and after each migration (before its checks, whose rolled-back writes can grow a
-    table too) and reports the ones it changed (``MigrationResult.sizes``).
+    before each migration and after each of its statements (before its checks, whose
+    rolled-back writes can grow a table too) and reports the ones each statement and the
+    migration changed (``StatementResult.sizes``, ``MigrationResult.sizes``).
     """
     from . import estimate as est
     from . import inject
@@ -2151,10 +2152,12 @@ def _replay_one(replayer: _Replayer, migration: Migration, before: Snapshot,
     finally:
         session.next_unit = None
     changes = None
-    if replayer.sizes is not None and error is None and not pre_applied:
-        # Now: the checks after it write too, even in blocks that are rolled back.
-        sizes = session.relation_sizes()
-        changes = None if sizes is None else size_changes(replayer.sizes, sizes)
+    if replayer.sizes is not None and replayer.sizes_now is not None and error is None and \
+            not pre_applied and not session.in_transaction:
+        # The reading after its last statement is the one after the migration: taken before
+        # the checks, which write too, even in blocks that are rolled back. (Not for a file
+        # that leaves its transaction open, as the reading before the next one is not.)
+        changes = size_changes(replayer.sizes, replayer.sizes_now)
     replayer.sizes = replayer.sizes_now = None
     # The idempotency check's rerun goes now, if it can, and runs while this client builds
     # the snapshot and the statements' observation.
