@@ -1,0 +1,61 @@
+"""The plans of the catalog queries the replay runs after every migration stay index probes.
+
+The replay prepares its catalog queries once per session and PostgreSQL plans them generically
+on their first run, when the scratch database is nearly empty. These tests plan them the same
+way, then grow the schema and look at the plan a migration's snapshot then runs: it must reach
+the touched relations' rows by index (a sequential scan of pg_constraint, say, costs time in
+proportion to the whole schema after every migration), and it must not be compiled by JIT (a
+plan made without sequential scans passes jit_above_cost before PostgreSQL 17).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sqlsafe.dryrun import replay as replay_module
+from sqlsafe.dryrun.sandbox import Sandbox
+
+pytestmark = pytest.mark.postgres
+
+_CATALOGS = ("pg_class", "pg_attribute", "pg_attrdef", "pg_constraint", "pg_trigger",
+             "pg_policy", "pg_index", "pg_inherits")
+
+
+def _plan(conn: Any, sql: str) -> str:
+    """The EXPLAIN of ``sql`` run under the keyed pin, as the replay runs it."""
+    cur = conn.cursor()
+    cur.execute(f"{replay_module._PIN_KEYED};EXPLAIN {sql};{replay_module._UNPIN_KEYED}")
+    cur.nextset()
+    return "\n".join(row[0] for row in cur.fetchall())
+
+
+def test_the_snapshot_after_a_migration_probes_the_touched_rows(each_major: Sandbox) -> None:
+    with each_major.connect() as conn:
+        conn.autocommit = True
+        conn.prepare_threshold = None
+        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+        conn.execute("CREATE TABLE p (id int PRIMARY KEY)")
+        for name, params, sql in replay_module._Session._PREPARE:
+            conn.execute(f"PREPARE {name}{params} AS {sql}")
+        held = replay_module._schema_held(None, None)
+        # The first run plans it, on the catalog of a nearly empty database.
+        conn.execute("BEGIN")
+        conn.execute("ALTER TABLE p ADD COLUMN a int")
+        _plan(conn, held)
+        conn.execute("ROLLBACK")
+        conn.execute("""
+            DO $$ BEGIN FOR i IN 1..150 LOOP
+              EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY, p int REFERENCES p,
+                              n text NOT NULL DEFAULT ''x'' CHECK (n <> ''''))', i);
+            END LOOP; END $$""")
+        conn.execute("BEGIN")
+        conn.execute("ALTER TABLE t7 ADD COLUMN b int CHECK (b > 0)")
+        plan = _plan(conn, held)
+        conn.execute("ROLLBACK")
+    scanned = [c for c in _CATALOGS if f"Seq Scan on {c} " in plan + " "]
+    assert not scanned, plan
+    assert "Hash Join" not in plan and "Merge Join" not in plan, plan
+    assert "JIT" not in plan, plan
