@@ -6,7 +6,7 @@ instead of finding a script on PATH.
 
 from __future__ import annotations
 
-from .entry import main
+from ._launch import main  # first: it guards the imports against Ctrl-C
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,8 @@
 """The command line: thin click commands over ``sqlsafe.api``.
 
-The ``sqlsafe`` script starts in ``sqlsafe.entry``, which runs plain ``lint`` command lines
-without click and sends every other one here.
+The ``sqlsafe`` script starts in ``sqlsafe._launch`` (Ctrl-C while it loads) and goes on in
+``sqlsafe.entry``, which runs plain ``lint`` command lines without click and sends every other
+one here.
 
 The lint path imports neither psycopg, jinja2 nor testcontainers (a pre-commit run must stay
 fast); dry-run and report modules are imported inside the commands that need them.

@@ -204,3 +204,37 @@ def test_random_command_lines_parse_alike() -> None:
             accepted += 1
             assert quick == ctx.params, argv
     assert accepted > 100  # the generator mostly makes lines the quick parser takes
+
+
+def test_ctrl_c_while_the_command_loads_exits_quietly() -> None:
+    # The script's first module guards the imports that follow it: a SIGINT then is one
+    # line and exit code 130, not the traceback of the interrupted import.
+    code = ("import os, signal, time\nimport sqlsafe._launch\n"
+            "os.kill(os.getpid(), signal.SIGINT)\ntime.sleep(5)\nprint('not reached')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 130, proc
+    assert proc.stderr == "sqlsafe: interrupted\n" and proc.stdout == ""
+
+
+def test_after_loading_ctrl_c_is_the_commands_own() -> None:
+    # Once the command is imported, Python's handler is back: KeyboardInterrupt reaches
+    # ``run_guarded`` (and whatever cleans up a dry run's server) as before.
+    code = ("import signal, sys\nimport sqlsafe._launch as launch\n"
+            "import sqlsafe.entry as entry\n"
+            "entry.main = lambda: sys.exit(signal.getsignal(signal.SIGINT) is "
+            "signal.default_int_handler and 7)\nlaunch.main()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 7, proc
+
+
+def test_the_script_and_python_m_start_in_the_guard() -> None:
+    import tomllib
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["sqlsafe"] == "sqlsafe._launch:main"
+    main_module = (REPO / "sqlsafe" / "__main__.py").read_text()
+    first_import = next(line for line in main_module.splitlines()
+                        if line.startswith(("import ", "from ")) and "__future__" not in line)
+    assert first_import.startswith("from ._launch import")
