@@ -16,7 +16,7 @@ import pytest
 from golden_files import assert_golden
 
 from sqlsafe._record import replace
-from sqlsafe.dryrun.result import Blocking, DryRunResult
+from sqlsafe.dryrun.result import Blocking, DryRunResult, SizeChange
 from sqlsafe.report import plan, render
 from sqlsafe.report.build import build_report, decide, relative_paths
 from sqlsafe.report.model import (
@@ -208,3 +208,16 @@ def test_blocking_discrepancy_is_visible(synthetic: Any) -> None:
         assert "Measured blocking differs from the lock table" in text
     assert "Measured blocking differs" in render(report, "markdown", compact=True)
     assert "differs from the lock table" not in render(_report(synthetic), "markdown")
+
+
+def test_the_report_json_gives_sizes_as_the_dry_run_json_does(synthetic: Any) -> None:
+    dry, res, disc = synthetic(FIXTURE, fail_at=3)
+    sizes = (SizeChange("public.settings", "r", 81920, 73728),
+             SizeChange("public.settings_pkey", "i", 0, 16384))
+    first = replace(dry.migrations[0], sizes=sizes)
+    dry = replace(dry, migrations=(first, *dry.migrations[1:]))
+    report = json.loads(render(build_report(dry, res, disc), "json"))
+    assert report["migrations"][0]["sizes"] == first.to_json()["sizes"]
+    assert report["migrations"][0]["sizes"]["relations"][0]["kind"] == "r"
+    assert report["migrations"][1]["sizes"] is None
+
