@@ -133,10 +133,13 @@ def main() -> int:
     return 0
 
 
-def _server_cpu(pid: int) -> float | None:
+def _server_cpu(pid: int | None) -> float | None:
     """CPU seconds of the server's processes so far: the postmaster's own and those of the
-    backends it has reaped, plus its children still running (Linux /proc; None elsewhere).
-    Read after a pause, so that a backend that has just exited is reaped."""
+    backends it has reaped, plus its children still running (Linux /proc; None elsewhere, or
+    for a server that is not ours). Read after a pause, so that a backend that has just
+    exited is reaped."""
+    if pid is None:
+        return None
     time.sleep(0.2)
     tick = os.sysconf("SC_CLK_TCK")
 

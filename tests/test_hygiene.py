@@ -69,5 +69,5 @@ def test_ruff() -> None:
 
 
 def test_mypy() -> None:
-    proc = _run("mypy", "sqlsafe")
+    proc = _run("mypy", "sqlsafe", "bench")
     _check("mypy", proc, KNOWN_UNTYPED)

@@ -789,7 +789,7 @@ class _Session:
 
     # -- observation queries ------------------------------------------------------------------
 
-    _PREPARE = (
+    _PREPARE: tuple[tuple[str, str, str], ...] = (
         ("sqlsafe_locks", "", q.LOCKS),
         ("sqlsafe_fingerprint", "", q.SCHEMA_FINGERPRINT),
         ("sqlsafe_schema", "", q.SCHEMA),
