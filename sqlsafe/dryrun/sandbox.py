@@ -147,6 +147,13 @@ class Sandbox:
         query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(actual))
         if template is not None:
             query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(self._resolve(template)))
+            if self.engine != "url" and self.server_version_num >= 150000:
+                # PostgreSQL 15+ copies a template block by block through the WAL unless
+                # told to copy its files; that takes a checkpoint, which on a cluster of our
+                # own, without fsync, costs less than writing the copy to the WAL (a check's
+                # clone of a 10 MB database: about 20 ms instead of 30-50). Not on a server
+                # we were given: a checkpoint there is its owner's business.
+                query += sql.SQL(" STRATEGY FILE_COPY")
         self._admin_execute(query, f"could not create database {name}")
         self._created[name] = actual
         return self._dsn_for(actual)
