@@ -334,10 +334,10 @@ class Report:
     server_settings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["verification"] = [{**dataclasses.asdict(q), "ok": q.ok} for q in self.verification]
         from ..dryrun.result import sizes_json
 
+        d = dataclasses.asdict(self)
+        d["verification"] = [{**dataclasses.asdict(q), "ok": q.ok} for q in self.verification]
         # A migration's sizes as the dry-run JSON gives them (``sizes_json``).
         for view, out in zip(self.migrations, d["migrations"], strict=True):
             out["sizes"] = None if view.sizes is None else sizes_json(view.sizes)
