@@ -254,8 +254,12 @@ def parse_pg_version(value: Any, source: str = "--pg-version") -> tuple[int, int
     return major, minor
 
 
+# The dialect names that mean PostgreSQL (parsed with pglast; any other goes to sqlglot).
+POSTGRES_DIALECTS = frozenset({"postgres", "postgresql"})
+
+
 def check_dialect(value: str, source: str = "--dialect") -> None:
-    if value in ("postgres", "postgresql"):
+    if value in POSTGRES_DIALECTS:
         return
     from .dialects import known_dialects
 

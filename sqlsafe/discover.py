@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 
 from sqlsafe._record import MutableRecord, Record, field, record, replace
+from sqlsafe.config import POSTGRES_DIALECTS
 from sqlsafe.model import DiscoveryResult, Down, FileBytes, InputProblem, Migration, Section
 
 # Files above this size are reported, never read: a migration this large is generated data, and
@@ -70,8 +71,6 @@ _GOLANG = re.compile(
 _NUMBERED = re.compile(r"^(?P<version>\d+)[_-]?(?P<name>.*)\.sql$", re.IGNORECASE)
 _PRISMA_DIR = re.compile(r"^(?P<version>\d+)_(?P<name>.+)$")
 _VERSION_DIR = re.compile(r"^v(?P<version>\d+(?:\.\d+)*)$")
-# popx dialect names; only PostgreSQL and the generic ("all dialects") files apply to us.
-_POSTGRES_DIALECTS = frozenset({"postgres", "postgresql"})
 
 # dbmate: "-- migrate:up [transaction:false]"; goose: "-- +goose Up" and friends.
 _DBMATE_MARKER = re.compile(r"^--\s*migrate:(?P<dir>up|down)\b(?P<opts>[^\r\n]*)$", re.MULTILINE)
@@ -418,13 +417,13 @@ class _GoFile(Record):
 
 def _pick_dialect(files: list[_GoFile], acc: _Acc) -> _GoFile | None:
     """popx: a PostgreSQL-specific file replaces the generic one of the same version."""
-    pg = [f for f in files if f.dialect in _POSTGRES_DIALECTS]
+    pg = [f for f in files if f.dialect in POSTGRES_DIALECTS]  # popx's names for PostgreSQL
     generic = [f for f in files if f.dialect is None]
     chosen = pg[0] if pg else generic[0] if generic else None
     for f in files:
         if f is chosen:
             continue
-        if f.dialect is not None and f.dialect not in _POSTGRES_DIALECTS:
+        if f.dialect is not None and f.dialect not in POSTGRES_DIALECTS:
             acc.note(f"{f.src.path}: skipped, written for {f.dialect}, not PostgreSQL")
         elif chosen is not None and f.dialect is None and chosen.dialect is not None:
             acc.note(f"{f.src.path}: skipped, {chosen.src.path} replaces it on PostgreSQL")

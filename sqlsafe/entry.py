@@ -21,7 +21,14 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from ._record import replace
-from .config import Config, ConfigError, check_dialect, load_config, parse_pg_version
+from .config import (
+    POSTGRES_DIALECTS,
+    Config,
+    ConfigError,
+    check_dialect,
+    load_config,
+    parse_pg_version,
+)
 
 EXIT_OK, EXIT_FINDINGS, EXIT_TOOL = 0, 1, 2
 
@@ -113,7 +120,7 @@ def _early_worker(paths: tuple[str, ...], dialect: str) -> Any:
     It loads the parser while this process loads the rules and discovers the set, so this
     one never needs to. None otherwise: one file from a pre-commit hook is parsed here, as
     quickly as the worker could start (and neither the pipeline nor pickle is imported)."""
-    if dialect not in ("postgres", "postgresql") or "-" in paths:
+    if dialect not in POSTGRES_DIALECTS or "-" in paths:
         return None
     if len(paths) < _EARLY_MIN_PATHS and not any(os.path.isdir(p) for p in paths):
         return None

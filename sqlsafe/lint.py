@@ -9,7 +9,7 @@ from . import locks as lk
 from . import nodes as n
 from . import registry
 from ._record import MutableRecord, field, record, replace
-from .config import Config
+from .config import POSTGRES_DIALECTS, Config
 from .discover import excluded
 from .model import (
     DiscoveryResult,
@@ -158,7 +158,7 @@ def lint(discovery: DiscoveryResult, config: Config, *,
 def _worker_for(todo: list[tuple[int, Migration]], config: Config, keep_parsed: bool,
                 wanted: bool | None, early: Any = None) -> Any:
     """A ``pipeline.Worker`` parsing ``todo``'s migrations, or None to parse them here."""
-    if wanted is False or keep_parsed or config.dialect not in ("postgres", "postgresql"):
+    if wanted is False or keep_parsed or config.dialect not in POSTGRES_DIALECTS:
         if early is not None:
             early.close()
         return None
@@ -189,7 +189,7 @@ _WORKER_MIN_CHARS = 64_000
 def _for_dialect(sel: Selection, config: Config) -> Selection:
     """``sel`` less the rules that state PostgreSQL facts (locks, timeouts, transactions) when
     the dialect is another one."""
-    if config.dialect in ("postgres", "postgresql"):
+    if config.dialect in POSTGRES_DIALECTS:
         return sel
     from .dialects import POSTGRES_ONLY_CATEGORIES
 
@@ -229,7 +229,7 @@ def lint_migration(migration: Migration, index: int, state: SchemaState, config:
     ``given``: the section as a ``pipeline.Worker`` parsed it, each statement's actions (None:
     normalize it here) and its DO blocks' statements by (statement, action) position, or
     (None, None, None) to parse it here."""
-    postgres = config.dialect in ("postgres", "postgresql")
+    postgres = config.dialect in POSTGRES_DIALECTS
     worked, pre, blocks = given if given is not None else (None, None, None)
     if worked is not None:
         parsed = worked

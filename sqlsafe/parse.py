@@ -30,6 +30,9 @@ class MetaCommand(Record):
     command: str
 
 
+# The key of ``ParsedStatement.long_identifiers``'s answer in the instance's dict.
+_LONG_NAMES = "long_names"
+
 @record
 class ParsedStatement(Record):
     path: str
@@ -49,11 +52,11 @@ class ParsedStatement(Record):
     def long_identifiers(self) -> tuple[str, ...]:
         """``identifiers.long_identifiers`` of the text, worked out once (kept in the
         instance's dict beside the fields, so a parse worker's answer travels with it)."""
-        known: tuple[str, ...] | None = self.__dict__.get("long_names")
+        known: tuple[str, ...] | None = self.__dict__.get(_LONG_NAMES)
         if known is None:
             from .identifiers import long_identifiers
 
-            known = self.__dict__["long_names"] = long_identifiers(self.sql)
+            known = self.__dict__[_LONG_NAMES] = long_identifiers(self.sql)
         return known
 
 
@@ -104,7 +107,7 @@ def ship(stmt: ParsedStatement, short_names: bool = False) -> ShippedStatement:
     run of characters that could hold one)."""
     out = ShippedStatement.__new__(ShippedStatement)
     if short_names:
-        stmt.__dict__["long_names"] = ()
+        stmt.__dict__[_LONG_NAMES] = ()
     stmt.long_identifiers()  # here, off the linting process's path
     values = dict(stmt.__dict__)
     if stmt.error is None:
