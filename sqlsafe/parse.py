@@ -33,6 +33,7 @@ class MetaCommand(Record):
 # The key of ``ParsedStatement.long_identifiers``'s answer in the instance's dict.
 _LONG_NAMES = "long_names"
 
+
 @record
 class ParsedStatement(Record):
     path: str

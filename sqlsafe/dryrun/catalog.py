@@ -93,13 +93,14 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE {_USER_NS} AND c.relkind IN ('r', 'i', 'm', 'S') AND c.oid >= 16384
 """
 
-# The same for the relations given by oid (both parameters: the same list) and their
-# indexes: after a statement whose locks were read, only those can have changed size.
-# PostgreSQL writes a table's files (its TOAST table's too) only under a lock on the table,
-# held to the end of the transaction; an index is written under a lock of its own, which an
-# INSERT releases when the statement ends, so the indexes come from pg_index instead.
+# The same for the relations given by oid (parameter ``oids``) and their indexes: after a
+# statement whose locks were read, only those can have changed size. PostgreSQL writes a
+# table's files (its TOAST table's too) only under a lock on the table, held to the end of
+# the transaction; an index is written under a lock of its own, which an INSERT releases
+# when the statement ends, so the indexes come from pg_index instead.
 RELATION_SIZES_OF = RELATION_SIZES + """  AND c.oid = ANY(ARRAY(
-    SELECT unnest(%s::oid[]) UNION SELECT indexrelid FROM pg_index WHERE indrelid = ANY(%s)))
+    SELECT unnest(%(oids)s::oid[])
+    UNION SELECT indexrelid FROM pg_index WHERE indrelid = ANY(%(oids)s)))
 """
 
 # The watcher's hold: a transaction with a snapshot, and SHARE UPDATE EXCLUSIVE on the tables

@@ -826,7 +826,7 @@ class _Session:
         ``oids`` (``q.RELATION_SIZES_OF``): oid -> (name, relkind, bytes)."""
         self._check_idle()
         cur = (self.conn.execute(q.RELATION_SIZES) if oids is None
-               else self.conn.execute(q.RELATION_SIZES_OF, (sorted(oids), sorted(oids))))
+               else self.conn.execute(q.RELATION_SIZES_OF, {"oids": sorted(oids)}))
         return {int(oid): (str(name), str(kind), int(size))
                 for oid, name, kind, size in cur if size is not None}
 

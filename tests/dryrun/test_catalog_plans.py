@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from dryrun_helpers import reset_public
 
 from sqlsafe.dryrun import replay as replay_module
 from sqlsafe.dryrun.sandbox import Sandbox
@@ -32,11 +33,9 @@ def _plan(conn: Any, sql: str) -> str:
 
 
 def test_the_snapshot_after_a_migration_probes_the_touched_rows(each_major: Sandbox) -> None:
-    with each_major.connect() as conn:
+    with reset_public(each_major).connect() as conn:
         conn.autocommit = True
         conn.prepare_threshold = None
-        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
-        conn.execute("CREATE SCHEMA public")
         conn.execute("CREATE TABLE p (id int PRIMARY KEY)")
         for name, params, sql in replay_module._Session._PREPARE:
             conn.execute(f"PREPARE {name}{params} AS {sql}")
