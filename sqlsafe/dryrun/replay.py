@@ -397,19 +397,12 @@ def _labels_added(old: str | None, new: str) -> bool:
 # schema's full snapshot can, and as any plan made without sequential scans does before
 # PostgreSQL 17 (a disabled path cost 10^10 there), would spend seconds compiling
 # expressions that run a few hundred times.
-_PIN = ("SELECT set_config('sqlsafe.search_path', current_setting('search_path'), true), "
-        "set_config('search_path', 'pg_catalog', true), "
-        "CASE WHEN current_setting('server_version_num')::int >= 120000 THEN "
-        "set_config('sqlsafe.plan_cache_mode', current_setting('plan_cache_mode'), true) "
-        "|| set_config('plan_cache_mode', 'force_generic_plan', true) END, "
-        "CASE WHEN current_setting('server_version_num')::int >= 110000 THEN "
-        "set_config('sqlsafe.jit', current_setting('jit'), true) "
-        "|| set_config('jit', 'off', true) END")
-_UNPIN = ("SELECT set_config('search_path', current_setting('sqlsafe.search_path'), true), "
-          "CASE WHEN current_setting('server_version_num')::int >= 120000 THEN "
-          "set_config('plan_cache_mode', current_setting('sqlsafe.plan_cache_mode'), true) END, "
-          "CASE WHEN current_setting('server_version_num')::int >= 110000 THEN "
-          "set_config('jit', current_setting('sqlsafe.jit'), true) END")
+_Setting = tuple[str, str, int]  # (name, value for the catalog read, first server version)
+_PINNED: tuple[_Setting, ...] = (
+    ("search_path", "pg_catalog", 0),
+    ("plan_cache_mode", "force_generic_plan", 120000),
+    ("jit", "off", 110000),
+)
 
 # The queries that read the catalog rows of a few owners (SCHEMA_HELD, SCHEMA_LOCKED,
 # SCHEMA_OWN) are planned once per session, on the first run's estimates: those of a nearly
@@ -419,13 +412,32 @@ _UNPIN = ("SELECT set_config('search_path', current_setting('sqlsafe.search_path
 # 1.2 ms snapshot for documenso's 500 constraints). Planned without sequential scans, hash
 # and merge joins, every part probes the owners' rows by index, whatever the schema grows
 # to. (Not the full snapshot or SCHEMA_OF's walk: they read much of the catalog.)
-_KEYED_PLANNING = ("enable_seqscan", "enable_hashjoin", "enable_mergejoin")
-_PIN_KEYED = _PIN + "".join(
-    f", set_config('sqlsafe.{name}', current_setting('{name}'), true), "
-    f"set_config('{name}', 'off', true)" for name in _KEYED_PLANNING)
-_UNPIN_KEYED = _UNPIN + "".join(
-    f", set_config('{name}', current_setting('sqlsafe.{name}'), true)"
-    for name in _KEYED_PLANNING)
+_KEYED: tuple[_Setting, ...] = (
+    ("enable_seqscan", "off", 0), ("enable_hashjoin", "off", 0), ("enable_mergejoin", "off", 0))
+
+
+def _guarded(since: int, expr: str) -> str:
+    return expr if not since else (
+        f"CASE WHEN current_setting('server_version_num')::int >= {since} THEN {expr} END")
+
+
+def _pin(settings: tuple[_Setting, ...]) -> str:
+    """Each setting saved (as sqlsafe.<name>) and set for the rest of the transaction."""
+    return "SELECT " + ", ".join(
+        _guarded(since, f"set_config('sqlsafe.{name}', current_setting('{name}'), true) "
+                        f"|| set_config('{name}', '{value}', true)")
+        for name, value, since in settings)
+
+
+def _unpin(settings: tuple[_Setting, ...]) -> str:
+    """Each setting ``_pin`` saved put back."""
+    return "SELECT " + ", ".join(
+        _guarded(since, f"set_config('{name}', current_setting('sqlsafe.{name}'), true)")
+        for name, _value, since in settings)
+
+
+_PIN, _UNPIN = _pin(_PINNED), _unpin(_PINNED)
+_PIN_KEYED, _UNPIN_KEYED = _pin(_PINNED + _KEYED), _unpin(_PINNED + _KEYED)
 
 
 def _wal_position(server_version_num: int) -> str:
