@@ -187,7 +187,7 @@ FROM pg_constraint k
 JOIN pg_namespace n ON n.oid = k.connamespace
 JOIN pg_class c ON c.oid = k.conrelid
 WHERE {_USER_NS} AND {after_initdb('k.oid', rel_filter)} AND {not_ext('pg_constraint', 'k.oid')}
-  AND {rel_filter.format('c.oid')}
+  AND {rel_filter.format('c.oid')} AND {rel_filter.format('k.conrelid')}
 UNION ALL
 SELECT 'constraint', n.nspname || '.' || t.typname || '.' || k.conname,
        concat_ws('|', pg_get_constraintdef(k.oid), k.convalidated, k.condeferrable,
@@ -197,6 +197,7 @@ FROM pg_constraint k
 JOIN pg_namespace n ON n.oid = k.connamespace
 JOIN pg_type t ON t.oid = k.contypid
 WHERE {_USER_NS} AND {after_initdb('k.oid', type_filter)} AND k.conrelid = 0
+  AND k.contypid >= 16384
   AND {not_ext('pg_constraint', 'k.oid')} AND {type_filter.format('k.contypid')}
 UNION ALL
 SELECT 'type', n.nspname || '.' || t.typname,
@@ -223,7 +224,7 @@ FROM pg_trigger g
 JOIN pg_class c ON c.oid = g.tgrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE {_USER_NS} AND NOT g.tgisinternal AND {after_initdb('g.oid', rel_filter)}
-  AND {rel_filter.format('c.oid')}
+  AND {rel_filter.format('c.oid')} AND {rel_filter.format('g.tgrelid')}
 UNION ALL
 SELECT 'policy', n.nspname || '.' || c.relname || '.' || p.polname,
        concat_ws('|', p.polcmd, p.polpermissive, pg_get_expr(p.polqual, p.polrelid),
@@ -232,7 +233,7 @@ SELECT 'policy', n.nspname || '.' || c.relname || '.' || p.polname,
 FROM pg_policy p
 JOIN pg_class c ON c.oid = p.polrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE {_USER_NS} AND {rel_filter.format('c.oid')}
+WHERE {_USER_NS} AND {rel_filter.format('c.oid')} AND {rel_filter.format('p.polrelid')}
 UNION ALL
 SELECT 'extension', e.extname, e.extversion, NULL, NULL, NULL, NULL
 FROM pg_extension e WHERE e.extname <> 'plpgsql' AND {global_filter}
