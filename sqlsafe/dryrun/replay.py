@@ -440,6 +440,14 @@ _PIN, _UNPIN = _pin(_PINNED), _unpin(_PINNED)
 _PIN_KEYED, _UNPIN_KEYED = _pin(_PINNED + _KEYED), _unpin(_PINNED + _KEYED)
 
 
+def _keyed_until_end(server_version_num: int) -> tuple[str, ...]:
+    """The keyed pin as SET LOCAL statements, for a catalog read that the end of its
+    transaction follows (nothing to put back): a third of ``_PIN_KEYED``'s cost, which saves
+    and guards each setting (85 against 25 us, after every migration)."""
+    return tuple(f"SET LOCAL {name} = '{value}'" for name, value, since in _PINNED + _KEYED
+                 if server_version_num >= since)
+
+
 def _wal_position(server_version_num: int) -> str:
     """The server's WAL insert position (text such as '0/1A2B3C8'), read between statements:
     the WAL a statement wrote is the distance between the positions around it. Before
@@ -766,6 +774,7 @@ class _Session:
         # DEALLOCATE ALL and parse and plan the queries again (a quarter of the run).
         conn.prepare_threshold = None
         self._prepared = False
+        self._keyed_until_end = _keyed_until_end(replayer.server_version_num)
         # A wrapped migration's BEGIN is sent in the same message as its first statement
         # (one round trip less per migration); until then it is only pending.
         self._pending_begin = False
@@ -1108,7 +1117,8 @@ class _Session:
         snapshot_at = snapshot_clock_at = fingerprint_at = None
         if held:
             assert fps is not None
-            add(_PIN_KEYED)
+            for pin in self._keyed_until_end:
+                add(pin)
             snapshot_at = add(_schema_held(*fps))
             snapshot_clock_at = add(clock_sql)
         commit_at = add("COMMIT")
@@ -1321,7 +1331,8 @@ class _Session:
                 starts[message.add(stmt.sql + "\n")] = (file, stmt, offset)  # (a -- comment)
 
         run(unit)
-        message.add(_PIN_KEYED)
+        for pin in (self._keyed_until_end if then is None else (_PIN_KEYED,)):
+            message.add(pin)
         snapshot_at = message.add(_schema_held(*fps))
         if then is not None:
             message.add(_UNPIN_KEYED)  # ``then`` runs under the migrations' own search_path
@@ -1405,18 +1416,22 @@ class _Session:
         still held), else the fingerprint after it. A failing COMMIT raises as before. (A
         file that runs as one message has its COMMIT in that message: ``_batch_message``.)"""
         locked = self.touched is not None and not self._blind and self.base is not None
+        message = _Message()
         if locked:
             assert self.base is not None and self.touched is not None
-            text = f"{_PIN_KEYED};{_schema_locked(self.touched, self.base)};COMMIT"
+            for pin in self._keyed_until_end:
+                message.add(pin)
+            read_at = message.add(_schema_locked(self.touched, self.base))
+            message.add("COMMIT")
         else:
-            text = "COMMIT;EXECUTE sqlsafe_fingerprint"
-        answers = _Answers(self.conn, text)
+            message.add("COMMIT")
+            read_at = message.add("EXECUTE sqlsafe_fingerprint")
+        answers = _Answers(self.conn, message.text)
         self.held = set()
         if answers.failed_at is not None:
             raise answers.error()
-        # The snapshot query's rows are the second answer either way.
-        self._stash = (("locked", self.base, answers.rows(1)) if locked
-                       else ("fingerprint", None, answers.rows(1)))
+        self._stash = (("locked", self.base, answers.rows(read_at)) if locked
+                       else ("fingerprint", None, answers.rows(read_at)))
 
     def run_statement(self, unit: _Unit, stmt: ParsedStatement, *, observe: bool,
                       predictions: dict[tuple[str, int], StatementInfo] | None = None,

@@ -41,11 +41,17 @@ _GROW = """
     END LOOP; END $$"""
 
 
-def _plan(conn: Any, sql: str) -> str:
-    """The EXPLAIN of ``sql`` run under the keyed pin, as the replay runs it."""
+def _plan(conn: Any, sql: str, pin: str = "saved") -> str:
+    """The EXPLAIN of ``sql`` (inside a transaction) run under the keyed pin, as the replay
+    runs it: ``_PIN_KEYED`` or the SET LOCAL statements of a read the COMMIT follows."""
     cur = conn.cursor()
-    cur.execute(f"{replay_module._PIN_KEYED};EXPLAIN {sql};{replay_module._UNPIN_KEYED}")
-    cur.nextset()
+    if pin == "saved":
+        cur.execute(f"{replay_module._PIN_KEYED};EXPLAIN {sql};{replay_module._UNPIN_KEYED}")
+        cur.nextset()
+    else:
+        for statement in replay_module._keyed_until_end(conn.info.server_version):
+            cur.execute(statement)
+        cur.execute(f"EXPLAIN {sql}")
     return "\n".join(row[0] for row in cur.fetchall())
 
 
@@ -63,9 +69,10 @@ def _unkeyed_scans(plan: str) -> list[str]:
     return unkeyed
 
 
-@pytest.mark.parametrize("planned", ["empty", "grown"])
+@pytest.mark.parametrize(("planned", "pin"), [("empty", "saved"), ("grown", "saved"),
+                                              ("empty", "until_end")])
 def test_the_snapshot_after_a_migration_probes_the_touched_rows(each_major: Sandbox,
-                                                                planned: str) -> None:
+                                                                planned: str, pin: str) -> None:
     """Planned on the catalog of a nearly empty database (the session's first run), or on a
     grown one (PostgreSQL plans again after a migration's CREATE SCHEMA or CREATE EXTENSION).
     """
@@ -81,13 +88,13 @@ def test_the_snapshot_after_a_migration_probes_the_touched_rows(each_major: Sand
         held = replay_module._schema_held(None, None)
         conn.execute("BEGIN")  # the first run plans it
         conn.execute("ALTER TABLE p ADD COLUMN a int")
-        _plan(conn, held)
+        _plan(conn, held, pin)
         conn.execute("ROLLBACK")
         if planned == "empty":
             conn.execute(_GROW)
         conn.execute("BEGIN")
         conn.execute("ALTER TABLE t7 ADD COLUMN b int CHECK (b > 0)")
-        plan = _plan(conn, held)
+        plan = _plan(conn, held, pin)
         conn.execute("ROLLBACK")
     scanned = [c for c in _CATALOGS if f"Seq Scan on {c} " in plan + " "]
     assert not scanned, plan
