@@ -283,6 +283,7 @@ def _lock_query_can_follow(node: Any) -> bool:
         type(node).__name__ not in ("DeallocateStmt", "DiscardStmt")
 
 _DML_MODES = frozenset(q.DML_MODES)  # (SCHEMA_HELD leaves them out the same way)
+_DML_MODE_BYTES = frozenset(m.encode() for m in q.DML_MODES)
 
 # A write to a system catalog (a hand-made enum or column change): no relation lock shows it.
 _CATALOG_WRITE = re.compile(
@@ -656,7 +657,7 @@ class _Answers:
         from psycopg import adapt, pq
 
         self._conn = conn
-        self._results = results
+        self._results = self.raw = results
         self._tx = adapt.Transformer(conn)
         self.failed_at: int | None = None
         for i, res in enumerate(self._results):
@@ -742,7 +743,15 @@ class _Batch:
     commit_at: int
     commit_clock_at: int  # the clock after the COMMIT
     fingerprint_at: int | None  # the fingerprint after the COMMIT (not held)
+    parts: tuple[str, ...] = ()  # of ``text``, one per answer
     sent: float = 0.0  # perf_counter() when it was sent
+
+    def against(self, fps: tuple[str | None, str | None]) -> _Batch:
+        """The same message with SCHEMA_HELD against the part fingerprints ``fps``."""
+        assert self.snapshot_at is not None
+        parts = list(self.parts)
+        parts[self.snapshot_at] = _schema_held(*fps)
+        return replace(self, text=";".join(parts), parts=tuple(parts))
 
 
 class _Failed(Exception):
@@ -1127,23 +1136,67 @@ class _Session:
             fingerprint_at = add("EXECUTE sqlsafe_fingerprint")
         return _Batch(unit, message.text, tuple(starts), base, tuple(statement_at),
                       tuple(locks_at), tuple(clock_at), snapshot_at, snapshot_clock_at,
-                      commit_at, commit_clock_at, fingerprint_at)
+                      commit_at, commit_clock_at, fingerprint_at, tuple(message.parts))
 
     def send_ahead(self, unit: _Unit, base: Snapshot | None = None,
-                   fps: tuple[str | None, str | None] | None = None) -> bool:
+                   fps: tuple[str | None, str | None] | None = None,
+                   built: _Batch | None = None) -> bool:
         """Send the message of the file that runs next (``unit``) before the client has
         worked through the results of the one before: the server runs it while the client
         builds those. ``_run_batched`` reads its answers. The snapshot it starts from is
         ``base``, or, while that is still being built from the answers before, only its part
         fingerprints ``fps``: ``rebase_inflight`` then gives the snapshot itself. Only when
-        the file would be batched anyway; False when it was not sent."""
+        the file would be batched anyway; False when it was not sent. ``built``: its message
+        built already (``_ready_ahead``), to send against ``fps``."""
         if self._inflight is not None or not self._prepared or not self._batchable(unit):
             return False
-        batch = self._batch_message(unit, base, fps)
+        if built is not None and fps is not None:
+            batch = built.against(fps)
+        else:
+            batch = self._batch_message(unit, base, fps)
         _send(self.conn, batch.text)
         batch.sent = time.perf_counter()
         self._inflight = batch
         return True
+
+    def _ready_ahead(self, batch: _Batch) -> _Batch | None:
+        """The next file's message, built while the server still runs ``batch`` (this
+        file's), when it may go as soon as this file's answers show that it committed and
+        locked no composite type (``_fingerprints_if_done``): every other condition of
+        ``_snapshot_needs_no_query`` is known before it ran. Its SCHEMA_HELD waits for the
+        fingerprints (``_Batch.against``). None when it may not go that early."""
+        unit = self.next_unit
+        if unit is None or self._inflight is not None or not self._prepared or \
+                batch.snapshot_at is None or not self._can_build_from_locks(batch.base) or \
+                any(_may_rename(s.node) or _blinds_locks(s) for s in batch.unit.statements) \
+                or not self._batchable(unit):
+            return None
+        ahead = self._batch_message(unit, None, ("", ""))
+        return ahead if ahead.snapshot_at is not None else None
+
+    @staticmethod
+    def _fingerprints_if_done(batch: _Batch, answers: _Answers,
+                              ) -> tuple[str | None, str | None] | None:
+        """The part fingerprints SCHEMA_HELD found after ``batch``, read from the raw answers
+        before any row is converted, if every part of it ran and no statement locked a
+        composite type's relation (``_touch``: the snapshot would then need the fingerprint
+        path's query); else None."""
+        if answers.failed_at is not None or batch.snapshot_at is None:
+            return None
+        results = answers.raw
+        lock_columns = [(results[at], 2, 4) for at in batch.locks_at if at is not None]
+        held = results[batch.snapshot_at]
+        lock_columns.append((held, 5, 2))
+        for res, relkind_col, mode_col in lock_columns:
+            for row in range(res.ntuples):
+                if res.get_value(row, relkind_col) == b"c" and \
+                        res.get_value(row, mode_col) not in _DML_MODE_BYTES and \
+                        (res is not held or res.get_value(row, 0) == b"lock"):
+                    return None
+        n = held.ntuples
+        typefp, globalfp = held.get_value(n - 2, 2), held.get_value(n - 1, 2)
+        return (None if typefp is None else typefp.decode(),
+                None if globalfp is None else globalfp.decode())
 
     def rebase_inflight(self, base: Snapshot) -> None:
         """The snapshot that the message sent ahead (on part fingerprints) starts from."""
@@ -1198,9 +1251,15 @@ class _Session:
             self._ensure_prepared()
             batch = self._batch_message(unit, self.base)
             batch.sent = time.perf_counter()
-            answers = _Answers(self.conn, batch.text)
-        else:
-            answers = _Answers.of(self.conn, _fetch(self.conn))
+            _send(self.conn, batch.text)
+        # The next file's message goes as soon as these answers allow (the server waits for
+        # it meanwhile), before they are worked through.
+        ahead = self._ready_ahead(batch)
+        answers = _Answers.of(self.conn, _fetch(self.conn))
+        if ahead is not None:
+            fps = self._fingerprints_if_done(batch, answers)
+            if fps is not None:
+                self.send_ahead(ahead.unit, fps=fps, built=ahead)
         # For a failing statement, the time since the message was sent less the statements'
         # before it (for a message sent ahead, an upper bound).
         wall = (time.perf_counter() - batch.sent) * 1000
