@@ -1166,10 +1166,11 @@ class _Session:
         ``_snapshot_needs_no_query`` is known before it ran. Its SCHEMA_HELD waits for the
         fingerprints (``_Batch.against``). None when it may not go that early."""
         unit = self.next_unit
+        # (A SCHEMA_HELD in ``batch`` means none of its statements blinds the lock query.)
         if unit is None or self._inflight is not None or not self._prepared or \
                 batch.snapshot_at is None or not self._can_build_from_locks(batch.base) or \
-                any(_may_rename(s.node) or _blinds_locks(s) for s in batch.unit.statements) \
-                or not self._batchable(unit):
+                any(_may_rename(s.node) for s in batch.unit.statements) or \
+                not self._batchable(unit):
             return None
         ahead = self._batch_message(unit, None, ("", ""))
         return ahead if ahead.snapshot_at is not None else None
@@ -1253,7 +1254,10 @@ class _Session:
             batch.sent = time.perf_counter()
             _send(self.conn, batch.text)
         # The next file's message goes as soon as these answers allow (the server waits for
-        # it meanwhile), before they are worked through.
+        # it meanwhile), before they are worked through: on the fingerprints the snapshot
+        # after this file will have (``_snapshot_from_locks``), while this client builds it.
+        # This is the one place a file goes on fingerprints: whenever the snapshot will need
+        # no further query, ``_ready_ahead`` and ``_fingerprints_if_done`` let it go here.
         ahead = self._ready_ahead(batch)
         answers = _Answers.of(self.conn, _fetch(self.conn))
         if ahead is not None:
@@ -1336,10 +1340,6 @@ class _Session:
             before_commit = answers.rows(batch.snapshot_clock_at)[0][0]
             rows = snapshot_rows[len(last_locks):]
             self._stash = ("locked", batch.base, rows)
-            if self.next_unit is not None and self._snapshot_needs_no_query(batch.base):
-                # The next file goes now, on the fingerprints the new snapshot will have
-                # (``_snapshot_from_locks``), while this client builds it.
-                self.send_ahead(self.next_unit, fps=(str(rows[-2][2]), str(rows[-1][2])))
         else:
             before_commit = previous
         done = answers.rows(batch.commit_clock_at)[0][0] if failed_at is None or \
