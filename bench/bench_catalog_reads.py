@@ -39,19 +39,6 @@ def _drain(cur: Any) -> None:
         pass
 
 
-def _snapshot_fps(cur: Any) -> tuple[str, str]:
-    """The part fingerprints of the schema as it is (the last two rows of SCHEMA_HELD)."""
-    cur.execute(f"BEGIN;{replay._PIN_KEYED};EXECUTE sqlsafe_schema_held(NULL, NULL, NULL)")
-    rows: list[Any] = []
-    while True:
-        if cur.description is not None:
-            rows = cur.fetchall()
-        if not cur.nextset():
-            break
-    cur.execute("ROLLBACK")
-    return str(rows[-2][2]), str(rows[-1][2])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("target", nargs="?", default=str(DEFAULT))
@@ -87,7 +74,11 @@ def _measure(dsn: str, table: str, rounds: int) -> dict[str, float]:
         for name, params, sql in replay._Session._PREPARE:
             cur.execute(f"PREPARE {name}{params} AS {sql}")
         version = conn.info.server_version
-        held = replay._schema_held(*_snapshot_fps(cur))
+        # The part fingerprints of the schema as it is: SCHEMA_HELD's last two rows, read
+        # (and planned) the way the replay reads it.
+        rows = replay._read_text(conn, "EXECUTE sqlsafe_schema_held(NULL, NULL, NULL)",
+                                 keyed=True)
+        held = replay._schema_held(str(rows[-2][2]), str(rows[-1][2]))
         pin = ";".join(replay._keyed_until_end(version))
         touch = f"ALTER TABLE {table} ADD COLUMN sqlsafe_bench int"
         # (name, the statement before, the read)
