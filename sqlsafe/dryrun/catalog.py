@@ -126,11 +126,23 @@ AVAILABLE_EXTENSIONS = "SELECT name FROM pg_available_extensions"
 # every snapshot recomputes. Definitions come from the server's own deparsers (pg_get_indexdef,
 # pg_get_constraintdef, pg_get_viewdef, pg_get_expr) so "altered" means PostgreSQL sees a
 # different definition, not that the text of a migration differs.
-def _schema(rel_filter: str, type_filter: str, global_filter: str = "TRUE") -> str:
+def _schema(rel_filter: str, type_filter: str, global_filter: str = "TRUE", *,
+            own_rel_filter: str | None = None, relations_only: bool = False) -> str:
     # The filters are templates: ``{}`` becomes the column that holds the owning relation's
     # (or type's) oid in each part, so an owner filter can be an index key of that catalog.
     # ``global_filter`` gates the global parts (schemas, functions, extensions) as a whole.
+    # ``own_rel_filter``: the relation and column parts' filter instead, over owners that are
+    # known to belong to no extension (``_NOT_MEMBER``), so those parts need no test of their
+    # own. ``relations_only``: the relation parts alone, without the types and global parts.
     not_ext = _not_ext
+    members = not_ext("pg_class", "c.oid")
+    own = rel_filter
+    if own_rel_filter is not None:
+        members, own = "TRUE", own_rel_filter
+    # (A constraint is never an extension's member itself: PostgreSQL records membership for
+    # the objects an extension script creates at the top level, a table but not its
+    # constraints. The test by its own oid finds nothing, and goes with ``own_rel_filter``.)
+    con_members = "TRUE" if own_rel_filter is not None else not_ext("pg_constraint", "k.oid")
 
     def after_initdb(oid: str, owner_filter: str) -> str:
         # ``oid >= 16384`` skips the built-in rows by the catalog's oid index. Under an owner
@@ -142,12 +154,14 @@ def _schema(rel_filter: str, type_filter: str, global_filter: str = "TRUE") -> s
 
     # ``::text``: the first part's column types are the union's, and ``name`` would cut every
     # qualified name after it at 63 bytes ("public.long_table.long_column").
-    return f"""
+    parts = {
+        "schema": f"""
 SELECT 'schema', n.nspname::text, '', NULL::oid, NULL::oid, NULL::"char", NULL::text
 FROM pg_namespace n
 WHERE {_USER_NS} AND n.nspname <> 'public' AND n.oid >= 16384
   AND {not_ext('pg_namespace', 'n.oid')} AND {global_filter}
-UNION ALL
+""",
+        "relation": f"""
 SELECT 'relation', n.nspname || '.' || c.relname,
        concat_ws('|', c.relkind, c.relpersistence, c.reloptions::text, c.relrowsecurity,
                  c.relforcerowsecurity, c.relispartition, c.reltablespace,
@@ -162,8 +176,9 @@ SELECT 'relation', n.nspname || '.' || c.relname,
        c.oid, c.relfilenode, c.relkind, 'c' || c.oid
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE {_USER_NS} AND c.relkind IN ('r', 'p', 'i', 'I', 'm', 'S', 'v', 'f') AND c.oid >= 16384
-  AND {not_ext('pg_class', 'c.oid')} AND {rel_filter.format('c.oid')}
-UNION ALL
+  AND {members} AND {own.format('c.oid')}
+""",
+        "column": f"""
 SELECT 'column', n.nspname || '.' || c.relname || '.' || a.attname,
        concat_ws('|', format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attidentity,
                  a.attgenerated, a.attcollation, a.attstattarget,
@@ -175,12 +190,13 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
 WHERE {_USER_NS} AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0
   AND c.oid >= 16384 AND a.attrelid >= 16384
-  AND NOT a.attisdropped AND {not_ext('pg_class', 'c.oid')}
+  AND NOT a.attisdropped AND {members}
   -- On c.oid, not a.attrelid: then each dirty relation's columns are an index scan of
   -- pg_attribute by c.oid; filtered on a.attrelid the generic plan rescanned the dirty
   -- relations per column row (6 ms for 173 columns instead of 2).
-  AND {rel_filter.format('c.oid')}
-UNION ALL
+  AND {own.format('c.oid')}
+""",
+        "constraint": f"""
 SELECT 'constraint', n.nspname || '.' || c.relname || '.' || k.conname,
        concat_ws('|', pg_get_constraintdef(k.oid), k.convalidated, k.condeferrable,
                  k.condeferred),
@@ -188,9 +204,10 @@ SELECT 'constraint', n.nspname || '.' || c.relname || '.' || k.conname,
 FROM pg_constraint k
 JOIN pg_namespace n ON n.oid = k.connamespace
 JOIN pg_class c ON c.oid = k.conrelid
-WHERE {_USER_NS} AND {after_initdb('k.oid', rel_filter)} AND {not_ext('pg_constraint', 'k.oid')}
+WHERE {_USER_NS} AND {after_initdb('k.oid', rel_filter)} AND {con_members}
   AND {rel_filter.format('c.oid')} AND {rel_filter.format('k.conrelid')}
-UNION ALL
+""",
+        "domain_constraint": f"""
 SELECT 'constraint', n.nspname || '.' || t.typname || '.' || k.conname,
        concat_ws('|', pg_get_constraintdef(k.oid), k.convalidated, k.condeferrable,
                  k.condeferred),
@@ -201,7 +218,8 @@ JOIN pg_type t ON t.oid = k.contypid
 WHERE {_USER_NS} AND {after_initdb('k.oid', type_filter)} AND k.conrelid = 0
   AND k.contypid >= 16384
   AND {not_ext('pg_constraint', 'k.oid')} AND {type_filter.format('k.contypid')}
-UNION ALL
+""",
+        "type": f"""
 SELECT 'type', n.nspname || '.' || t.typname,
        concat_ws('|', t.typtype, format_type(t.typbasetype, t.typtypmod), t.typnotnull,
                  (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
@@ -211,7 +229,8 @@ FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
 WHERE {_USER_NS} AND t.typtype IN ('e', 'd', 'r', 'm', 'c') AND t.oid >= 16384
   AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
   AND {not_ext('pg_type', 't.oid')} AND {type_filter.format('t.oid')}
-UNION ALL
+""",
+        "function": f"""
 SELECT 'function', n.nspname || '.' || p.proname || '('
        || pg_get_function_identity_arguments(p.oid) || ')',
        concat_ws('|', p.prokind, md5(p.prosrc), p.provolatile, p.prosecdef, p.proconfig::text,
@@ -219,7 +238,8 @@ SELECT 'function', n.nspname || '.' || p.proname || '('
        NULL, NULL, NULL, NULL
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE {_USER_NS} AND p.oid >= 16384 AND {not_ext('pg_proc', 'p.oid')} AND {global_filter}
-UNION ALL
+""",
+        "trigger": f"""
 SELECT 'trigger', n.nspname || '.' || c.relname || '.' || g.tgname,
        concat_ws('|', pg_get_triggerdef(g.oid), g.tgenabled), NULL, NULL, NULL, 'c' || c.oid
 FROM pg_trigger g
@@ -227,7 +247,8 @@ JOIN pg_class c ON c.oid = g.tgrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE {_USER_NS} AND NOT g.tgisinternal AND {after_initdb('g.oid', rel_filter)}
   AND {rel_filter.format('c.oid')} AND {rel_filter.format('g.tgrelid')}
-UNION ALL
+""",
+        "policy": f"""
 SELECT 'policy', n.nspname || '.' || c.relname || '.' || p.polname,
        concat_ws('|', p.polcmd, p.polpermissive, pg_get_expr(p.polqual, p.polrelid),
                  pg_get_expr(p.polwithcheck, p.polrelid)),
@@ -236,10 +257,19 @@ FROM pg_policy p
 JOIN pg_class c ON c.oid = p.polrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE {_USER_NS} AND {rel_filter.format('c.oid')} AND {rel_filter.format('p.polrelid')}
-UNION ALL
+""",
+        "extension": f"""
 SELECT 'extension', e.extname, e.extversion, NULL, NULL, NULL, NULL
 FROM pg_extension e WHERE e.extname <> 'plpgsql' AND {global_filter}
-"""
+""",
+    }
+    if relations_only:
+        parts = {k: v for k, v in parts.items() if k in _RELATION_PARTS}
+    return "UNION ALL\n".join(parts.values())
+
+
+# The parts of ``_schema`` that hold a relation's own rows and those of its sub-objects.
+_RELATION_PARTS = ("relation", "column", "constraint", "trigger", "policy")
 # (The ``oid >= 16384`` conditions are FirstNormalObjectId: every object in a user schema was
 # created after initdb, and OIDs wrap around to that value, never below. They let the planner
 # skip the thousands of built-in functions, types and constraints by index.)
@@ -392,7 +422,8 @@ SELECT 'owner', '', '', NULL, NULL, NULL, 't' || objid FROM types
 # range and multirange types, enum labels and domain constraints (a composite type's changes
 # lock its relation, which the replay sees); for the globals, over schemas, functions and
 # extensions. The last two rows, ('typefp' | 'globalfp', '', fingerprint, ..., 'read' or
-# NULL), give the new fingerprints and whether those parts were read.
+# NULL), give the new fingerprints and whether those parts were read (SCHEMA_HELD_LEAN:
+# 'unread', changed but left out).
 def _gate(fp: str, read: str, param: int, xmins: str) -> str:
     """Two CTEs: ``fp(v)``, the row count and xmin sum of the ``xmins`` rows, and
     ``read(yes)``, whether that differs from the fingerprint given as parameter ``param``."""
@@ -417,22 +448,43 @@ _PART_FINGERPRINTS = (
 DML_MODES = ("AccessShareLock", "RowShareLock", "RowExclusiveLock")
 
 
-def _schema_locked(rels: str, ctes: str = "", first: str = "") -> str:
-    return (
-        f"""
+def _schema_locked(rels: str, ctes: str = "", first: str = "", lean: bool = False) -> str:
+    if not lean:
+        return (
+            f"""
 WITH {_EXT_CTE}, {ctes}rels(objid) AS ({rels}), {_PART_FINGERPRINTS}
 {first}"""
-        + _schema(_IN_RELS, "(SELECT yes FROM retype)", "(SELECT yes FROM reglobal)")
-        + """UNION ALL
+            + _schema(_IN_RELS, "(SELECT yes FROM retype)", "(SELECT yes FROM reglobal)")
+            + _LOCKED_TAIL.format(changed="read")
+        )
+    return (
+        f"""
+WITH {ctes}rels(objid) AS ({rels}), own(objid) AS ({_NOT_MEMBER}), {_PART_FINGERPRINTS}
+{first}"""
+        + _schema(_IN_RELS, "FALSE", "FALSE", own_rel_filter=_IN_OWN, relations_only=True)
+        + _LOCKED_TAIL.format(changed="unread")
+    )
+
+
+# The owner rows, then the fingerprint rows; ``changed``: what the last column says of parts
+# whose fingerprint changed.
+_LOCKED_TAIL = """UNION ALL
 SELECT 'owner', '', '', NULL, NULL, NULL, 'c' || objid FROM rels
 UNION ALL
 SELECT 'typefp', '', (SELECT v FROM tfp), NULL, NULL, NULL,
-       CASE WHEN (SELECT yes FROM retype) THEN 'read' END
+       CASE WHEN (SELECT yes FROM retype) THEN '{changed}' END
 UNION ALL
 SELECT 'globalfp', '', (SELECT v FROM gfp), NULL, NULL, NULL,
-       CASE WHEN (SELECT yes FROM reglobal) THEN 'read' END
+       CASE WHEN (SELECT yes FROM reglobal) THEN '{changed}' END
 """
-    )
+
+# The relations of ``rels`` that belong to no extension, each by a probe of pg_depend's
+# depender index: for a few owners cheaper than the ``ext`` CTE, one scan of every
+# extension's members that each part then tests its rows against.
+_NOT_MEMBER = """SELECT objid FROM rels r WHERE NOT EXISTS (
+    SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = r.objid
+      AND d.deptype = 'e')"""
+_IN_OWN = "{} = ANY(ARRAY(SELECT objid FROM own))"
 
 
 SCHEMA_LOCKED = _schema_locked("SELECT unnest($1::oid[])")
@@ -445,13 +497,21 @@ SCHEMA_LOCKED = _schema_locked("SELECT unnest($1::oid[])")
 # statement: its first rows are LOCKS's, as ('lock', name, mode, oid, relfilenode, relkind,
 # NULL). (The parts of a UNION ALL run in order: the locks are read before any of the
 # snapshot's parts runs.)
-SCHEMA_HELD = _schema_locked(
-    f"""SELECT DISTINCT relation FROM held
+_HELD_RELS = f"""SELECT DISTINCT relation FROM held
   WHERE mode NOT IN ({", ".join(f"'{m}'" for m in DML_MODES)})
-    AND relkind IS DISTINCT FROM 't'""",
-    ctes=f"held(relation, relfilenode, relkind, name, mode) AS ({LOCKS}), ",
-    first="""SELECT 'lock', name, mode, relation, relfilenode, relkind, NULL::text FROM held
-UNION ALL""")
+    AND relkind IS DISTINCT FROM 't'"""
+_HELD_CTE = f"held(relation, relfilenode, relkind, name, mode) AS ({LOCKS}), "
+_HELD_FIRST = """SELECT 'lock', name, mode, relation, relfilenode, relkind, NULL::text FROM held
+UNION ALL"""
+SCHEMA_HELD = _schema_locked(_HELD_RELS, ctes=_HELD_CTE, first=_HELD_FIRST)
+
+# SCHEMA_HELD without the types and global parts, for a migration that is not expected to
+# change them (``replay._lean_will_do``): about a quarter of the read's cost, after nearly
+# every migration. Their fingerprints are still taken; when one changed after all, its row
+# says 'unread' instead of 'read', and the replay reads those parts in a query of their own
+# (SCHEMA_LOCKED for no relation) before the next migration runs. The relation and column
+# parts test the relations' membership of an extension once (``_NOT_MEMBER``), not per row.
+SCHEMA_HELD_LEAN = _schema_locked(_HELD_RELS, ctes=_HELD_CTE, first=_HELD_FIRST, lean=True)
 
 # Readable kinds for relation rows (pg_class.relkind).
 RELKIND_NAMES = {

@@ -299,9 +299,44 @@ def _blinds_locks(stmt: ParsedStatement) -> bool:
     return "pg_" in stmt.sql and _CATALOG_WRITE.search(stmt.sql) is not None
 
 
-def _schema_held(typefp: str | None, globalfp: str | None) -> str:
-    """EXECUTE sqlsafe_schema_held against the part fingerprints of the snapshot before."""
-    return f"EXECUTE sqlsafe_schema_held(NULL, {_fp_literal(typefp)}, {_fp_literal(globalfp)})"
+def _schema_held(typefp: str | None, globalfp: str | None, lean: bool = False) -> str:
+    """EXECUTE sqlsafe_schema_held (``lean``: SCHEMA_HELD_LEAN's statement) against the part
+    fingerprints of the snapshot before."""
+    name = "sqlsafe_schema_lean" if lean else "sqlsafe_schema_held"
+    return f"EXECUTE {name}(NULL, {_fp_literal(typefp)}, {_fp_literal(globalfp)})"
+
+
+# Statements that change the catalog rows of relations only (and what they own), as far as
+# the statement itself goes: after a file of these, SCHEMA_HELD_LEAN reads what changed. A
+# guess, not a proof (a trigger or a DROP ... CASCADE may change a type or a function after
+# all): the fingerprints tell, and the parts left out are then read on their own.
+_RELATION_ONLY = frozenset({
+    "CreateStmt", "AlterTableStmt", "IndexStmt", "InsertStmt", "UpdateStmt", "DeleteStmt",
+    "CreateSeqStmt", "AlterSeqStmt", "ViewStmt", "CreateTableAsStmt", "CommentStmt",
+    "TruncateStmt", "VariableSetStmt", "ClusterStmt", "RuleStmt", "CreateTrigStmt",
+    "CreatePolicyStmt", "AlterPolicyStmt", "CreateStatsStmt", "RefreshMatViewStmt"})
+_RELATION_KINDS = frozenset({"table", "index", "sequence", "view", "materialized view",
+                             "foreign table", "trigger", "policy", "rule"})
+
+
+def _lean_will_do(statements: Sequence[ParsedStatement]) -> bool:
+    """Whether SCHEMA_HELD_LEAN is expected to read all that ``statements`` change."""
+    for stmt in statements:
+        node = stmt.node
+        if node is None:
+            return False
+        name = type(node).__name__
+        if name == "DropStmt":
+            if objtype_name(node.removeType) not in _RELATION_KINDS:
+                return False
+        elif name not in _RELATION_ONLY:
+            return False
+    return True
+
+
+def _unread(rows: Sequence[tuple[Any, ...]]) -> bool:
+    """Whether SCHEMA_HELD_LEAN's ``rows`` left out parts whose fingerprint changed."""
+    return rows[-2][6] == "unread" or rows[-1][6] == "unread"
 
 
 def _fp_literal(fp: str | None) -> str:
@@ -745,12 +780,13 @@ class _Batch:
     fingerprint_at: int | None  # the fingerprint after the COMMIT (not held)
     parts: tuple[str, ...] = ()  # of ``text``, one per answer
     sent: float = 0.0  # perf_counter() when it was sent
+    lean: bool = False  # SCHEMA_HELD_LEAN rather than SCHEMA_HELD
 
     def against(self, fps: tuple[str | None, str | None]) -> _Batch:
         """The same message with SCHEMA_HELD against the part fingerprints ``fps``."""
         assert self.snapshot_at is not None
         parts = list(self.parts)
-        parts[self.snapshot_at] = _schema_held(*fps)
+        parts[self.snapshot_at] = _schema_held(*fps, lean=self.lean)
         return replace(self, text=";".join(parts), parts=tuple(parts))
 
 
@@ -827,6 +863,7 @@ class _Session:
         ("sqlsafe_schema_own", "(oid[], oid[])", q.SCHEMA_OWN),
         ("sqlsafe_schema_locked", "(oid[], text, text)", q.SCHEMA_LOCKED),
         ("sqlsafe_schema_held", "(oid[], text, text)", q.SCHEMA_HELD),
+        ("sqlsafe_schema_lean", "(oid[], text, text)", q.SCHEMA_HELD_LEAN),
     )
 
     def _ensure_prepared(self) -> None:
@@ -919,6 +956,12 @@ class _Session:
         if rows is None:
             self._check_idle()
             rows = _read_text(self.conn, _schema_locked(touched, base), keyed=True)
+        elif _unread(rows):
+            # SCHEMA_HELD_LEAN left out the types or the global parts, and one of them
+            # changed: read them now (SCHEMA_LOCKED for no relation), before anything else
+            # runs. Its last two rows then stand for the lean read's.
+            self._check_idle()
+            rows = rows[:-2] + _read_text(self.conn, _schema_locked((), base), keyed=True)
         # The last two rows: the fingerprints of the types and of the global parts, and
         # whether those were read again.
         (_k, _n, typefp, _o, _f, _r, types_read) = rows[-2]
@@ -1109,6 +1152,7 @@ class _Session:
         if fps is None and base is not None:
             fps = (base.typefp, base.globalfp)
         held = fps is not None and not any(_blinds_locks(s) for s in unit.statements)
+        lean = held and _lean_will_do(unit.statements)
         clock_sql = _clock_sql(self.r.server_version_num)
         message = _Message()
         add = message.add
@@ -1128,7 +1172,7 @@ class _Session:
             assert fps is not None
             for pin in self._keyed_until_end:
                 add(pin)
-            snapshot_at = add(_schema_held(*fps))
+            snapshot_at = add(_schema_held(*fps, lean=lean))
             snapshot_clock_at = add(clock_sql)
         commit_at = add("COMMIT")
         commit_clock_at = add(clock_sql)
@@ -1136,7 +1180,8 @@ class _Session:
             fingerprint_at = add("EXECUTE sqlsafe_fingerprint")
         return _Batch(unit, message.text, tuple(starts), base, tuple(statement_at),
                       tuple(locks_at), tuple(clock_at), snapshot_at, snapshot_clock_at,
-                      commit_at, commit_clock_at, fingerprint_at, tuple(message.parts))
+                      commit_at, commit_clock_at, fingerprint_at, tuple(message.parts),
+                      lean=lean)
 
     def send_ahead(self, unit: _Unit, base: Snapshot | None = None,
                    fps: tuple[str | None, str | None] | None = None,
@@ -1195,6 +1240,8 @@ class _Session:
                         (res is not held or res.get_value(row, 0) == b"lock"):
                     return None
         n = held.ntuples
+        if held.get_value(n - 2, 6) == b"unread" or held.get_value(n - 1, 6) == b"unread":
+            return None  # parts left out must be read before the next file runs
         typefp, globalfp = held.get_value(n - 2, 2), held.get_value(n - 1, 2)
         return (None if typefp is None else typefp.decode(),
                 None if globalfp is None else globalfp.decode())
@@ -1215,7 +1262,7 @@ class _Session:
         (``_snapshot_from_locks`` without a walk), so the connection may be busy meanwhile."""
         return (self._can_build_from_locks(base) and self._stash is not None
                 and self._stash[0] == "locked" and self._stash[1] is base and self._prepared
-                and not self._blind and not self._renamed)
+                and not self._blind and not self._renamed and not _unread(self._stash[2]))
 
     def _can_build_from_locks(self, base: Snapshot | None) -> bool:
         """Whether ``snapshot(base)`` may build on ``base`` from the touched relations: every

@@ -22,14 +22,16 @@ from sqlsafe.dryrun.sandbox import Sandbox
 pytestmark = pytest.mark.postgres
 
 _CATALOGS = ("pg_class", "pg_attribute", "pg_attrdef", "pg_constraint", "pg_trigger",
-             "pg_policy", "pg_index", "pg_inherits")
+             "pg_policy", "pg_index", "pg_inherits", "pg_depend")
 
 # The column that names the owning relation (or domain) in each catalog of sub-objects: a
 # scan of one must be bounded by it, not by the schema or the oid range of its rows.
 _OWNER_KEYS = {"pg_attribute": ("attrelid",), "pg_attrdef": ("adrelid",),
                "pg_constraint": ("conrelid", "contypid"), "pg_trigger": ("tgrelid",),
                "pg_policy": ("polrelid",), "pg_index": ("indexrelid",),
-               "pg_inherits": ("inhrelid",)}
+               "pg_inherits": ("inhrelid",),
+               # extension members: by the extension (``ext``) or by the member (``own``)
+               "pg_depend": ("refclassid", "classid")}
 _SCAN = re.compile(r"Scan (?:using \S+ )?on (pg_\w+)")
 _COND = re.compile(r"(?:Index|Recheck) Cond: \(+(\w+)")
 
@@ -69,12 +71,14 @@ def _unkeyed_scans(plan: str) -> list[str]:
     return unkeyed
 
 
-@pytest.mark.parametrize(("planned", "pin"), [("empty", "saved"), ("grown", "saved"),
-                                              ("empty", "until_end")])
-def test_the_snapshot_after_a_migration_probes_the_touched_rows(each_major: Sandbox,
-                                                                planned: str, pin: str) -> None:
+@pytest.mark.parametrize(("planned", "pin", "lean"), [
+    ("empty", "saved", False), ("grown", "saved", False), ("empty", "until_end", False),
+    ("empty", "until_end", True), ("grown", "until_end", True)])
+def test_the_snapshot_after_a_migration_probes_the_touched_rows(
+        each_major: Sandbox, planned: str, pin: str, lean: bool) -> None:
     """Planned on the catalog of a nearly empty database (the session's first run), or on a
-    grown one (PostgreSQL plans again after a migration's CREATE SCHEMA or CREATE EXTENSION).
+    grown one (PostgreSQL plans again after a migration's CREATE SCHEMA or CREATE EXTENSION);
+    SCHEMA_HELD and its lean variant (``lean``).
     """
     with reset_public(each_major).connect() as conn:
         conn.autocommit = True
@@ -85,7 +89,7 @@ def test_the_snapshot_after_a_migration_probes_the_touched_rows(each_major: Sand
             conn.execute("ANALYZE")
         for name, params, sql in replay_module._Session._PREPARE:
             conn.execute(f"PREPARE {name}{params} AS {sql}")
-        held = replay_module._schema_held(None, None)
+        held = replay_module._schema_held(None, None, lean=lean)
         conn.execute("BEGIN")  # the first run plans it
         conn.execute("ALTER TABLE p ADD COLUMN a int")
         _plan(conn, held, pin)

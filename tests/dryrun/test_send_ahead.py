@@ -152,6 +152,48 @@ def test_the_report_with_checks_does_not_depend_on_the_path(
     assert slow == fast
 
 
+# Files of relation statements alone (SCHEMA_HELD_LEAN's) that change a function or a type
+# after all: a DROP TABLE ... CASCADE takes along a function of the table's row type and a
+# domain over it, which no relation lock shows.
+CASCADES = [
+    "CREATE TABLE parcel (id int);\nCREATE TABLE crate (id int);\n"
+    "CREATE FUNCTION weight(parcel) RETURNS int LANGUAGE sql AS 'SELECT 1';\n"
+    "CREATE DOMAIN packed AS crate;\n",
+    "ALTER TABLE parcel ADD COLUMN size int;\n",
+    "DROP TABLE parcel CASCADE;\n",
+    "DROP TABLE crate CASCADE;\n",
+]
+
+
+@pytest.mark.parametrize("lean", [True, False])
+def test_the_lean_read_gives_the_report_the_full_read_gives(
+        fresh: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        lean: bool) -> None:
+    """SCHEMA_HELD_LEAN after every file (``lean``), or after none: the same report. After a
+    file of relation statements that dropped a function or a type, the parts it left out are
+    read on their own before the next file runs."""
+    files = RICH + CASCADES
+    full = _report(fresh, prisma(tmp_path / "full", files))
+    assert all(m["status"] == "applied" for m in full["migrations"]), full["migrations"]
+    dropped = [m["catalog"]["dropped"] for m in full["migrations"][-2:]]
+    assert any(key.startswith("function public.weight(") for key in dropped[0]), dropped
+    assert "type public.packed" in dropped[1], dropped
+    reads: list[str] = []
+    read_text = replay_module._read_text
+
+    def spy(conn: Any, sql: str, keyed: bool = False) -> Any:
+        reads.append(sql)
+        return read_text(conn, sql, keyed)
+
+    monkeypatch.setattr(replay_module, "_read_text", spy)
+    monkeypatch.setattr(replay_module, "_lean_will_do", lambda statements: lean)
+    assert _report(fresh, prisma(tmp_path / "lean", files)) == full
+    followed = [sql for sql in reads if sql.startswith("EXECUTE sqlsafe_schema_locked('{}'")]
+    # Lean, the two CASCADE files and the files that create a type or a function leave parts
+    # unread (some of those files go the fingerprint path instead).
+    assert (len(followed) >= 2) if lean else not followed, reads
+
+
 def test_a_file_sent_ahead_that_fails_reports_its_line_and_skips_the_rest(
         fresh: Sandbox, tmp_path: Path, sends: list[str]) -> None:
     root = prisma(tmp_path, [
