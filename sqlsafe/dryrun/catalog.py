@@ -127,13 +127,16 @@ AVAILABLE_EXTENSIONS = "SELECT name FROM pg_available_extensions"
 # pg_get_constraintdef, pg_get_viewdef, pg_get_expr) so "altered" means PostgreSQL sees a
 # different definition, not that the text of a migration differs.
 def _schema(rel_filter: str, type_filter: str, global_filter: str = "TRUE", *,
-            own_rel_filter: str | None = None, relations_only: bool = False) -> str:
+            own_rel_filter: str | None = None, relations_only: bool = False,
+            since: str | None = None) -> str:
     # The filters are templates: ``{}`` becomes the column that holds the owning relation's
     # (or type's) oid in each part, so an owner filter can be an index key of that catalog.
     # ``global_filter`` gates the global parts (schemas, functions, extensions) as a whole.
     # ``own_rel_filter``: the relation and column parts' filter instead, over owners that are
     # known to belong to no extension (``_NOT_MEMBER``), so those parts need no test of their
     # own. ``relations_only``: the relation parts alone, without the types and global parts.
+    # ``since``: a scalar expression, the age() of the horizon of the snapshot before (see
+    # SCHEMA_HELD); a column or constraint row no newer than that gets NULL for its text.
     not_ext = _not_ext
     members = not_ext("pg_class", "c.oid")
     own = rel_filter
@@ -143,6 +146,23 @@ def _schema(rel_filter: str, type_filter: str, global_filter: str = "TRUE", *,
     # the objects an extension script creates at the top level, a table but not its
     # constraints. The test by its own oid finds nothing, and goes with ``own_rel_filter``.)
     con_members = "TRUE" if own_rel_filter is not None else not_ext("pg_constraint", "k.oid")
+    column_text = """concat_ws('|', format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attidentity,
+                 a.attgenerated, a.attcollation, a.attstattarget,
+                 pg_get_expr(ad.adbin, ad.adrelid))"""
+    constraint_text = """concat_ws('|', pg_get_constraintdef(k.oid), k.convalidated, k.condeferrable,
+                 k.condeferred)"""
+    table_constraint_text = constraint_text
+    if since is not None:
+        # A default is a row of its own (pg_attrdef; PostgreSQL also updates the column's
+        # row when it adds or drops one, but the text does not rely on that). Two constraints
+        # of one table sharing a name (the caller keeps the greater text; PostgreSQL 15 and
+        # 18 refuse it, older versions took it) are always deparsed.
+        column_text = (f"CASE WHEN age(a.xmin) <= {since} OR age(ad.xmin) <= {since} "
+                       f"THEN {column_text} END")
+        table_constraint_text = (
+            f"CASE WHEN age(k.xmin) <= {since} OR EXISTS ("
+            "SELECT 1 FROM pg_constraint d WHERE d.conrelid = k.conrelid AND d.contypid = 0 "
+            f"AND d.conname = k.conname AND d.oid <> k.oid) THEN {constraint_text} END")
 
     def after_initdb(oid: str, owner_filter: str) -> str:
         # ``oid >= 16384`` skips the built-in rows by the catalog's oid index. Under an owner
@@ -180,9 +200,7 @@ WHERE {_USER_NS} AND c.relkind IN ('r', 'p', 'i', 'I', 'm', 'S', 'v', 'f') AND c
 """,
         "column": f"""
 SELECT 'column', n.nspname || '.' || c.relname || '.' || a.attname,
-       concat_ws('|', format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attidentity,
-                 a.attgenerated, a.attcollation, a.attstattarget,
-                 pg_get_expr(ad.adbin, ad.adrelid)),
+       {column_text},
        NULL, NULL, NULL, 'c' || c.oid
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
@@ -198,8 +216,7 @@ WHERE {_USER_NS} AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0
 """,
         "constraint": f"""
 SELECT 'constraint', n.nspname || '.' || c.relname || '.' || k.conname,
-       concat_ws('|', pg_get_constraintdef(k.oid), k.convalidated, k.condeferrable,
-                 k.condeferred),
+       {table_constraint_text},
        NULL, NULL, NULL, 'c' || c.oid
 FROM pg_constraint k
 JOIN pg_namespace n ON n.oid = k.connamespace
@@ -209,8 +226,7 @@ WHERE {_USER_NS} AND {after_initdb('k.oid', rel_filter)} AND {con_members}
 """,
         "domain_constraint": f"""
 SELECT 'constraint', n.nspname || '.' || t.typname || '.' || k.conname,
-       concat_ws('|', pg_get_constraintdef(k.oid), k.convalidated, k.condeferrable,
-                 k.condeferred),
+       {constraint_text},
        NULL, NULL, NULL, 't' || t.oid
 FROM pg_constraint k
 JOIN pg_namespace n ON n.oid = k.connamespace
@@ -448,30 +464,42 @@ _PART_FINGERPRINTS = (
 DML_MODES = ("AccessShareLock", "RowShareLock", "RowExclusiveLock")
 
 
-def _schema_locked(rels: str, ctes: str = "", first: str = "", lean: bool = False) -> str:
+def _schema_locked(rels: str, ctes: str = "", first: str = "", lean: bool = False,
+                   gated: bool = False) -> str:
+    if gated:
+        ctes += "horizon(h) AS (SELECT coalesce(age($4::xid), 2147483647)), "
+    since = "(SELECT h FROM horizon)" if gated else None
     if not lean:
         return (
             f"""
 WITH {_EXT_CTE}, {ctes}rels(objid) AS ({rels}), {_PART_FINGERPRINTS}
 {first}"""
-            + _schema(_IN_RELS, "(SELECT yes FROM retype)", "(SELECT yes FROM reglobal)")
+            + _schema(_IN_RELS, "(SELECT yes FROM retype)", "(SELECT yes FROM reglobal)",
+                      since=since)
             + _LOCKED_TAIL.format(changed="read")
         )
     return (
         f"""
 WITH {ctes}rels(objid) AS ({rels}), own(objid) AS ({_NOT_MEMBER}), {_PART_FINGERPRINTS}
 {first}"""
-        + _schema(_IN_RELS, "FALSE", "FALSE", own_rel_filter=_IN_OWN, relations_only=True)
+        + _schema(_IN_RELS, "FALSE", "FALSE", own_rel_filter=_IN_OWN, relations_only=True,
+                  since=since)
         + _LOCKED_TAIL.format(changed="unread")
     )
 
 
 # The owner rows, then the fingerprint rows; ``changed``: what the last column says of parts
-# whose fingerprint changed.
+# whose fingerprint changed. The type fingerprint's row carries the read's horizon as its
+# name: the transaction id from which on a catalog row was written after this read (the
+# reading transaction's own plus one, or the next one to be assigned), for the next
+# SCHEMA_HELD to tell which rows it can take from this snapshot (epoch dropped: an xid).
 _LOCKED_TAIL = """UNION ALL
 SELECT 'owner', '', '', NULL, NULL, NULL, 'c' || objid FROM rels
 UNION ALL
-SELECT 'typefp', '', (SELECT v FROM tfp), NULL, NULL, NULL,
+SELECT 'typefp',
+       (coalesce(txid_current_if_assigned() + 1, txid_snapshot_xmax(txid_current_snapshot()))
+        % 4294967296)::text,
+       (SELECT v FROM tfp), NULL, NULL, NULL,
        CASE WHEN (SELECT yes FROM retype) THEN '{changed}' END
 UNION ALL
 SELECT 'globalfp', '', (SELECT v FROM gfp), NULL, NULL, NULL,
@@ -490,7 +518,10 @@ _IN_OWN = "{} = ANY(ARRAY(SELECT objid FROM own))"
 SCHEMA_LOCKED = _schema_locked("SELECT unnest($1::oid[])")
 
 # The same with the relations read from the session's own locks when it runs (parameter 1 is
-# not used): what the lock query after each statement names, less the modes that change no
+# not used; parameter 4 is the horizon of the snapshot before, ``replay.Snapshot.horizon``:
+# a column or constraint row of a touched relation not written since comes back with NULL
+# for its text, which the replay takes from that snapshot, so only what the migration wrote
+# is deparsed again): what the lock query after each statement names, less the modes that change no
 # catalog row and the TOAST tables (``replay._Session._touch``). Run in a migration's
 # transaction before its COMMIT, it needs nothing from the client, so it goes in the message
 # that runs the migration's statements; and it stands in for the lock query after the last
@@ -503,7 +534,7 @@ _HELD_RELS = f"""SELECT DISTINCT relation FROM held
 _HELD_CTE = f"held(relation, relfilenode, relkind, name, mode) AS ({LOCKS}), "
 _HELD_FIRST = """SELECT 'lock', name, mode, relation, relfilenode, relkind, NULL::text FROM held
 UNION ALL"""
-SCHEMA_HELD = _schema_locked(_HELD_RELS, ctes=_HELD_CTE, first=_HELD_FIRST)
+SCHEMA_HELD = _schema_locked(_HELD_RELS, ctes=_HELD_CTE, first=_HELD_FIRST, gated=True)
 
 # SCHEMA_HELD without the types and global parts, for a migration that is not expected to
 # change them (``replay._lean_will_do``): about a quarter of the read's cost, after nearly
@@ -511,7 +542,8 @@ SCHEMA_HELD = _schema_locked(_HELD_RELS, ctes=_HELD_CTE, first=_HELD_FIRST)
 # says 'unread' instead of 'read', and the replay reads those parts in a query of their own
 # (SCHEMA_LOCKED for no relation) before the next migration runs. The relation and column
 # parts test the relations' membership of an extension once (``_NOT_MEMBER``), not per row.
-SCHEMA_HELD_LEAN = _schema_locked(_HELD_RELS, ctes=_HELD_CTE, first=_HELD_FIRST, lean=True)
+SCHEMA_HELD_LEAN = _schema_locked(_HELD_RELS, ctes=_HELD_CTE, first=_HELD_FIRST, lean=True,
+                                  gated=True)
 
 # Readable kinds for relation rows (pg_class.relkind).
 RELKIND_NAMES = {

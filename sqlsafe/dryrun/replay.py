@@ -125,6 +125,10 @@ class Rel:
 
 _SERIALS = itertools.count()
 
+# What SCHEMA_HELD compares its reads with: the snapshot before's part fingerprints (types,
+# global parts) and its horizon (``Snapshot.horizon``).
+_Fps = tuple[str | None, str | None, str | None]
+
 
 @dataclass
 class Snapshot:
@@ -140,6 +144,10 @@ class Snapshot:
     fingerprint: dict[tuple[int, int], tuple[int, int, int]] | None = None
     typefp: str | None = None  # of the types, by SCHEMA_LOCKED (None: not known)
     globalfp: str | None = None  # of schemas, functions and extensions, likewise
+    # The transaction id from which on a catalog row was written after this snapshot was read
+    # (SCHEMA_HELD's and SCHEMA_LOCKED's horizon; None: not known). The next SCHEMA_HELD
+    # deparses only its touched relations' column and constraint rows from then on.
+    horizon: str | None = None
     # Set by ``_merge``: (serial of the base, the keys that can differ from it). Only the keys
     # of the owners read again can, so ``catalog_diff`` against that base looks at those.
     # A serial, not the base itself: a chain of snapshots would keep every one alive.
@@ -153,8 +161,15 @@ class Snapshot:
         return h.hexdigest()
 
 
-def _add_rows(snap: Snapshot, rows: Iterable[tuple[Any, ...]]) -> set[str]:
-    """Add snapshot rows to ``snap``; returns the keys they gave."""
+class _Stale(Exception):
+    """A row that SCHEMA_HELD left without its text (unchanged since the snapshot before)
+    names an object that snapshot does not have: the rows must be read again in full."""
+
+
+def _add_rows(snap: Snapshot, rows: Iterable[tuple[Any, ...]],
+              before: dict[str, str] | None = None) -> set[str]:
+    """Add snapshot rows to ``snap``; returns the keys they gave. A row without its text
+    (SCHEMA_HELD: not written since ``before`` was read) takes it from ``before``."""
     objects, rels, owners = snap.objects, snap.rels, snap.owners
     added: set[str] = set()
     for kind, name, detail, oid, relfilenode, relkind, owner in rows:
@@ -164,6 +179,10 @@ def _add_rows(snap: Snapshot, rows: Iterable[tuple[Any, ...]]) -> set[str]:
             kind = q.RELKIND_NAMES.get(relkind, "relation")
             rels[int(oid)] = Rel(int(relfilenode), str(relkind), str(name))
         key = f"{kind} {name}"
+        if detail is None:
+            detail = None if before is None or key in added else before.get(key)
+            if detail is None:
+                raise _Stale(key)
         detail = str(detail)
         if key in added:
             # Two objects of one table with one name (PostgreSQL 18 names NOT NULL
@@ -196,7 +215,7 @@ def _merge(base: Snapshot, dirty: set[str], rows: Iterable[tuple[Any, ...]],
                 objects.pop(key, None)
         if owner[:1] == "c":
             into.rels.pop(int(owner[1:]), None)
-    changed.update(_add_rows(into, rows))
+    changed.update(_add_rows(into, rows, base.objects))
     into.changed = (base.serial, frozenset(changed))
     return into
 
@@ -299,11 +318,14 @@ def _blinds_locks(stmt: ParsedStatement) -> bool:
     return "pg_" in stmt.sql and _CATALOG_WRITE.search(stmt.sql) is not None
 
 
-def _schema_held(typefp: str | None, globalfp: str | None, lean: bool = False) -> str:
+def _schema_held(typefp: str | None, globalfp: str | None, horizon: str | None = None,
+                 lean: bool = False) -> str:
     """EXECUTE sqlsafe_schema_held (``lean``: SCHEMA_HELD_LEAN's statement) against the part
-    fingerprints of the snapshot before."""
+    fingerprints and the horizon of the snapshot before (digits and a colon only: safe to
+    inline)."""
     name = "sqlsafe_schema_lean" if lean else "sqlsafe_schema_held"
-    return f"EXECUTE {name}(NULL, {_fp_literal(typefp)}, {_fp_literal(globalfp)})"
+    return (f"EXECUTE {name}(NULL, {_fp_literal(typefp)}, {_fp_literal(globalfp)}, "
+            f"{_fp_literal(horizon)})")
 
 
 # Statements that change the catalog rows of relations only (and what they own), as far as
@@ -782,7 +804,7 @@ class _Batch:
     sent: float = 0.0  # perf_counter() when it was sent
     lean: bool = False  # SCHEMA_HELD_LEAN rather than SCHEMA_HELD
 
-    def against(self, fps: tuple[str | None, str | None]) -> _Batch:
+    def against(self, fps: _Fps) -> _Batch:
         """The same message with SCHEMA_HELD against the part fingerprints ``fps``."""
         assert self.snapshot_at is not None
         parts = list(self.parts)
@@ -862,8 +884,8 @@ class _Session:
         ("sqlsafe_schema_of", "(oid[], oid[])", q.SCHEMA_OF),
         ("sqlsafe_schema_own", "(oid[], oid[])", q.SCHEMA_OWN),
         ("sqlsafe_schema_locked", "(oid[], text, text)", q.SCHEMA_LOCKED),
-        ("sqlsafe_schema_held", "(oid[], text, text)", q.SCHEMA_HELD),
-        ("sqlsafe_schema_lean", "(oid[], text, text)", q.SCHEMA_HELD_LEAN),
+        ("sqlsafe_schema_held", "(oid[], text, text, text)", q.SCHEMA_HELD),
+        ("sqlsafe_schema_lean", "(oid[], text, text, text)", q.SCHEMA_HELD_LEAN),
     )
 
     def _ensure_prepared(self) -> None:
@@ -964,7 +986,7 @@ class _Session:
             rows = rows[:-2] + _read_text(self.conn, _schema_locked((), base), keyed=True)
         # The last two rows: the fingerprints of the types and of the global parts, and
         # whether those were read again.
-        (_k, _n, typefp, _o, _f, _r, types_read) = rows[-2]
+        (_k, horizon, typefp, _o, _f, _r, types_read) = rows[-2]
         (_k, _n, globalfp, _o, _f, _r, globals_read) = rows[-1]
         rows = rows[:-2]
         walk = (_lock_walk_needed(base, rows, types_read is not None, globals_read is not None)
@@ -984,7 +1006,11 @@ class _Session:
             dirty.add("")
         if types_read is not None:
             dirty.update(o for o in base.owners if o.startswith("t"))
-        return _merge(base, dirty, rows, Snapshot({}, {}, {}, None, str(typefp), str(globalfp)))
+        try:
+            return _merge(base, dirty, rows,
+                          Snapshot({}, {}, {}, None, str(typefp), str(globalfp), str(horizon)))
+        except _Stale:
+            return None  # not seen so far; the caller reads by fingerprint or statement
 
     def _touch(self, rows: Iterable[tuple[Any, ...]]) -> None:
         """Add the relations the lock query's ``rows`` show locked in a mode that can change
@@ -1140,7 +1166,7 @@ class _Session:
                 and not _moves_unlocked(stmt.node))
 
     def _batch_message(self, unit: _Unit, base: Snapshot | None,
-                       fps: tuple[str | None, str | None] | None = None) -> _Batch:
+                       fps: _Fps | None = None) -> _Batch:
         """The one message that runs a wrapped file (``_run_batched``): BEGIN and the server's
         clock; each statement followed by the lock query and the clock; then the snapshot
         query and the COMMIT. The snapshot query is SCHEMA_HELD before the COMMIT when every
@@ -1150,7 +1176,7 @@ class _Session:
         held. Otherwise the fingerprint, after the COMMIT. A clock reading before and after
         the COMMIT times it."""
         if fps is None and base is not None:
-            fps = (base.typefp, base.globalfp)
+            fps = (base.typefp, base.globalfp, base.horizon)
         held = fps is not None and not any(_blinds_locks(s) for s in unit.statements)
         lean = held and _lean_will_do(unit.statements)
         clock_sql = _clock_sql(self.r.server_version_num)
@@ -1184,7 +1210,7 @@ class _Session:
                       lean=lean)
 
     def send_ahead(self, unit: _Unit, base: Snapshot | None = None,
-                   fps: tuple[str | None, str | None] | None = None,
+                   fps: _Fps | None = None,
                    built: _Batch | None = None) -> bool:
         """Send the message of the file that runs next (``unit``) before the client has
         worked through the results of the one before: the server runs it while the client
@@ -1217,12 +1243,12 @@ class _Session:
                 any(_may_rename(s.node) for s in batch.unit.statements) or \
                 not self._batchable(unit):
             return None
-        ahead = self._batch_message(unit, None, ("", ""))
+        ahead = self._batch_message(unit, None, ("", "", None))
         return ahead if ahead.snapshot_at is not None else None
 
     @staticmethod
     def _fingerprints_if_done(batch: _Batch, answers: _Answers,
-                              ) -> tuple[str | None, str | None] | None:
+                              ) -> _Fps | None:
         """The part fingerprints SCHEMA_HELD found after ``batch``, read from the raw answers
         before any row is converted, if every part of it ran and no statement locked a
         composite type's relation (``_touch``: the snapshot would then need the fingerprint
@@ -1242,9 +1268,19 @@ class _Session:
         n = held.ntuples
         if held.get_value(n - 2, 6) == b"unread" or held.get_value(n - 1, 6) == b"unread":
             return None  # parts left out must be read before the next file runs
+        base = batch.base
+        for row in range(n - 2):
+            # A row without its text takes it from the snapshot before, which must have it
+            # (else the rows are read again: ``_Stale``), and needs that snapshot at hand.
+            if held.get_value(row, 2) is None and held.get_value(row, 0) != b"lock" and (
+                    base is None or f"{held.get_value(row, 0).decode()} "
+                    f"{held.get_value(row, 1).decode()}" not in base.objects):
+                return None
         typefp, globalfp = held.get_value(n - 2, 2), held.get_value(n - 1, 2)
+        horizon = held.get_value(n - 2, 1)
         return (None if typefp is None else typefp.decode(),
-                None if globalfp is None else globalfp.decode())
+                None if globalfp is None else globalfp.decode(),
+                None if horizon is None else horizon.decode())
 
     def rebase_inflight(self, base: Snapshot) -> None:
         """The snapshot that the message sent ahead (on part fingerprints) starts from."""
@@ -1410,11 +1446,11 @@ class _Session:
         caller then runs it statement by statement. One round trip instead of one per
         statement and three more. ``send_rerun`` sends the message earlier, while the client
         still works. ``next_unit``: as ``finish_rerun``'s."""
-        if not self.send_rerun(unit, (base.typefp, base.globalfp), base, then):
+        if not self.send_rerun(unit, (base.typefp, base.globalfp, base.horizon), base, then):
             return None
         return self.finish_rerun(base, next_unit)
 
-    def send_rerun(self, unit: _Unit, fps: tuple[str | None, str | None],
+    def send_rerun(self, unit: _Unit, fps: _Fps,
                    base: Snapshot | None = None, then: _Unit | None = None) -> bool:
         """Send ``rerun_in_one_message``'s message for ``unit`` (and ``then``) against a
         snapshot with the part fingerprints ``fps`` (``base`` itself, or None while the
@@ -1466,7 +1502,7 @@ class _Session:
         if self._stash is None or not self._snapshot_needs_no_query(self.base):
             return False
         rows = self._stash[2]
-        return self.send_rerun(unit, (str(rows[-2][2]), str(rows[-1][2])))
+        return self.send_rerun(unit, (str(rows[-2][2]), str(rows[-1][2]), str(rows[-2][1])))
 
     def finish_rerun(self, base: Snapshot, next_unit: _Unit | None = None) -> _Rerun | None:
         """The answers to ``send_rerun``'s message, against ``base`` (the snapshot the rerun

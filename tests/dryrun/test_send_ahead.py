@@ -194,6 +194,49 @@ def test_the_lean_read_gives_the_report_the_full_read_gives(
     assert (len(followed) >= 2) if lean else not followed, reads
 
 
+# Changes to a table's columns and constraints that leave most of its rows as they were:
+# SCHEMA_HELD deparses only the rows written since the snapshot before (its horizon). A new
+# default also rewrites the column's row; the index of a primary key has options of its own.
+TOUCHES = [
+    "CREATE TABLE wide (id int PRIMARY KEY, a text DEFAULT 'x', b int, c int CHECK (c > 0));\n",
+    "ALTER TABLE wide ALTER COLUMN a SET DEFAULT 'y';\n",
+    "ALTER TABLE wide ADD CONSTRAINT b_pos CHECK (b > 0) NOT VALID;\n",
+    "ALTER TABLE wide VALIDATE CONSTRAINT b_pos;\n",
+    "ALTER INDEX wide_pkey SET (fillfactor = 70);\nALTER TABLE wide ADD COLUMN d int;\n",
+    "CREATE INDEX wide_b ON wide (b);\nALTER TABLE wide ALTER COLUMN b TYPE bigint;\n",
+    "ALTER TABLE wide DROP COLUMN c;\nALTER TABLE wide ALTER COLUMN a DROP DEFAULT;\n",
+]
+
+
+def test_rows_unchanged_since_the_snapshot_before_are_not_deparsed_again(
+        fresh: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same report as when SCHEMA_HELD deparses every row of the touched relations
+    (no horizon), though most rows come back without their text."""
+    files = RICH + TOUCHES
+    untexted: list[str] = []
+    add_rows = replay_module._add_rows
+
+    def spy(snap: Any, rows: Any, before: Any = None) -> Any:
+        rows = list(rows)
+        untexted.extend(f"{r[0]} {r[1]}" for r in rows if r[2] is None)
+        return add_rows(snap, rows, before)
+
+    monkeypatch.setattr(replay_module, "_add_rows", spy)
+    gated = _report(fresh, prisma(tmp_path / "gated", files))
+    assert all(m["status"] == "applied" for m in gated["migrations"]), gated["migrations"]
+    assert "column public.wide.b" in untexted and "constraint public.wide.wide_c_check" in untexted, \
+        " ".join(sorted(set(untexted)))
+    altered = {m["path"][-2:]: m["catalog"]["altered"] for m in gated["migrations"]}
+    assert "column public.wide.a" in altered[f"{len(RICH) + 2}"], altered
+    held = replay_module._schema_held
+    monkeypatch.setattr(replay_module, "_schema_held",
+                        lambda typefp, globalfp, horizon=None, lean=False:
+                        held(typefp, globalfp, None, lean))
+    untexted.clear()
+    assert _report(fresh, prisma(tmp_path / "whole", files)) == gated
+    assert not untexted
+
+
 def test_a_file_sent_ahead_that_fails_reports_its_line_and_skips_the_rest(
         fresh: Sandbox, tmp_path: Path, sends: list[str]) -> None:
     root = prisma(tmp_path, [
