@@ -76,7 +76,7 @@ def _measure(dsn: str, table: str, rounds: int) -> dict[str, float]:
         version = conn.info.server_version
         # The part fingerprints of the schema as it is: SCHEMA_HELD's last two rows, read
         # (and planned) the way the replay reads it.
-        rows = replay._read_text(conn, "EXECUTE sqlsafe_schema_held(NULL, NULL, NULL)",
+        rows = replay._read_text(conn, "EXECUTE sqlsafe_schema_held(NULL, NULL, NULL, NULL)",
                                  keyed=True)
         held = replay._schema_held(str(rows[-2][2]), str(rows[-1][2]))
         pin = ";".join(replay._keyed_until_end(version))

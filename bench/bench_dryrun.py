@@ -180,7 +180,7 @@ def _floor(sb: Any, psql: Path, script: str, cpu: bool = False,
 # Stand-ins for the prepared observation queries: the same columns, no rows (the lock query),
 # or only the two fingerprint rows the snapshot's caller reads last (the snapshot query).
 _NO_LOCKS = 'SELECT NULL::oid, NULL::oid, NULL::"char", NULL::text, NULL::text WHERE false'
-_NO_SNAPSHOT = ("SELECT 'typefp'::text, ''::text, 'x'::text, NULL::oid, NULL::oid, "
+_NO_SNAPSHOT = ("SELECT 'typefp'::text, NULL::text, 'x'::text, NULL::oid, NULL::oid, "
                 'NULL::"char", NULL::text WHERE $1 IS NULL OR $2 IS NULL OR TRUE '
                 "UNION ALL SELECT 'globalfp', '', 'y', NULL, NULL, NULL, NULL")
 
@@ -192,7 +192,8 @@ def _split(disc: Any, config: Config, lint_result: Any, psql: Path, script: str,
     from sqlsafe.dryrun import replay
 
     queries = replay._Session._PREPARE
-    no_snapshot = {"sqlsafe_schema_locked": _NO_SNAPSHOT, "sqlsafe_schema_held": _NO_SNAPSHOT}
+    no_snapshot = {"sqlsafe_schema_locked": _NO_SNAPSHOT, "sqlsafe_schema_held": _NO_SNAPSHOT,
+                   "sqlsafe_schema_lean": _NO_SNAPSHOT}
     variants = {"as is": {}, "no snapshot query": no_snapshot,
                 "no lock query": {"sqlsafe_locks": _NO_LOCKS},
                 "neither": {**no_snapshot, "sqlsafe_locks": _NO_LOCKS}}

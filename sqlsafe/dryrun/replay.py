@@ -1008,7 +1008,8 @@ class _Session:
             dirty.update(o for o in base.owners if o.startswith("t"))
         try:
             return _merge(base, dirty, rows,
-                          Snapshot({}, {}, {}, None, str(typefp), str(globalfp), str(horizon)))
+                          Snapshot({}, {}, {}, None, str(typefp), str(globalfp),
+                                   None if horizon is None else str(horizon)))
         except _Stale:
             return None  # not seen so far; the caller reads by fingerprint or statement
 
@@ -1502,7 +1503,9 @@ class _Session:
         if self._stash is None or not self._snapshot_needs_no_query(self.base):
             return False
         rows = self._stash[2]
-        return self.send_rerun(unit, (str(rows[-2][2]), str(rows[-1][2]), str(rows[-2][1])))
+        horizon = rows[-2][1]
+        return self.send_rerun(unit, (str(rows[-2][2]), str(rows[-1][2]),
+                                      None if horizon is None else str(horizon)))
 
     def finish_rerun(self, base: Snapshot, next_unit: _Unit | None = None) -> _Rerun | None:
         """The answers to ``send_rerun``'s message, against ``base`` (the snapshot the rerun
