@@ -119,6 +119,9 @@ WAITING = "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = %s AND NOT granted)
 
 AVAILABLE_EXTENSIONS = "SELECT name FROM pg_available_extensions"
 
+# The parts of ``_schema`` that hold a relation's own rows and those of its sub-objects.
+_RELATION_PARTS = ("relation", "column", "constraint", "trigger", "policy")
+
 # Rows: (kind, name, detail, oid, relfilenode, relkind, owner). oid/relfilenode/relkind are
 # only set for relations. ``owner`` says which incremental unit a row belongs to: 'c<oid>' for
 # a relation and its columns, constraints, triggers and policies, 't<oid>' for a type and its
@@ -283,9 +286,6 @@ FROM pg_extension e WHERE e.extname <> 'plpgsql' AND {global_filter}
         parts = {k: v for k, v in parts.items() if k in _RELATION_PARTS}
     return "UNION ALL\n".join(parts.values())
 
-
-# The parts of ``_schema`` that hold a relation's own rows and those of its sub-objects.
-_RELATION_PARTS = ("relation", "column", "constraint", "trigger", "policy")
 # (The ``oid >= 16384`` conditions are FirstNormalObjectId: every object in a user schema was
 # created after initdb, and OIDs wrap around to that value, never below. They let the planner
 # skip the thousands of built-in functions, types and constraints by index.)
@@ -469,23 +469,16 @@ def _schema_locked(rels: str, ctes: str = "", first: str = "", lean: bool = Fals
     if gated:
         ctes += "horizon(h) AS (SELECT coalesce(age($4::xid), 2147483647)), "
     since = "(SELECT h FROM horizon)" if gated else None
-    if not lean:
-        return (
-            f"""
-WITH {_EXT_CTE}, {ctes}rels(objid) AS ({rels}), {_PART_FINGERPRINTS}
-{first}"""
-            + _schema(_IN_RELS, "(SELECT yes FROM retype)", "(SELECT yes FROM reglobal)",
-                      since=since)
-            + _LOCKED_TAIL.format(changed="read")
-        )
-    return (
-        f"""
-WITH {ctes}rels(objid) AS ({rels}), own(objid) AS ({_NOT_MEMBER}), {_PART_FINGERPRINTS}
-{first}"""
-        + _schema(_IN_RELS, "FALSE", "FALSE", own_rel_filter=_IN_OWN, relations_only=True,
-                  since=since)
-        + _LOCKED_TAIL.format(changed="unread")
-    )
+    if lean:
+        head = f"{ctes}rels(objid) AS ({rels}), own(objid) AS ({_NOT_MEMBER}), "
+        body = _schema(_IN_RELS, "FALSE", "FALSE", own_rel_filter=_IN_OWN,
+                       relations_only=True, since=since)
+    else:
+        head = f"{_EXT_CTE}, {ctes}rels(objid) AS ({rels}), "
+        body = _schema(_IN_RELS, "(SELECT yes FROM retype)", "(SELECT yes FROM reglobal)",
+                       since=since)
+    return (f"\nWITH {head}{_PART_FINGERPRINTS}\n{first}" + body
+            + _LOCKED_TAIL.format(changed="unread" if lean else "read"))
 
 
 # The owner rows, then the fingerprint rows; ``changed``: what the last column says of parts
@@ -518,11 +511,11 @@ _IN_OWN = "{} = ANY(ARRAY(SELECT objid FROM own))"
 SCHEMA_LOCKED = _schema_locked("SELECT unnest($1::oid[])")
 
 # The same with the relations read from the session's own locks when it runs (parameter 1 is
-# not used; parameter 4 is the horizon of the snapshot before, ``replay.Snapshot.horizon``:
-# a column or constraint row of a touched relation not written since comes back with NULL
-# for its text, which the replay takes from that snapshot, so only what the migration wrote
-# is deparsed again): what the lock query after each statement names, less the modes that change no
-# catalog row and the TOAST tables (``replay._Session._touch``). Run in a migration's
+# not used): what the lock query after each statement names, less the modes that change no
+# catalog row and the TOAST tables (``replay._Session._touch``). Parameter 4 is the horizon of
+# the snapshot before (``replay.Snapshot.horizon``): a column or constraint row of a touched
+# relation not written since comes back with NULL for its text, which the replay takes from
+# that snapshot, so only what the migration wrote is deparsed again. Run in a migration's
 # transaction before its COMMIT, it needs nothing from the client, so it goes in the message
 # that runs the migration's statements; and it stands in for the lock query after the last
 # statement: its first rows are LOCKS's, as ('lock', name, mode, oid, relfilenode, relkind,

@@ -356,6 +356,13 @@ def _lean_will_do(statements: Sequence[ParsedStatement]) -> bool:
     return True
 
 
+def _fps_of(rows: Sequence[tuple[Any, ...]]) -> _Fps:
+    """The part fingerprints and the horizon in SCHEMA_HELD's or SCHEMA_LOCKED's last two
+    rows (``q._LOCKED_TAIL``), as the next such read takes them."""
+    horizon = rows[-2][1]
+    return str(rows[-2][2]), str(rows[-1][2]), None if horizon is None else str(horizon)
+
+
 def _unread(rows: Sequence[tuple[Any, ...]]) -> bool:
     """Whether SCHEMA_HELD_LEAN's ``rows`` left out parts whose fingerprint changed."""
     return rows[-2][6] == "unread" or rows[-1][6] == "unread"
@@ -984,10 +991,10 @@ class _Session:
             # runs. Its last two rows then stand for the lean read's.
             self._check_idle()
             rows = rows[:-2] + _read_text(self.conn, _schema_locked((), base), keyed=True)
-        # The last two rows: the fingerprints of the types and of the global parts, and
-        # whether those were read again.
-        (_k, horizon, typefp, _o, _f, _r, types_read) = rows[-2]
-        (_k, _n, globalfp, _o, _f, _r, globals_read) = rows[-1]
+        # The last two rows: the fingerprints of the types and of the global parts (and the
+        # horizon), and whether those parts were read again.
+        typefp, globalfp, horizon = _fps_of(rows)
+        types_read, globals_read = rows[-2][6], rows[-1][6]
         rows = rows[:-2]
         walk = (_lock_walk_needed(base, rows, types_read is not None, globals_read is not None)
                 if self._renamed else None)
@@ -1008,8 +1015,7 @@ class _Session:
             dirty.update(o for o in base.owners if o.startswith("t"))
         try:
             return _merge(base, dirty, rows,
-                          Snapshot({}, {}, {}, None, str(typefp), str(globalfp),
-                                   None if horizon is None else str(horizon)))
+                          Snapshot({}, {}, {}, None, typefp, globalfp, horizon))
         except _Stale:
             return None  # not seen so far; the caller reads by fingerprint or statement
 
@@ -1502,10 +1508,7 @@ class _Session:
         the rerun is read against are among them."""
         if self._stash is None or not self._snapshot_needs_no_query(self.base):
             return False
-        rows = self._stash[2]
-        horizon = rows[-2][1]
-        return self.send_rerun(unit, (str(rows[-2][2]), str(rows[-1][2]),
-                                      None if horizon is None else str(horizon)))
+        return self.send_rerun(unit, _fps_of(self._stash[2]))
 
     def finish_rerun(self, base: Snapshot, next_unit: _Unit | None = None) -> _Rerun | None:
         """The answers to ``send_rerun``'s message, against ``base`` (the snapshot the rerun
