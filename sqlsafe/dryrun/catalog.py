@@ -210,7 +210,7 @@ JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
 WHERE {_USER_NS} AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0
-  AND c.oid >= 16384 AND a.attrelid >= 16384
+  AND c.oid >= 16384 AND {after_initdb('a.attrelid', own)}
   AND NOT a.attisdropped AND {members}
   -- On c.oid, not a.attrelid: then each dirty relation's columns are an index scan of
   -- pg_attribute by c.oid; filtered on a.attrelid the generic plan rescanned the dirty
