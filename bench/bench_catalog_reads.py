@@ -8,8 +8,10 @@ between a message with it once and a message with it eleven times, inside a tran
 that ran a statement first, the way the replay's message runs it; the median of N rounds
 (default 200), alternating the reads so the machine's swings fall on all of them alike.
 Prints microseconds per run of: the snapshot (SCHEMA_HELD) with no relation locked and after
-ALTER TABLE on ``--table`` (default documenso's "Document"), the lock query, the clock, and
-the settings pinned before the snapshot, both ways.
+ALTER TABLE on ``--table`` (default documenso's "Document"); the same after the ALTER with the
+horizon of the snapshot before; the lean read (SCHEMA_HELD_LEAN with that horizon, what the
+replay reads after most files) both ways; the lock query, the clock, and the settings pinned
+before the snapshot, both ways.
 """
 
 from __future__ import annotations
@@ -78,13 +80,21 @@ def _measure(dsn: str, table: str, rounds: int) -> dict[str, float]:
         # (and planned) the way the replay reads it.
         rows = replay._read_text(conn, "EXECUTE sqlsafe_schema_held(NULL, NULL, NULL, NULL)",
                                  keyed=True)
-        held = replay._schema_held(str(rows[-2][2]), str(rows[-1][2]))
+        typefp, globalfp, horizon = replay._fps_of(rows)
+        held = replay._schema_held(typefp, globalfp)
+        # As the replay reads after most files: the lean read, with the horizon of the
+        # snapshot before (only the rows written since are deparsed).
+        lean = replay._schema_held(typefp, globalfp, horizon, lean=True)
+        gated = replay._schema_held(typefp, globalfp, horizon)
         pin = ";".join(replay._keyed_until_end(version))
         touch = f"ALTER TABLE {table} ADD COLUMN sqlsafe_bench int"
         # (name, the statement before, the read)
         reads = [
             ("snapshot, no relation locked", "SELECT 1", f"{pin};{held}"),
             (f"snapshot after ALTER TABLE {table}", touch, f"{pin};{held}"),
+            (f"snapshot with the horizon after ALTER TABLE {table}", touch, f"{pin};{gated}"),
+            ("lean snapshot, no relation locked", "SELECT 1", f"{pin};{lean}"),
+            (f"lean snapshot after ALTER TABLE {table}", touch, f"{pin};{lean}"),
             ("lock query", touch, "EXECUTE sqlsafe_locks"),
             ("clock", "SELECT 1", replay._clock_sql(version)),
             ("pin, saved and guarded (_PIN_KEYED)", "SELECT 1", replay._PIN_KEYED),
@@ -104,7 +114,7 @@ def _measure(dsn: str, table: str, rounds: int) -> dict[str, float]:
                for name, (once, many) in times.items()}
     pin_cost = figures["pin, SET LOCAL (_keyed_until_end)"]
     for name in list(figures):
-        if name.startswith("snapshot"):
+        if "snapshot" in name:
             figures[name] -= pin_cost
     return figures
 
