@@ -3,10 +3,11 @@
 The replay prepares its catalog queries once per session and PostgreSQL plans them generically
 on their first run: in the replay's set-up for the reads after every statement and migration,
 on a scratch database that may hold no user relation yet, and otherwise when it is nearly
-empty. These tests plan them the same way, then grow the schema and look at the plan a migration's snapshot then runs: it must reach
-the touched relations' rows by index (a sequential scan of pg_constraint, say, costs time in
-proportion to the whole schema after every migration), and it must not be compiled by JIT (a
-plan made without sequential scans passes jit_above_cost before PostgreSQL 17).
+empty. These tests plan them the same way, then grow the schema and look at the plan a
+migration's snapshot then runs: it must reach the touched relations' rows by index (a
+sequential scan of pg_constraint, say, costs time in proportion to the whole schema after
+every migration), and it must not be compiled by JIT (a plan made without sequential scans
+passes jit_above_cost before PostgreSQL 17).
 """
 
 from __future__ import annotations
