@@ -43,11 +43,12 @@ _COND = re.compile(r"(?:Index|Recheck) Cond: \(+(\w+) (\S+) ")
 _RANGED = {"contypid"}
 
 # 150 tables, each with a primary key, a foreign key, a default and a check.
-_GROW = """
-    DO $$ BEGIN FOR i IN 1..150 LOOP
-      EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY, p int REFERENCES p,
-                      n text NOT NULL DEFAULT ''x'' CHECK (n <> ''''))', i);
-    END LOOP; END $$"""
+_TABLE = ("CREATE TABLE t{} (id int PRIMARY KEY, p int REFERENCES p, "
+          "n text NOT NULL DEFAULT 'x' CHECK (n <> ''))")
+_TABLES = 150
+# All of them in one statement (and one transaction): the text above as a literal.
+_LITERAL = "'" + _TABLE.format("%s").replace("'", "''") + "'"
+_GROW = f"DO $$ BEGIN FOR i IN 1..{_TABLES} LOOP EXECUTE format({_LITERAL}, i); END LOOP; END $$"
 
 
 def _plan(conn: Any, sql: str, pin: str = "saved") -> str:
@@ -133,9 +134,8 @@ def test_the_plans_made_in_the_set_up_probe_the_touched_rows(
             conn.execute("CREATE TABLE p (id int PRIMARY KEY)")
             # One table per transaction, as migrations go: _GROW's single transaction sends
             # so many invalidations that the session starts afresh, cached plans included.
-            for i in range(1, 151):
-                conn.execute(f"CREATE TABLE t{i} (id int PRIMARY KEY, p int REFERENCES p, "
-                             "n text NOT NULL DEFAULT 'x' CHECK (n <> ''))")
+            for i in range(1, _TABLES + 1):
+                conn.execute(_TABLE.format(i))
             conn.execute("BEGIN")
             conn.execute("ALTER TABLE t7 ADD COLUMN b int CHECK (b > 0)")
             plan = _plan(conn, replay_module._schema_held(None, None, lean=lean), "until_end")
