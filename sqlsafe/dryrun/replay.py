@@ -796,7 +796,7 @@ class _Batch:
     of its answers is: every part of the message gives one answer, in order."""
 
     unit: _Unit
-    text: str
+    parts: tuple[str, ...]  # of the message, one per answer
     starts: tuple[int, ...]  # where each statement starts in ``text`` (error positions)
     base: Snapshot | None  # the snapshot SCHEMA_HELD compares its fingerprints with
     statement_at: tuple[int, ...]  # per statement: its answer,
@@ -807,16 +807,19 @@ class _Batch:
     commit_at: int
     commit_clock_at: int  # the clock after the COMMIT
     fingerprint_at: int | None  # the fingerprint after the COMMIT (not held)
-    parts: tuple[str, ...] = ()  # of ``text``, one per answer
     sent: float = 0.0  # perf_counter() when it was sent
     lean: bool = False  # SCHEMA_HELD_LEAN rather than SCHEMA_HELD
+
+    @property
+    def text(self) -> str:
+        return ";".join(self.parts)
 
     def against(self, fps: _Fps) -> _Batch:
         """The same message with SCHEMA_HELD against the part fingerprints ``fps``."""
         assert self.snapshot_at is not None
         parts = list(self.parts)
         parts[self.snapshot_at] = _schema_held(*fps, lean=self.lean)
-        return replace(self, text=";".join(parts), parts=tuple(parts))
+        return replace(self, parts=tuple(parts))
 
 
 class _Failed(Exception):
@@ -1227,10 +1230,9 @@ class _Session:
         commit_clock_at = add(clock_sql)
         if not held:
             fingerprint_at = add("EXECUTE sqlsafe_fingerprint")
-        return _Batch(unit, message.text, tuple(starts), base, tuple(statement_at),
+        return _Batch(unit, tuple(message.parts), tuple(starts), base, tuple(statement_at),
                       tuple(locks_at), tuple(clock_at), snapshot_at, snapshot_clock_at,
-                      commit_at, commit_clock_at, fingerprint_at, tuple(message.parts),
-                      lean=lean)
+                      commit_at, commit_clock_at, fingerprint_at, lean=lean)
 
     def send_ahead(self, unit: _Unit, base: Snapshot | None = None,
                    fps: _Fps | None = None,
