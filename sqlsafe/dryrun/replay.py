@@ -938,12 +938,11 @@ class _Session:
         reads under the keyed pin); on the empty database that costs little more than the
         planning, and the catalog's caches are filled on the way."""
         self._ensure_prepared()
-        cur = self.conn.cursor()
-        cur.execute(";".join(("BEGIN", "EXECUTE sqlsafe_locks", *self._keyed_until_end,
-                              _schema_held(None, None), _schema_held(None, None, lean=True),
-                              "ROLLBACK")))
-        while cur.nextset():
-            pass
+        answers = _Answers(self.conn, ";".join((
+            "BEGIN", "EXECUTE sqlsafe_locks", *self._keyed_until_end, _schema_held(None, None),
+            _schema_held(None, None, lean=True), "ROLLBACK")))
+        if answers.failed_at is not None:
+            raise answers.error()
 
     def locks(self) -> list[tuple[Any, ...]]:
         self._ensure_prepared()
